@@ -1,0 +1,151 @@
+"""The ``gateway`` command: run the server and administer accounts.
+
+    gateway serve [--config FILE]
+    gateway migrate [--config FILE]
+    gateway accounts create --name N [--concurrent-max K] [--calls-per-minute R]
+    gateway accounts list
+    gateway accounts limits ACCOUNT_ID [--concurrent-max K] [--calls-per-minute R]
+                                       [--daily-calls-max N|none] [--daily-minutes-max N|none]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from functools import partial
+from pathlib import Path
+
+import trio
+import trio_asyncio
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.db import Database
+from gateway.logs import configure_logging
+from gateway.migrations import MigrationError, migrate
+from gateway.serve import database_url, open_database, serve
+from gateway.store import accounts
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _cap_or_none(text: str) -> int | None:
+    return None if text.lower() in ("none", "unlimited") else _non_negative(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, help="settings file (default: $GATEWAY_CONFIG "
+                        "or ./config.toml, else built-in defaults)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gateway (embedded PostgreSQL unless "
+                                      "database.url is set)")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+
+    account = commands.add_parser("accounts", help="manage tenants and their caps")
+    verbs = account.add_subparsers(dest="verb", required=True)
+    create = verbs.add_parser("create", help="create an account and print its API key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--concurrent-max", type=_non_negative,
+                        help="live calls at once (default: accounts.default_concurrent_max)")
+    create.add_argument("--calls-per-minute", type=_non_negative,
+                        help="dials per minute (default: accounts.default_calls_per_minute)")
+    verbs.add_parser("list", help="list accounts and their caps")
+    limits = verbs.add_parser("limits", help="show or change an account's caps (0 blocks "
+                                             "dialing: a kill-switch)")
+    limits.add_argument("account_id", type=uuid.UUID)
+    # SUPPRESS: only the caps named on the command line appear in the namespace.
+    limits.add_argument("--concurrent-max", type=_non_negative, default=argparse.SUPPRESS)
+    limits.add_argument("--calls-per-minute", type=_non_negative, default=argparse.SUPPRESS)
+    limits.add_argument("--daily-calls-max", type=_cap_or_none, default=argparse.SUPPRESS,
+                        help="a number, or 'none' for unlimited")
+    limits.add_argument("--daily-minutes-max", type=_cap_or_none, default=argparse.SUPPRESS,
+                        help="a number, or 'none' for unlimited")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log.level)
+    exit_code = 0
+    try:
+        if args.command == "serve":
+            trio.run(partial(serve, settings,
+                             bootstrap_key=os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") or None))
+        else:
+            exit_code = trio.run(_with_database, settings, args)
+    except* (MigrationError, _embedded_errors()) as group:
+        for error in group.exceptions:
+            print(f"gateway: {error}", file=sys.stderr)
+        exit_code = 1
+    return exit_code
+
+
+def _embedded_errors() -> type[Exception]:
+    from gateway.embedded_pg import EmbeddedPostgresError
+
+    return EmbeddedPostgresError
+
+
+async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
+    async with trio_asyncio.open_loop(), database_url(settings) as url:
+        db = await open_database(url, settings)
+        try:
+            await migrate(db)
+            if args.command == "migrate":
+                return 0
+            return await _accounts(db, settings, args)
+        finally:
+            await db.close()
+
+
+def _caps(account: accounts.Account) -> dict:
+    return {"account_id": str(account.id), "name": account.name,
+            "concurrent_max": account.concurrent_max,
+            "calls_per_minute": account.calls_per_minute,
+            "daily_calls_max": account.daily_calls_max,
+            "daily_minutes_max": account.daily_minutes_max}
+
+
+async def _accounts(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+    if args.verb == "create":
+        defaults = settings.accounts
+        new = await accounts.create_account(
+            db, name=args.name,
+            concurrent_max=_given(args.concurrent_max, defaults.default_concurrent_max),
+            calls_per_minute=_given(args.calls_per_minute, defaults.default_calls_per_minute))
+        print(json.dumps({**_caps(new.account), "api_key": new.api_key}, indent=2))
+        return 0
+    if args.verb == "list":
+        for account in await accounts.list_all(db):
+            print(json.dumps(_caps(account)))
+        return 0
+    changes = {name: getattr(args, name) for name in
+               ("concurrent_max", "calls_per_minute", "daily_calls_max", "daily_minutes_max")
+               if hasattr(args, name)}
+    account = (await accounts.set_limits(db, args.account_id, **changes) if changes
+               else await accounts.get(db, args.account_id))
+    if account is None:
+        print(f"gateway: no account {args.account_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(_caps(account), indent=2))
+    return 0
+
+
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value

@@ -1,0 +1,205 @@
+"""Settings: `config.toml` defaults, another file by `--config`, single keys from the environment.
+
+Every section is a pydantic model with ``extra="forbid"``, so a misspelt key stops start-up
+with the key named instead of being silently ignored. The built-in defaults here and the
+repository's ``config.toml`` are the same values (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "GATEWAY_"
+# GATEWAY_* variables that are not settings: the config file's path, the bootstrap key, and
+# the CLI client's connection variables.
+ENV_NOT_SETTINGS = frozenset(
+    {"GATEWAY_CONFIG", "GATEWAY_BOOTSTRAP_API_KEY", "GATEWAY_API_KEY", "GATEWAY_BASE_URL"}
+)
+Outcome = Literal["answered", "busy", "no_answer", "failed", "invalid_number"]
+
+
+class ConfigError(Exception):
+    """A setting is missing, unknown or invalid; the message names it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+
+
+class DatabaseSettings(_Section):
+    url: str = ""
+    data_dir: Path = Path("gateway-data")
+    pool_min_size: int = Field(1, ge=0)
+    pool_max_size: int = Field(10, ge=1)
+
+
+class SimRule(_Section):
+    pattern: str = Field(min_length=1)
+    outcome: Outcome
+    ring_seconds: float = Field(0.0, ge=0)
+    talk_seconds: float = Field(0.0, ge=0)
+
+    def matches(self, number: str) -> bool:
+        return fnmatch.fnmatchcase(number, self.pattern)
+
+
+class SimSettings(_Section):
+    seed: int = 1
+    rules: list[SimRule] = []
+
+
+class SipSettings(_Section):
+    proxy: str = ""
+    bind_host: str = "0.0.0.0"
+    bind_port: int = Field(5060, ge=0, le=65535)
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    ring_timeout_seconds: float = Field(30.0, gt=0)
+    max_call_seconds: float = Field(3600.0, gt=0)
+
+
+class TelephonySettings(_Section):
+    adapter: Literal["sim", "sip"] = "sim"
+    sim: SimSettings = SimSettings()
+    sip: SipSettings = SipSettings()
+
+
+class SseSettings(_Section):
+    tick_seconds: float = Field(2.0, gt=0)
+    heartbeat_seconds: float = Field(15.0, gt=0)
+
+
+class LimitsSettings(_Section):
+    min_retry_delay_seconds: int = Field(60, ge=0)
+    max_csv_bytes: int = Field(10 * 1024 * 1024, ge=1)
+
+
+class ContactsSettings(_Section):
+    default_region: str = "US"
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not an ISO 3166 region phonenumbers knows")
+        return value
+
+
+class AccountsSettings(_Section):
+    default_concurrent_max: int = Field(10, ge=0)
+    default_calls_per_minute: int = Field(60, ge=0)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(_Section):
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    telephony: TelephonySettings = TelephonySettings()
+    sse: SseSettings = SseSettings()
+    limits: LimitsSettings = LimitsSettings()
+    contacts: ContactsSettings = ContactsSettings()
+    accounts: AccountsSettings = AccountsSettings()
+    log: LogSettings = LogSettings()
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from a TOML file (optional) and ``GATEWAY_*`` overrides.
+
+    ``path`` None means ``$GATEWAY_CONFIG`` if set, else ``./config.toml`` if present, else
+    the built-in defaults. A file named explicitly must exist.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    if path is None and environ.get("GATEWAY_CONFIG"):
+        path = Path(environ["GATEWAY_CONFIG"])
+    elif path is None and Path("config.toml").is_file():
+        path = Path("config.toml")
+    data: dict[str, Any] = {}
+    source = "built-in defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for dotted, value in _environment_overrides(environ):
+        _set_path(data, dotted, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[str, tuple]:
+    """Map each setting's environment name to its path and type:
+    GATEWAY_HTTP_PORT -> (('http', 'port'), int)."""
+    paths: dict[str, tuple] = {}
+    for name, field in model.model_fields.items():
+        here = (*prefix, name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, _Section):
+            paths.update(_leaf_paths(annotation, here))
+        else:
+            paths[ENV_PREFIX + "_".join(here).upper()] = (here, annotation)
+    return paths
+
+
+def _environment_overrides(environ: dict[str, str]) -> list[tuple[tuple, Any]]:
+    leaves = _leaf_paths(Settings)
+    sections = {ENV_PREFIX + name.upper() + "_" for name in Settings.model_fields}
+    overrides = []
+    for key, raw in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX) or key in ENV_NOT_SETTINGS:
+            continue
+        if key in leaves:
+            dotted, annotation = leaves[key]
+            # Text settings keep the text as given (a password "1234" stays a string).
+            textual = annotation in (str, Path, SecretStr)
+            overrides.append((dotted, raw if textual else _parse_env_value(raw)))
+        elif any(key.startswith(section) for section in sections):
+            raise ConfigError(f"unknown setting {key} in the environment")
+    return overrides
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Read an environment value as a TOML value (numbers, booleans, lists); else a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_path(data: dict, dotted: tuple, value: Any) -> None:
+    for part in dotted[:-1]:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"setting {'.'.join(dotted)} conflicts with a non-table value")
+    data[dotted[-1]] = value
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {key}")
+        else:
+            problems.append(f"setting {key}: {error['msg']}")
+    return f"invalid configuration ({source}): " + "; ".join(problems)

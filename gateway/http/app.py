@@ -1,0 +1,55 @@
+"""The Quart-Trio application: blueprints, validation, OpenAPI, error translation."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, jsonify
+from quart_schema import QuartSchema
+from quart_trio import QuartTrio
+
+from gateway import __version__
+from gateway.http import errors
+from gateway.http.context import Services, services
+from gateway.http.routes import agents, campaigns, limits, phone_numbers
+from gateway.http.routes.auth import authenticate
+
+_DESCRIPTION = """Outbound voice campaign gateway.
+
+Every `/api/v1` call needs `Authorization: Bearer <api key>`. Errors are JSON:
+`{"error": {"code": "...", "message": "...", "field": "..."}}`. Lists are zero-based pages of
+100 (`?page=0`) with `total` and `has_more`. Another account's objects answer 404.
+"""
+
+
+def create_app(svc: Services) -> QuartTrio:
+    app = QuartTrio("gateway")
+    app.extensions["gateway"] = svc
+    # Uploads are streamed and counted by the campaign route itself; this only turns away a
+    # declared Content-Length that could never fit.
+    app.config["MAX_CONTENT_LENGTH"] = (svc.settings.limits.max_csv_bytes
+                                        + campaigns.FORM_OVERHEAD_BYTES)
+    app.config["JSON_SORT_KEYS"] = False
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info={"title": "Outbound campaign gateway", "version": __version__,
+              "description": _DESCRIPTION},
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        security=[{"bearer": []}],
+    )
+    api = Blueprint("api", __name__, url_prefix="/api/v1")
+    api.before_request(authenticate)
+    for module in (limits, agents, phone_numbers, campaigns):
+        api.register_blueprint(module.bp)
+    app.register_blueprint(api)
+    errors.register(app)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """Liveness and database reachability (503 while PostgreSQL is unreachable)."""
+        await services().db.fetchval("health.ping")
+        return jsonify({"status": "ok"})
+
+    return app

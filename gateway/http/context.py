@@ -1,0 +1,44 @@
+"""What handlers share: the services the app was built with, and the request's principal."""
+
+from __future__ import annotations
+
+import attrs
+from pydantic import BaseModel
+from quart import Response, current_app, g, jsonify
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.store.accounts import Principal
+from gateway.store.pages import PAGE_SIZE, Page
+
+
+@attrs.frozen
+class Services:
+    db: Database
+    settings: Settings
+
+
+def services() -> Services:
+    return current_app.extensions["gateway"]
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def respond(model: BaseModel, status: int = 200) -> Response:
+    # Dumped in JSON mode first: Quart would write datetimes as HTTP dates.
+    response = jsonify(model.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+def no_content() -> Response:
+    # The app's response class (quart-trio's), not quart.Response, whose empty body is
+    # iterated through asyncio's executor and breaks the connection under trio.
+    return current_app.response_class(b"", status=204)
+
+
+def page_fields(page: Page) -> dict:
+    return {"page": page.page, "page_size": PAGE_SIZE, "total": page.total,
+            "has_more": page.has_more}

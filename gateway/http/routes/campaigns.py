@@ -1,0 +1,174 @@
+"""``/api/v1/campaigns``: create from a CSV upload, list, get, delete, contact pages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import attrs
+import trio
+from pydantic import ValidationError
+from quart import Blueprint, request
+from quart_schema import (DataSource, document_request, validate_querystring,
+                          document_response)
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from gateway.contacts_csv import ContactsFileError, ParsedContacts, parse_contacts
+from gateway.http.context import no_content, page_fields, principal, respond, services
+from gateway.http.errors import ApiError, conflict, describe_validation, not_found, validation_error
+from gateway.http.multipart import Form, read_form
+from gateway.http.schemas import (CampaignCreated, CampaignCreateForm, CampaignFields,
+                                  CampaignOut, CampaignPage, CampaignPageQuery, ContactOut,
+                                  ContactPage, ContactPageQuery, greeting_variables)
+from gateway.logs import get_logger
+from gateway.store import campaigns
+from gateway.store.campaigns import Campaign, CampaignSettings, InvalidReference, WrongStatus
+
+bp = Blueprint("campaigns", __name__)
+log = get_logger(__name__)
+# Room for the form fields and multipart framing around the CSV itself.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
+def campaign_out(campaign: Campaign) -> dict:
+    fields = attrs.asdict(campaign, recurse=False)
+    counts = fields.pop("contact_counts")
+    fields.pop("contacts_total")
+    return {**fields, "contact_counts": {"total": campaign.contacts_total, **counts}}
+
+
+@bp.post("/campaigns")
+@document_request(CampaignCreateForm, source=DataSource.FORM_MULTIPART)
+@document_response(CampaignCreated, 201)
+async def create_campaign():
+    limits = services().settings.limits
+    try:
+        form = await read_form(request.body, request.headers.get("Content-Type"),
+                               file_max_bytes=limits.max_csv_bytes,
+                               body_max_bytes=limits.max_csv_bytes + FORM_OVERHEAD_BYTES)
+    except RequestEntityTooLarge:  # Content-Length alone was over the limit
+        raise ApiError(413, "payload_too_large",
+                       f"the request body is larger than the limit of "
+                       f"{limits.max_csv_bytes + FORM_OVERHEAD_BYTES} bytes") from None
+    try:
+        return await _create_from_form(form)
+    finally:
+        form.close()
+
+
+def _settings_from(form: Form) -> CampaignSettings:
+    unknown = sorted(set(form.files) - {"contacts"})
+    if unknown:
+        raise validation_error(unknown[0], "is not a known field (only 'contacts' is a file)")
+    if "contacts" in form.fields:
+        raise validation_error("contacts", "must be a file part (curl -F contacts=@file.csv)")
+    if "contacts" not in form.files:
+        raise validation_error("contacts", "is required: a CSV file with a phone_number column")
+    # An empty optional field is the same as an absent one (HTML forms send them).
+    given = {k: v for k, v in form.fields.items()
+             if v.strip() or k not in ("max_concurrent_calls", "retries_per_contact",
+                                       "retry_delay_seconds", "scheduled_at")}
+    try:
+        fields = CampaignFields.model_validate(given)
+    except ValidationError as exc:
+        raise describe_validation(exc) from None
+    minimum = services().settings.limits.min_retry_delay_seconds
+    if fields.retry_delay_seconds < minimum:
+        raise validation_error("retry_delay_seconds",
+                               f"must be at least {minimum} (got {fields.retry_delay_seconds})")
+    if fields.scheduled_at is not None and fields.scheduled_at <= datetime.now(timezone.utc):
+        raise validation_error("scheduled_at",
+                               f"is in the past ({fields.scheduled_at.isoformat()}); "
+                               "omit it to create a draft, or give a future time")
+    return CampaignSettings(**fields.model_dump())
+
+
+async def _create_from_form(form: Form):
+    svc, who = services(), principal()
+    settings = _settings_from(form)
+    try:
+        greeting = await campaigns.agent_greeting(svc.db, who.account.id, settings)
+    except InvalidReference as exc:
+        raise validation_error(exc.field, exc.message) from None
+    campaign_id = uuid.uuid4()
+    upload = form.files["contacts"]
+    upload.seek(0)
+    region = svc.settings.contacts.default_region
+    try:
+        # Number validation is CPU work (~20 µs a row): off the event loop.
+        parsed = await trio.to_thread.run_sync(
+            lambda: parse_contacts(upload, campaign_id=str(campaign_id), default_region=region))
+    except ContactsFileError as exc:
+        raise validation_error("contacts", exc.message) from None
+    try:
+        campaign = await campaigns.create(svc.db, campaign_id=campaign_id,
+                                          account_id=who.account.id,
+                                          api_key_id=who.api_key_id, settings=settings,
+                                          contacts=parsed)
+    except InvalidReference as exc:  # changed between the first check and the insert
+        raise validation_error(exc.field, exc.message) from None
+    finally:
+        parsed.copy_data.close()
+    log.info("campaign.created", campaign_id=str(campaign.id), account_id=str(who.account.id),
+             status=campaign.status, contacts=parsed.accepted, rejected=len(parsed.rejected))
+    report = _report(parsed, greeting)
+    return respond(CampaignCreated(**campaign_out(campaign), import_report=report), 201)
+
+
+def _report(parsed: ParsedContacts, greeting: str) -> dict:
+    columns = set(parsed.columns)
+    warnings = [f"the agent's greeting uses {{{{{name}}}}} but the CSV has no '{name}' "
+                "column; it will be empty" for name in greeting_variables(greeting)
+                if name not in columns]
+    return {"rows_accepted": parsed.accepted, "rows_rejected": len(parsed.rejected),
+            "columns": parsed.columns, "warnings": warnings,
+            "rejected": [attrs.asdict(row) for row in parsed.rejected]}
+
+
+@bp.get("/campaigns")
+@validate_querystring(CampaignPageQuery)
+@document_response(CampaignPage)
+async def list_campaigns(query_args: CampaignPageQuery):
+    page = await campaigns.page(services().db, principal().account.id, query_args.page,
+                                query_args.status)
+    return respond(CampaignPage(data=[campaign_out(c) for c in page.items],
+                                **page_fields(page)))
+
+
+async def owned_campaign(campaign_id: uuid.UUID) -> Campaign:
+    campaign = await campaigns.get(services().db, principal().account.id, campaign_id)
+    if campaign is None:
+        raise not_found("campaign")
+    return campaign
+
+
+@bp.get("/campaigns/<uuid:campaign_id>")
+@document_response(CampaignOut)
+async def get_campaign(campaign_id: uuid.UUID):
+    return respond(CampaignOut(**campaign_out(await owned_campaign(campaign_id))))
+
+
+@bp.delete("/campaigns/<uuid:campaign_id>")
+async def delete_campaign(campaign_id: uuid.UUID):
+    try:
+        deleted = await campaigns.delete(services().db, principal().account.id, campaign_id)
+    except WrongStatus as exc:
+        raise conflict(f"only a draft campaign can be deleted; this one is {exc.status}"
+                       + (" (stop it first)" if exc.status in ("running", "paused",
+                                                               "scheduled") else "")) from None
+    if not deleted:
+        raise not_found("campaign")
+    log.info("campaign.deleted", campaign_id=str(campaign_id),
+             account_id=str(principal().account.id))
+    return no_content()
+
+
+@bp.get("/campaigns/<uuid:campaign_id>/contacts")
+@validate_querystring(ContactPageQuery)
+@document_response(ContactPage)
+async def list_contacts(campaign_id: uuid.UUID, query_args: ContactPageQuery):
+    campaign = await owned_campaign(campaign_id)
+    page = await campaigns.contacts_page(services().db, campaign, query_args.page,
+                                         query_args.status)
+    return respond(ContactPage(data=[ContactOut(**attrs.asdict(c)) for c in page.items],
+                               **page_fields(page)))

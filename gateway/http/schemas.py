@@ -1,0 +1,251 @@
+"""Pydantic models of the HTTP bodies: they validate requests and generate /openapi.json."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import phonenumbers
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints,
+                      field_validator)
+from quart_schema.pydantic import File
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+AgentStatus = Literal["active", "inactive"]
+CampaignStatus = Literal["draft", "scheduled", "running", "paused", "completed", "failed"]
+ContactStatus = Literal["pending", "in_progress", "retry_pending", "completed", "failed",
+                        "skipped"]
+_VARIABLE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def greeting_variables(greeting: str) -> list[str]:
+    """The ``{{variables}}`` a greeting uses, in order of first use."""
+    return list(dict.fromkeys(match.group(1) for match in _VARIABLE.finditer(greeting)))
+
+
+def _check_greeting(value: str) -> str:
+    leftover = _VARIABLE.sub("", value)
+    if "{{" in leftover or "}}" in leftover:
+        raise ValueError("has an unclosed or empty {{variable}}")
+    return value
+
+
+def _check_sip_uri(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"sips?:[^\s<>\"]+", value):
+        raise ValueError("must be a sip: or sips: URI such as sip:agent@10.0.0.5:5060")
+    return value
+
+
+class AgentCreate(Body):
+    name: Name
+    status: AgentStatus = "active"
+    greeting: str = Field("", max_length=10_000,
+                          description="Template; {{variables}} come from the contact's CSV columns.")
+    sip_uri: str | None = Field(None, max_length=500,
+                                description="Where a connected call is sent (optional).")
+
+    _greeting = field_validator("greeting")(_check_greeting)
+    _sip_uri = field_validator("sip_uri")(_check_sip_uri)
+
+
+class AgentUpdate(Body):
+    """Only the fields present change; ``sip_uri: null`` clears it."""
+
+    name: Name | None = None
+    status: AgentStatus | None = None
+    greeting: str | None = Field(None, max_length=10_000)
+    sip_uri: str | None = Field(None, max_length=500)
+
+    _greeting = field_validator("greeting")(lambda v: v if v is None else _check_greeting(v))
+    _sip_uri = field_validator("sip_uri")(_check_sip_uri)
+
+    @field_validator("name", "status", "greeting")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class AgentOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    status: AgentStatus
+    greeting: str
+    variables: list[str]
+    sip_uri: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def normalise_e164(value: str) -> str:
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("must be a phone number in E.164 form, like +14155550100") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class PhoneNumberCreate(Body):
+    number: str = Field(max_length=40, description="E.164, e.g. +14155550100")
+    outbound_enabled: bool = True
+    label: Label = ""
+
+    _number = field_validator("number")(normalise_e164)
+
+
+class PhoneNumberUpdate(Body):
+    outbound_enabled: bool | None = None
+    label: Label | None = None
+
+    @field_validator("outbound_enabled", "label")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class PhoneNumberOut(BaseModel):
+    id: uuid.UUID
+    number: str
+    outbound_enabled: bool
+    label: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CampaignFields(Body):
+    """The non-file fields of ``POST /api/v1/campaigns`` (multipart/form-data)."""
+
+    name: Name
+    agent_id: uuid.UUID
+    phone_number_id: uuid.UUID
+    max_concurrent_calls: int = Field(5, ge=1, le=100)
+    retries_per_contact: int = Field(0, ge=0, le=5)
+    retry_delay_seconds: int = Field(300, ge=0, description="At least the configured minimum (60 s by default).")
+    scheduled_at: AwareDatetime | None = Field(None, description="RFC 3339 with a zone; in the future.")
+
+
+class CampaignCreateForm(CampaignFields):
+    contacts: File = Field(description="CSV with a phone_number column; other columns become custom_fields.")
+
+
+class ContactCounts(BaseModel):
+    total: int
+    pending: int
+    in_progress: int
+    retry_pending: int
+    completed: int
+    failed: int
+    skipped: int
+
+
+class CampaignOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    agent_id: uuid.UUID
+    phone_number_id: uuid.UUID
+    status: CampaignStatus
+    max_concurrent_calls: int
+    retries_per_contact: int
+    retry_delay_seconds: int
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: uuid.UUID | None = Field(description="The id of the API key that created it.")
+    failure_reason: str | None
+    contact_counts: ContactCounts
+
+
+class RejectedRowOut(BaseModel):
+    row: int = Field(description="1-based data row (the header is row 0).")
+    reason: Literal["empty", "invalid_number", "duplicate", "column_count"]
+    message: str
+
+
+class ImportReport(BaseModel):
+    rows_accepted: int
+    rows_rejected: int
+    columns: list[str]
+    rejected: list[RejectedRowOut]
+    warnings: list[str]
+
+
+class CampaignCreated(CampaignOut):
+    import_report: ImportReport
+
+
+class ContactOut(BaseModel):
+    id: uuid.UUID
+    row_number: int
+    phone_number: str
+    custom_fields: dict[str, str]
+    status: ContactStatus
+    attempts: int
+    last_outcome: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class PageQuery(Body):
+    page: int = Field(0, ge=0, le=1_000_000)
+
+
+class CampaignPageQuery(PageQuery):
+    status: CampaignStatus | None = None
+
+
+class ContactPageQuery(PageQuery):
+    status: ContactStatus | None = None
+
+
+class PageOut(BaseModel):
+    page: int
+    page_size: int
+    total: int
+    has_more: bool
+
+
+class AgentPage(PageOut):
+    data: list[AgentOut]
+
+
+class PhoneNumberPage(PageOut):
+    data: list[PhoneNumberOut]
+
+
+class CampaignPage(PageOut):
+    data: list[CampaignOut]
+
+
+class ContactPage(PageOut):
+    data: list[ContactOut]
+
+
+class CallLimits(BaseModel):
+    concurrent_max: int = Field(description="Live calls at once across the account; 0 blocks dialing.")
+    calls_per_minute: int = Field(description="Dials per minute; 0 blocks dialing.")
+    daily_calls_max: int | None = Field(description="Dials per UTC day; null: unlimited.")
+    daily_minutes_max: int | None = Field(description="Talk minutes per UTC day; null: unlimited.")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,110 @@
+"""``gateway serve``: the root of the process.
+
+trio.run → trio_asyncio.open_loop → database (embedded or configured) → migrations →
+bootstrap → root nursery with the HTTP server. The engine's actors (budget, supervisor,
+snapshots) join this nursery as they are built. SIGINT/SIGTERM set the shutdown event:
+hypercorn stops taking requests and drains within ``http.shutdown_grace_seconds``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from functools import partial
+
+import hypercorn
+import hypercorn.trio
+import trio
+import trio_asyncio
+
+from gateway.bootstrap import bootstrap
+from gateway.config import Settings
+from gateway.db import Database, DatabaseUnavailable
+from gateway.http.app import create_app
+from gateway.http.context import Services
+from gateway.logs import get_logger, redact_url
+from gateway.migrations import migrate
+
+log = get_logger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def database_url(settings: Settings):
+    """The configured URL, or the embedded cluster's for as long as the context lasts."""
+    if settings.database.url:
+        yield settings.database.url
+        return
+    from gateway.embedded_pg import embedded_postgres
+
+    async with embedded_postgres(settings.database.data_dir.resolve()) as url:
+        yield url
+
+
+async def open_database(url: str, settings: Settings) -> Database:
+    """Connect, waiting for PostgreSQL as long as it takes: the process never exits for a
+    database that is not up yet."""
+    delay = 0.5
+    while True:
+        try:
+            return await Database.open(url, min_size=settings.database.pool_min_size,
+                                       max_size=settings.database.pool_max_size)
+        except DatabaseUnavailable as exc:
+            log.warning("database.unavailable", url=redact_url(url), error=str(exc),
+                        retry_in_seconds=delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def hypercorn_config(settings: Settings) -> hypercorn.Config:
+    config = hypercorn.Config()
+    config.bind = [f"{settings.http.host}:{settings.http.port}"]
+    config.graceful_timeout = settings.http.shutdown_grace_seconds
+    config.accesslog = None
+    config.errorlog = None  # errors reach the app's handlers and our JSON log
+    return config
+
+
+async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
+                handle_signals: bool = True, bootstrap_key: str | None = None,
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the gateway until ``shutdown`` is set (or SIGINT/SIGTERM arrives).
+
+    ``task_status.started`` reports the HTTP addresses once requests are being served.
+    ``bootstrap_key`` is ``GATEWAY_BOOTSTRAP_API_KEY`` (see :func:`gateway.bootstrap.bootstrap`).
+    """
+    shutdown = trio.Event() if shutdown is None else shutdown
+    async with trio_asyncio.open_loop(), database_url(settings) as url:
+        db = await open_database(url, settings)
+        try:
+            log.info("database.connected", url=redact_url(url))
+            await migrate(db)
+            await bootstrap(db, settings, bootstrap_key)
+            app = create_app(Services(db=db, settings=settings))
+            async with trio.open_nursery() as nursery:
+                watcher = await nursery.start(_watch_signals, shutdown) if handle_signals else None
+                binds = await nursery.start(partial(
+                    hypercorn.trio.serve, app, hypercorn_config(settings),
+                    shutdown_trigger=shutdown.wait))
+                log.info("http.listening", addresses=binds)
+                task_status.started(binds)
+                await shutdown.wait()
+                log.info("gateway.stopping")
+                if watcher is not None:
+                    # A second signal now takes the default path: an immediate exit.
+                    watcher.cancel()
+                # hypercorn returns once drained; then the nursery closes.
+            log.info("gateway.stopped")
+        finally:
+            with trio.CancelScope(shield=True):
+                await db.close()
+
+
+async def _watch_signals(shutdown: trio.Event, *,
+                         task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+    with trio.CancelScope() as scope, \
+            trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started(scope)
+        async for signum in signals:
+            log.info("gateway.signal", signal=signal.Signals(signum).name)
+            shutdown.set()
+            return

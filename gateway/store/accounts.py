@@ -1,0 +1,124 @@
+"""Accounts (tenants), their caps and their API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import attrs
+
+from gateway.store.records import from_row
+from gateway.db import Database, Tx
+from gateway.keys import display_prefix, generate_key, hash_key
+
+
+@attrs.frozen
+class Account:
+    id: uuid.UUID
+    name: str
+    concurrent_max: int
+    calls_per_minute: int
+    daily_calls_max: int | None
+    daily_minutes_max: int | None
+    created_at: datetime
+
+
+@attrs.frozen
+class Principal:
+    """Who a request acts as: the account and the key it authenticated with."""
+
+    account: Account
+    api_key_id: uuid.UUID
+
+
+@attrs.frozen
+class NewAccount:
+    account: Account
+    api_key: str  # shown once, never stored
+
+
+_UNSET = object()
+
+
+async def _insert_key(tx: Tx, account_id: uuid.UUID, key: str, label: str) -> uuid.UUID:
+    return await tx.fetchval("accounts.insert_key", account_id, hash_key(key),
+                             display_prefix(key), label)
+
+
+async def create_account(db: Database, *, name: str, concurrent_max: int,
+                         calls_per_minute: int, api_key: str | None = None) -> NewAccount:
+    """Create an account and its first API key (``api_key`` given, or a new one)."""
+    key = api_key or generate_key()
+
+    async def create(tx: Tx) -> Account:
+        row = await tx.fetchrow("accounts.insert", name, concurrent_max, calls_per_minute)
+        await _insert_key(tx, row["id"], key, "initial")
+        return from_row(Account, row)
+
+    return NewAccount(await db.transaction(create), key)
+
+
+async def create_first_account(db: Database, *, name: str, concurrent_max: int,
+                               calls_per_minute: int,
+                               api_key: str | None = None) -> NewAccount | None:
+    """Create the bootstrap account if the database has no account yet; else None."""
+    key = api_key or generate_key()
+
+    async def create(tx: Tx) -> Account | None:
+        await tx.execute("accounts.bootstrap_lock")
+        if await tx.fetchval("accounts.count"):
+            return None
+        row = await tx.fetchrow("accounts.insert", name, concurrent_max, calls_per_minute)
+        await _insert_key(tx, row["id"], key, "bootstrap")
+        return from_row(Account, row)
+
+    account = await db.transaction(create)
+    return None if account is None else NewAccount(account, key)
+
+
+async def ensure_key(db: Database, account_id: uuid.UUID, key: str, label: str) -> bool:
+    """Register ``key`` for the account unless it is known already; True if added."""
+
+    async def ensure(tx: Tx) -> bool:
+        if await tx.fetchval("accounts.key_exists", hash_key(key)):
+            return False
+        await _insert_key(tx, account_id, key, label)
+        return True
+
+    return await db.transaction(ensure)
+
+
+async def authenticate(db: Database, key: str) -> Principal | None:
+    row = await db.fetchrow("accounts.by_key", hash_key(key))
+    if row is None:
+        return None
+    return Principal(from_row(Account, row), row["api_key_id"])
+
+
+async def count(db: Database) -> int:
+    return await db.fetchval("accounts.count")
+
+
+async def oldest(db: Database) -> Account | None:
+    row = await db.fetchrow("accounts.oldest")
+    return None if row is None else from_row(Account, row)
+
+
+async def get(db: Database, account_id: uuid.UUID) -> Account | None:
+    row = await db.fetchrow("accounts.get", account_id)
+    return None if row is None else from_row(Account, row)
+
+
+async def list_all(db: Database) -> list[Account]:
+    return [from_row(Account, row) for row in await db.fetch("accounts.list")]
+
+
+async def set_limits(db: Database, account_id: uuid.UUID, *, concurrent_max=_UNSET,
+                     calls_per_minute=_UNSET, daily_calls_max=_UNSET,
+                     daily_minutes_max=_UNSET) -> Account | None:
+    """Change some caps; a daily cap of None means unlimited. Unnamed caps stay as they are."""
+    values = [concurrent_max, calls_per_minute, daily_calls_max, daily_minutes_max]
+    given = [value is not _UNSET for value in values]
+    args = [None if value is _UNSET else value for value in values]
+    row = await db.fetchrow("accounts.set_limits", account_id, *args, *given)
+    return None if row is None else from_row(Account, row)

@@ -1,0 +1,53 @@
+"""Voice agents: where a connected call is sent and what it says first."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import attrs
+
+from gateway.store.records import from_row
+from gateway.db import Database
+from gateway.store.pages import PAGE_SIZE, Page, offset
+
+
+@attrs.frozen
+class Agent:
+    id: uuid.UUID
+    name: str
+    status: str
+    greeting: str
+    sip_uri: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def create(db: Database, account_id: uuid.UUID, *, name: str, status: str,
+                 greeting: str, sip_uri: str | None) -> Agent:
+    row = await db.fetchrow("agents.insert", account_id, name, status, greeting, sip_uri)
+    return from_row(Agent, row)
+
+
+async def get(db: Database, account_id: uuid.UUID, agent_id: uuid.UUID) -> Agent | None:
+    row = await db.fetchrow("agents.get", agent_id, account_id)
+    return None if row is None else from_row(Agent, row)
+
+
+async def page(db: Database, account_id: uuid.UUID, number: int) -> Page[Agent]:
+    rows = await db.fetch("agents.page", account_id, PAGE_SIZE, offset(number))
+    total = await db.fetchval("agents.count", account_id)
+    return Page([from_row(Agent, row) for row in rows], number, total)
+
+
+async def update(db: Database, account_id: uuid.UUID, agent_id: uuid.UUID,
+                 changes: dict) -> Agent | None:
+    """Apply the fields present in ``changes`` (name, status, greeting, sip_uri)."""
+    fields = ("name", "status", "greeting", "sip_uri")
+    row = await db.fetchrow("agents.update", agent_id, account_id,
+                            *(changes.get(f) for f in fields), *(f in changes for f in fields))
+    return None if row is None else from_row(Agent, row)
+
+
+async def delete(db: Database, account_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
+    return await db.fetchval("agents.delete", agent_id, account_id) is not None

@@ -1,0 +1,184 @@
+"""Campaigns and their contacts: creation from a parsed CSV, reads, pages, deletion."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import attrs
+
+from gateway.contacts_csv import COPY_COLUMNS, ParsedContacts
+from gateway.db import Database, Tx
+from gateway.store.pages import PAGE_SIZE, Page, offset
+from gateway.store.records import from_row
+
+CAMPAIGN_STATUSES = ("draft", "scheduled", "running", "paused", "completed", "failed")
+CONTACT_STATUSES = ("pending", "in_progress", "retry_pending", "completed", "failed", "skipped")
+
+
+class InvalidReference(Exception):
+    """A campaign field names something unusable (an inactive agent, a disabled number);
+    ``message`` reads well after ``"<field>: "``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class WrongStatus(Exception):
+    """The campaign's status does not allow the operation."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@attrs.frozen
+class CampaignSettings:
+    """What the creator chose, already validated at the edge."""
+
+    name: str
+    agent_id: uuid.UUID
+    phone_number_id: uuid.UUID
+    max_concurrent_calls: int
+    retries_per_contact: int
+    retry_delay_seconds: int
+    scheduled_at: datetime | None
+
+
+@attrs.frozen
+class Campaign:
+    id: uuid.UUID
+    name: str
+    agent_id: uuid.UUID
+    phone_number_id: uuid.UUID
+    status: str
+    max_concurrent_calls: int
+    retries_per_contact: int
+    retry_delay_seconds: int
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    failure_reason: str | None
+    contacts_total: int
+    created_at: datetime
+    updated_at: datetime
+    created_by: uuid.UUID | None
+    contact_counts: dict[str, int] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Contact:
+    id: uuid.UUID
+    row_number: int
+    phone_number: str
+    custom_fields: dict
+    status: str
+    attempts: int
+    last_outcome: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+async def check_references(tx: Tx, account_id: uuid.UUID, settings: CampaignSettings) -> str:
+    """Lock and check the agent and number; return the agent's greeting."""
+    agent = await tx.fetchrow("campaigns.lock_agent", settings.agent_id, account_id)
+    if agent is None:
+        raise InvalidReference("agent_id", "no agent with this id in your account")
+    if agent["status"] != "active":
+        raise InvalidReference("agent_id", "the agent is inactive; activate it first")
+    number = await tx.fetchrow("campaigns.lock_phone_number", settings.phone_number_id,
+                               account_id)
+    if number is None:
+        raise InvalidReference("phone_number_id",
+                               "no phone number with this id in your account")
+    if not number["outbound_enabled"]:
+        raise InvalidReference("phone_number_id",
+                               "the number is not enabled for outbound calls")
+    return agent["greeting"]
+
+
+async def agent_greeting(db: Database, account_id: uuid.UUID, settings: CampaignSettings) -> str:
+    """Check the references before the (costly) CSV parse; ``create`` checks them again."""
+
+    async def check(tx: Tx) -> str:
+        return await check_references(tx, account_id, settings)
+
+    return await db.transaction(check)
+
+
+async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
+                 api_key_id: uuid.UUID, settings: CampaignSettings,
+                 contacts: ParsedContacts) -> Campaign:
+    """Insert the campaign and COPY its contacts in one transaction: all or nothing."""
+    status = "scheduled" if settings.scheduled_at is not None else "draft"
+
+    async def insert(tx: Tx):
+        await check_references(tx, account_id, settings)
+        row = await tx.fetchrow(
+            "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
+            settings.phone_number_id, status, settings.max_concurrent_calls,
+            settings.retries_per_contact, settings.retry_delay_seconds, settings.scheduled_at,
+            contacts.accepted, len(contacts.rejected), api_key_id)
+        copied = await tx.copy_csv("contacts", COPY_COLUMNS, contacts.copy_data)
+        if copied != contacts.accepted:  # a broken payload must not leave a short campaign
+            raise RuntimeError(f"copied {copied} contacts, expected {contacts.accepted}")
+        return row
+
+    row = await db.transaction(insert)
+    return _campaign(row, {"pending": contacts.accepted})
+
+
+def _campaign(row, counts: dict[str, int]) -> Campaign:
+    full = {status: counts.get(status, 0) for status in CONTACT_STATUSES}
+    return from_row(Campaign, {**row, "contact_counts": full})
+
+
+async def _with_counts(db: Database, rows) -> list[Campaign]:
+    counts: dict[uuid.UUID, dict[str, int]] = {row["id"]: {} for row in rows}
+    if rows:
+        for count in await db.fetch("campaigns.contact_counts", list(counts)):
+            counts[count["campaign_id"]][count["status"]] = count["n"]
+    return [_campaign(row, counts[row["id"]]) for row in rows]
+
+
+async def get(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign | None:
+    row = await db.fetchrow("campaigns.get", campaign_id, account_id)
+    return None if row is None else (await _with_counts(db, [row]))[0]
+
+
+async def page(db: Database, account_id: uuid.UUID, number: int,
+               status: str | None = None) -> Page[Campaign]:
+    rows = await db.fetch("campaigns.page", account_id, status, PAGE_SIZE, offset(number))
+    total = await db.fetchval("campaigns.count", account_id, status)
+    return Page(await _with_counts(db, rows), number, total)
+
+
+async def delete(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) -> bool:
+    """Delete a draft campaign and its contacts. False if there is no such campaign;
+    :class:`WrongStatus` if it is not a draft."""
+
+    async def remove(tx: Tx) -> bool:
+        status = await tx.fetchval("campaigns.status_for_update", campaign_id, account_id)
+        if status is None:
+            return False
+        if status != "draft":
+            raise WrongStatus(status)
+        await tx.execute("campaigns.delete", campaign_id)
+        return True
+
+    return await db.transaction(remove)
+
+
+async def contacts_page(db: Database, campaign: Campaign, number: int,
+                        status: str | None = None) -> Page[Contact]:
+    if status is None:
+        start = offset(number)
+        rows = await db.fetch("campaigns.contacts_range", campaign.id, start, start + PAGE_SIZE)
+        total = campaign.contacts_total
+    else:
+        rows = await db.fetch("campaigns.contacts_by_status", campaign.id, status, PAGE_SIZE,
+                              offset(number))
+        total = await db.fetchval("campaigns.count_contacts_by_status", campaign.id, status)
+    return Page([from_row(Contact, row) for row in rows], number, total)

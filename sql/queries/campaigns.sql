@@ -1,0 +1,56 @@
+-- name: lock_agent
+-- FOR SHARE: the agent cannot be deleted or deactivated while the campaign is created.
+SELECT id, status, greeting FROM agents
+WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
+FOR SHARE;
+
+-- name: lock_phone_number
+SELECT id, outbound_enabled FROM phone_numbers
+WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
+FOR SHARE;
+
+-- name: insert
+INSERT INTO campaigns (id, account_id, name, agent_id, phone_number_id, status,
+                       max_concurrent_calls, retries_per_contact, retry_delay_seconds,
+                       scheduled_at, contacts_total, rows_rejected, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING *;
+
+-- name: get
+SELECT * FROM campaigns WHERE id = $1 AND account_id = $2;
+
+-- name: page
+SELECT * FROM campaigns
+WHERE account_id = $1 AND ($2::text IS NULL OR status = $2)
+ORDER BY created_at DESC, id
+LIMIT $3 OFFSET $4;
+
+-- name: count
+SELECT count(*) FROM campaigns WHERE account_id = $1 AND ($2::text IS NULL OR status = $2);
+
+-- name: status_for_update
+SELECT status FROM campaigns WHERE id = $1 AND account_id = $2 FOR UPDATE;
+
+-- name: delete
+DELETE FROM campaigns WHERE id = $1;
+
+-- name: contact_counts
+SELECT campaign_id, status, count(*) AS n
+FROM contacts
+WHERE campaign_id = ANY($1::uuid[])
+GROUP BY campaign_id, status;
+
+-- name: contacts_range
+-- Unfiltered pages: seq is dense, so a page is one index range.
+SELECT * FROM contacts
+WHERE campaign_id = $1 AND seq >= $2 AND seq < $3
+ORDER BY seq;
+
+-- name: contacts_by_status
+SELECT * FROM contacts
+WHERE campaign_id = $1 AND status = $2
+ORDER BY seq
+LIMIT $3 OFFSET $4;
+
+-- name: count_contacts_by_status
+SELECT count(*) FROM contacts WHERE campaign_id = $1 AND status = $2;

@@ -1,0 +1,217 @@
+"""Shared fixtures. The rules every test here follows:
+
+- Real things: PostgreSQL over a real connection (a fresh database per test, cloned from a
+  migrated template), the API over a real hypercorn server on 127.0.0.1 port 0.
+- Every async test runs under ``trio.fail_after`` (``TEST_TIMEOUT_SECONDS``, or the
+  ``timeout`` marker's value); fixtures bound their own waits.
+- No sleeps to wait for something: wait for the event, or drive trio's clock.
+
+PostgreSQL: ``GATEWAY_TEST_DATABASE_URL`` (default: the local server as ``postgres``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import trio
+import trio_asyncio
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.logs import configure_logging
+from gateway.migrations import migrate
+from gateway.serve import serve
+
+ADMIN_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_TIMEOUT_SECONDS = 60
+API_KEY = "gw_test_" + "k" * 40
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout(seconds): time bound of an async test")
+    configure_logging("warning")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    """Bound every async test with trio.fail_after before pytest-trio runs it."""
+    function = getattr(item, "obj", None)
+    if not inspect.iscoroutinefunction(function):
+        return
+    marker = item.get_closest_marker("timeout")
+    seconds = marker.args[0] if marker else TEST_TIMEOUT_SECONDS
+
+    @functools.wraps(function)
+    async def bounded(*args, **kwargs):
+        with trio.fail_after(seconds):
+            return await function(*args, **kwargs)
+
+    item.obj = bounded
+
+
+def _database_url(name: str) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def _admin(*statements: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL, timeout=10)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_database():
+    """A database with every migration applied, cloned for each test."""
+    name = f"gateway_tmpl_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+
+    async def apply() -> None:
+        async with trio_asyncio.open_loop():
+            db = await Database.open(_database_url(name), min_size=1, max_size=1)
+            try:
+                await migrate(db)
+            finally:
+                await db.close()
+
+    trio.run(apply)
+    yield name
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(template_database):
+    """The URL of a fresh, migrated database of this test's own."""
+    name = f"gateway_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" '
+                       "STRATEGY FILE_COPY"))
+    yield _database_url(name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def aio_loop():
+    async with trio_asyncio.open_loop() as loop:
+        yield loop
+
+
+@pytest.fixture
+async def db(aio_loop, database_url):
+    database = await Database.open(database_url, min_size=1, max_size=4)
+    yield database
+    with trio.CancelScope(shield=True), trio.move_on_after(10):
+        await database.close()
+
+
+def make_settings(database_url: str, data_dir: Path, **sections) -> Settings:
+    base = {"http": {"host": "127.0.0.1", "port": 0, "shutdown_grace_seconds": 5},
+            "database": {"url": database_url, "data_dir": str(data_dir), "pool_max_size": 4}}
+    for section, values in sections.items():
+        base[section] = {**base.get(section, {}), **values}
+    return Settings.model_validate(base)
+
+
+class Gateway:
+    """A running gateway: its base URL and a client authenticated as the bootstrap account."""
+
+    def __init__(self, base_url: str, settings: Settings) -> None:
+        self.base_url = base_url
+        self.settings = settings
+
+    def client(self, api_key: str | None = API_KEY) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def settings_overrides() -> dict:
+    """Override in a test module to change the server's settings (section -> values)."""
+    return {}
+
+
+@pytest.fixture
+async def gateway(database_url, tmp_path, settings_overrides):
+    settings = make_settings(database_url, tmp_path, **settings_overrides)
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(30):
+            binds = await nursery.start(functools.partial(
+                serve, settings, shutdown=shutdown, handle_signals=False,
+                bootstrap_key=API_KEY))
+        yield Gateway(binds[0], settings)
+        shutdown.set()
+
+
+@pytest.fixture
+async def api(gateway):
+    async with gateway.client() as client:
+        yield client
+
+
+def us_number(i: int) -> str:
+    """The i-th of 100,000 distinct valid US numbers (+1 212 2xx xxxx...)."""
+    return f"+1212{200 + i // 10000:03d}{i % 10000:04d}"
+
+
+def contacts_csv(count: int, *, extra: str = "first_name", start: int = 0) -> bytes:
+    lines = [f"phone_number,{extra}"]
+    lines += [f"{us_number(i)},name{i}" for i in range(start, start + count)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A multipart/form-data body built by hand, so tests control every part."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                     .encode() + value.encode() + b"\r\n")
+    for name, content in files.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                     f'filename="{name}.csv"\r\nContent-Type: text/csv\r\n\r\n'.encode()
+                     + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture
+async def agent_id(api) -> str:
+    response = await api.post("/api/v1/agents", json={"name": "Ava",
+                                                      "greeting": "Hi {{first_name}}"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+@pytest.fixture
+async def number_id(api) -> str:
+    response = await api.post("/api/v1/phone-numbers", json={"number": "+14155550100"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+@pytest.fixture
+def create_campaign(api, agent_id, number_id):
+    """POST a campaign: ``await create_campaign(csv_bytes, **form_fields)`` -> response."""
+
+    async def create(csv: bytes | None = b"phone_number\n+12025550143\n", *,
+                     client: httpx.AsyncClient | None = None, **fields):
+        form = {"name": "Q4 follow-ups", "agent_id": agent_id, "phone_number_id": number_id}
+        form.update({key: str(value) for key, value in fields.items()})
+        form = {key: value for key, value in form.items() if value != "<omit>"}
+        files = {"contacts": csv} if csv is not None else {}
+        body, content_type = multipart(form, files)
+        return await (client or api).post("/api/v1/campaigns", content=body,
+                                          headers={"Content-Type": content_type})
+
+    return create

@@ -1,0 +1,328 @@
+"""Unit tests for gateway.contacts_csv: CSV validation and the COPY payload it builds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+
+import phonenumbers
+import pytest
+
+from gateway.contacts_csv import (
+    COPY_COLUMNS,
+    ContactsFileError,
+    ParsedContacts,
+    RejectedRow,
+    parse_contacts,
+)
+
+CAMPAIGN = "3f2b8c1e-7d4a-4e5b-9c6d-0a1b2c3d4e5f"
+
+# Real-looking numbers that phonenumbers 9.x considers valid (checked by test_fixture_numbers_are_valid).
+NY = "+12124567890"
+NJ = "+12015550123"
+SF = "+14155552671"
+LONDON = "+442079460018"
+
+
+def parse(data: bytes, region: str = "US") -> tuple[ParsedContacts, list[list]]:
+    """Parse `data`; return the result and the COPY payload decoded back into Python values."""
+    source = io.BytesIO(data)
+    result = parse_contacts(source, campaign_id=CAMPAIGN, default_region=region)
+    try:
+        assert result.copy_data.tell() == 0
+        payload = result.copy_data.read()
+    finally:
+        result.copy_data.close()
+    assert not source.closed  # the caller's file is left alone
+    rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline="")))
+    decoded = [[c, int(seq), int(row), phone, json.loads(fields)] for c, seq, row, phone, fields in rows]
+    return result, decoded
+
+
+def file_error(data: bytes, region: str = "US") -> str:
+    with pytest.raises(ContactsFileError) as info:
+        parse_contacts(io.BytesIO(data), campaign_id=CAMPAIGN, default_region=region)
+    assert str(info.value) == info.value.message
+    return info.value.message
+
+
+def reasons(result: ParsedContacts) -> list[tuple[int, str]]:
+    return [(r.row, r.reason) for r in result.rejected]
+
+
+def test_fixture_numbers_are_valid():
+    for number in (NY, NJ, SF, LONDON):
+        assert phonenumbers.is_valid_number(phonenumbers.parse(number))
+    assert phonenumbers.is_valid_number(phonenumbers.parse("(212) 456-7890", "US"))
+
+
+def test_copy_columns():
+    assert COPY_COLUMNS == ("campaign_id", "seq", "row_number", "phone_number", "custom_fields")
+
+
+# --- accepted rows --------------------------------------------------------------------------
+
+
+def test_accepted_rows_have_dense_seq_and_data_row_numbers():
+    data = f"phone_number,first_name\n{NY},Ann\nnot a number,Bob\n{NJ},Cy\n,Dee\n{SF},Eve\n".encode()
+    result, rows = parse(data)
+    assert result.accepted == 3
+    assert result.columns == ["first_name"]
+    assert rows == [
+        [CAMPAIGN, 0, 1, NY, {"first_name": "Ann"}],
+        [CAMPAIGN, 1, 3, NJ, {"first_name": "Cy"}],
+        [CAMPAIGN, 2, 5, SF, {"first_name": "Eve"}],
+    ]
+    assert reasons(result) == [(2, "invalid_number"), (4, "empty")]
+
+
+def test_numbers_are_normalised_to_e164_with_the_default_region():
+    data = "phone_number\n(212) 456-7890\n+1 415 555 2671\n 201-555-0123 \n".encode()
+    result, rows = parse(data)
+    assert [r[3] for r in rows] == [NY, SF, NJ]
+    assert result.rejected == []
+
+
+def test_default_region_is_used_only_without_a_leading_plus():
+    result, rows = parse(b"phone_number\n020 7946 0018\n+1 212 456 7890\n", region="GB")
+    assert [r[3] for r in rows] == [LONDON, NY]
+    # The same national number means something else, invalid, in the US.
+    result, rows = parse(f"phone_number\n020 7946 0018\n{NY}\n".encode(), region="US")
+    assert reasons(result) == [(1, "invalid_number")]
+    assert "read as a US number" in result.rejected[0].message
+
+
+def test_custom_fields_map_every_other_column_keeping_values_verbatim():
+    data = (
+        " first_name ,phone_number,\tnotes,company\n"
+        f"  Ann  ,{NY}, héllo 👋 ,\n"
+    ).encode()
+    result, rows = parse(data)
+    assert result.columns == ["first_name", "notes", "company"]
+    assert rows[0][4] == {"first_name": "  Ann  ", "notes": " héllo 👋 ", "company": ""}
+    assert list(rows[0][4]) == result.columns  # header order
+
+
+def test_only_phone_number_column_gives_empty_custom_fields():
+    result, rows = parse(f"phone_number\n{NY}\n".encode())
+    assert result.columns == []
+    assert rows == [[CAMPAIGN, 0, 1, NY, {}]]
+
+
+def test_utf8_bom_is_stripped_from_the_first_header():
+    result, rows = parse(b"\xef\xbb\xbfphone_number,name\n" + f"{NY},Ann\n".encode())
+    assert result.columns == ["name"]
+    assert rows[0][3] == NY
+
+
+def test_crlf_line_endings():
+    data = f"phone_number,name\r\n{NY},Ann\r\n\r\n{SF},Bob\r\n".encode()
+    result, rows = parse(data)
+    assert [(r[2], r[4]) for r in rows] == [(1, {"name": "Ann"}), (3, {"name": "Bob"})]
+    assert reasons(result) == [(2, "empty")]
+
+
+def test_quoted_fields_with_commas_newlines_and_quotes():
+    data = (
+        "phone_number,company,notes\n"
+        f'{NY},"Acme, Inc.","line one\r\nline two"\n'
+        f'"{SF}","Say ""hi""",plain\n'
+    ).encode()
+    result, rows = parse(data)
+    assert rows[0][4] == {"company": "Acme, Inc.", "notes": "line one\r\nline two"}
+    # A multi-line record is still one data row.
+    assert rows[1][2] == 2
+    assert rows[1][4] == {"company": 'Say "hi"', "notes": "plain"}
+
+
+def test_short_rows_are_padded_with_empty_strings():
+    result, rows = parse(f"phone_number,a,b\n{NY},x\n".encode())
+    assert rows[0][4] == {"a": "x", "b": ""}
+    assert result.rejected == []
+
+
+# --- row rejections -------------------------------------------------------------------------
+
+
+def test_empty_phone_and_blank_rows_are_rejected_as_empty():
+    data = f"name,phone_number\nAnn,\nBob,   \n,\n\nCy,{NY}\n".encode()
+    result, rows = parse(data)
+    assert reasons(result) == [(1, "empty"), (2, "empty"), (3, "empty"), (4, "empty")]
+    assert "empty phone_number" in result.rejected[0].message
+    assert "blank" in result.rejected[2].message and "blank" in result.rejected[3].message
+    assert [r[2] for r in rows] == [5]
+
+
+def test_trailing_blank_lines_are_not_reported():
+    result, rows = parse(f"phone_number\n{NY}\n\n\n".encode())
+    assert result.accepted == 1
+    assert result.rejected == []
+
+
+def test_invalid_numbers_are_rejected_with_a_message():
+    data = f"phone_number\nabc\n12345\n+999 1234567\n{NY}\n".encode()
+    result, _ = parse(data)
+    assert reasons(result) == [(1, "invalid_number"), (2, "invalid_number"), (3, "invalid_number")]
+    assert all(isinstance(r, RejectedRow) for r in result.rejected)
+    assert "'abc' is not a valid phone number" in result.rejected[0].message
+    assert "'12345'" in result.rejected[1].message
+
+
+def test_duplicates_are_detected_after_normalisation():
+    data = f"phone_number,name\n{NY},Ann\n(212) 456-7890,Bob\n1 212 456 7890,Cy\n".encode()
+    result, rows = parse(data)
+    assert [r[4]["name"] for r in rows] == ["Ann"]
+    assert reasons(result) == [(2, "duplicate"), (3, "duplicate")]
+    assert result.rejected[0].message == f"Row 2: {NY} is a duplicate of row 1."
+
+
+def test_duplicate_refers_to_the_first_accepted_row():
+    # Row 1 is rejected, so row 2 is the first accepted occurrence.
+    data = f"phone_number,a\n{NY},x,extra\n{NY},y\n{NY},z\n".encode()
+    result, rows = parse(data)
+    assert reasons(result) == [(1, "column_count"), (3, "duplicate")]
+    assert "row 2" in result.rejected[1].message
+    assert rows[0][2] == 2
+
+
+def test_rows_with_more_cells_than_the_header_are_rejected():
+    data = f"phone_number,a\n{NY},x,lost\n{SF},y\n".encode()
+    result, rows = parse(data)
+    assert reasons(result) == [(1, "column_count")]
+    assert result.rejected[0].message == "Row 1 has 3 cells but the header has 2 columns."
+    assert rows[0][2:4] == [2, SF]
+
+
+def test_every_rejection_is_reported_in_file_order():
+    lines = ["phone_number"] + ["bogus"] * 3000 + [NY]
+    result, _ = parse("\n".join(lines).encode())
+    assert result.accepted == 1
+    assert len(result.rejected) == 3000
+    assert [r.row for r in result.rejected] == list(range(1, 3001))
+
+
+# --- file-level errors ----------------------------------------------------------------------
+
+
+def test_non_utf8_file_names_the_byte_and_line():
+    data = "phone_number,name\n+12124567890,Zoë\n".encode("latin-1")
+    message = file_error(data)
+    assert "not UTF-8" in message
+    offset = data.index("ë".encode("latin-1"))
+    assert f"invalid byte at offset {offset}, line 2" in message
+
+
+def test_utf16_file_is_rejected():
+    message = file_error("phone_number\n+12124567890\n".encode("utf-16"))  # starts with b"\xff\xfe"
+    assert "not UTF-8" in message and "offset 0, line 1" in message
+
+
+def test_non_utf8_from_an_unseekable_source_still_gives_a_rough_location():
+    class Unseekable(io.RawIOBase):
+        def __init__(self, data):
+            self._inner = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            return self._inner.readinto(b)
+
+    with pytest.raises(ContactsFileError, match=r"not UTF-8 text \(invalid byte at or after line 1\)"):
+        parse_contacts(Unseekable(b"phone_number\n\xff\n"), campaign_id=CAMPAIGN, default_region="US")
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf"])
+def test_empty_file(data):
+    assert "empty" in file_error(data)
+
+
+@pytest.mark.parametrize("data", [b"phone_number\n", b"phone_number,name\r\n\r\n\r\n", b"phone_number"])
+def test_header_only(data):
+    assert file_error(data) == "The file has a header row but no data rows."
+
+
+def test_blank_header_row():
+    assert "header" in file_error(f"\nphone_number\n{NY}\n".encode())
+
+
+def test_missing_phone_number_column_lists_the_columns_found():
+    message = file_error(f"phone,name\n{NY},Ann\n".encode())
+    assert "no phone_number column" in message and "'phone', 'name'" in message
+    assert "case-sensitive" in file_error(f"Phone_Number\n{NY}\n".encode())
+
+
+@pytest.mark.parametrize("header", ["phone_number,name,name", "phone_number,name, name ", "phone_number,phone_number"])
+def test_duplicate_header_name(header):
+    message = file_error(f"{header}\n{NY},a,b\n".encode())
+    assert "used twice" in message
+
+
+def test_empty_header_name_names_the_column():
+    assert "Column 2" in file_error(f"phone_number, ,name\n{NY},a,b\n".encode())
+
+
+def test_nul_bytes_are_a_file_error():
+    assert "NUL" in file_error(f"phone_number,name\n{NY},A\x00nn\n".encode())
+    assert "NUL" in file_error(b"PK\x03\x04\x00\x00phone_number")  # e.g. an .xlsx by mistake
+
+
+def test_no_valid_rows_summarises_the_rejections():
+    message = file_error(f"phone_number\nbad\nworse\n\n{NY}x1,\n".encode())
+    assert message == "The file has no valid rows: all 4 data rows were rejected (2 invalid_number, 1 empty, 1 column_count)."
+
+
+def test_unclosed_quote_is_malformed_csv():
+    message = file_error(f'phone_number,name\n{NY},"Ann\n{SF},Bob\n'.encode())
+    assert "not valid CSV" in message and "unclosed" in message and "data row 1" in message
+
+
+def test_field_larger_than_the_csv_limit_is_malformed_csv():
+    data = f'phone_number,notes\n{NY},"{"x" * (200 * 1024)}"\n'.encode()
+    assert "not valid CSV" in file_error(data)
+
+
+def test_bad_arguments_are_value_errors():
+    with pytest.raises(ValueError):
+        parse_contacts(io.BytesIO(b"phone_number\n"), campaign_id="nope", default_region="US")
+    with pytest.raises(ValueError):
+        parse_contacts(io.BytesIO(b"phone_number\n"), campaign_id=CAMPAIGN, default_region="XX")
+
+
+# --- the COPY payload -----------------------------------------------------------------------
+
+
+def test_copy_payload_round_trips_and_matches_csv_writer_and_json_dumps():
+    awkward = ['say "hi", then\nleave', "back\\slash", "tab\there\r\n", "ünïcödé 中文 🎉", "\u2028", "", " "]
+    header = ["phone_number"] + [f"f{i}" for i in range(len(awkward))]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, [NY] + awkward, [SF] + awkward[::-1]])
+    source = io.BytesIO(buffer.getvalue().encode())
+    result = parse_contacts(source, campaign_id=uuid.UUID(CAMPAIGN), default_region="US")
+    with result.copy_data as payload_file:
+        payload = payload_file.read()
+
+    # The exact bytes csv.writer would produce for the rows, with compact json.dumps fields.
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\n")
+    for seq, (phone, values) in enumerate([(NY, awkward), (SF, awkward[::-1])]):
+        fields = json.dumps(dict(zip(header[1:], values)), ensure_ascii=False, separators=(",", ":"))
+        writer.writerow([CAMPAIGN, seq, seq + 1, phone, fields])
+    assert payload == expected.getvalue().encode("utf-8")
+
+    rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline="")))
+    assert [json.loads(r[4]) for r in rows] == [dict(zip(header[1:], awkward)), dict(zip(header[1:], awkward[::-1]))]
+    # PostgreSQL CSV COPY: one record per "\n", no raw carriage return outside quotes.
+    assert payload.count(b"\n") == 2 and b"\r" not in payload
+
+
+def test_large_payload_spills_to_disk_and_stays_readable():
+    notes = "n" * 5000
+    lines = ["phone_number,notes"] + [f"+1212456{i:04d},{notes}" for i in range(2000)]
+    result, rows = parse("\n".join(lines).encode())  # ~10 MB of payload: past the 8 MiB spool
+    assert result.accepted == len(rows) == 2000
+    assert [r[1] for r in rows] == list(range(2000))
+    assert all(r[4] == {"notes": notes} for r in rows)
