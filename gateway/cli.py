@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                              bootstrap_key=os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") or None))
         else:
             exit_code = trio.run(_with_database, settings, args)
-    except* (MigrationError, _embedded_errors()) as group:
+    except* (ConfigError, MigrationError, _embedded_errors()) as group:
         for error in group.exceptions:
             print(f"gateway: {error}", file=sys.stderr)
         exit_code = 1

@@ -59,6 +59,25 @@ class SimRule(_Section):
 class SimSettings(_Section):
     seed: int = 1
     rules: list[SimRule] = []
+    # Numbers no rule matches: outcome weights, and uniform ring/talk time ranges.
+    mix: dict[Outcome, float] = {"answered": 0.7, "no_answer": 0.15, "busy": 0.1,
+                                 "failed": 0.05}
+    ring_seconds: tuple[float, float] = (1.0, 8.0)
+    talk_seconds: tuple[float, float] = (5.0, 60.0)
+
+    @field_validator("mix")
+    @classmethod
+    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(weight < 0 for weight in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("weights must be >= 0 with a positive sum")
+        return value
+
+    @field_validator("ring_seconds", "talk_seconds")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] <= value[1]:
+            raise ValueError("must be [low, high] with 0 <= low <= high")
+        return value
 
 
 class SipSettings(_Section):
@@ -75,6 +94,19 @@ class TelephonySettings(_Section):
     adapter: Literal["sim", "sip"] = "sim"
     sim: SimSettings = SimSettings()
     sip: SipSettings = SipSettings()
+
+
+class EngineSettings(_Section):
+    # How often the supervisor looks for scheduled campaigns that are due, and re-reads
+    # account caps changed by an operator.
+    scheduler_poll_seconds: float = Field(1.0, gt=0)
+    caps_refresh_seconds: float = Field(5.0, gt=0)
+    # A campaign fails when every call has failed (carrier error) for this long, with at
+    # least this many calls.
+    adapter_failure_seconds: float = Field(60.0, gt=0)
+    adapter_failure_min_calls: int = Field(20, ge=1)
+    # Contacts claimed per database round trip (a batch never exceeds the free slots).
+    claim_batch_size: int = Field(50, ge=1, le=1000)
 
 
 class SseSettings(_Section):
@@ -111,6 +143,7 @@ class Settings(_Section):
     http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
     telephony: TelephonySettings = TelephonySettings()
+    engine: EngineSettings = EngineSettings()
     sse: SseSettings = SseSettings()
     limits: LimitsSettings = LimitsSettings()
     contacts: ContactsSettings = ContactsSettings()

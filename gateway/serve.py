@@ -1,9 +1,9 @@
 """``gateway serve``: the root of the process.
 
 trio.run → trio_asyncio.open_loop → database (embedded or configured) → migrations →
-bootstrap → root nursery with the HTTP server. The engine's actors (budget, supervisor,
-snapshots) join this nursery as they are built. SIGINT/SIGTERM set the shutdown event:
-hypercorn stops taking requests and drains within ``http.shutdown_grace_seconds``.
+bootstrap → root nursery: the budget actor, the supervisor (and its campaign actors), the
+HTTP server. SIGINT/SIGTERM set the shutdown event: hypercorn stops taking requests, and
+in-flight calls and requests get ``http.shutdown_grace_seconds`` to finish.
 """
 
 from __future__ import annotations
@@ -18,12 +18,17 @@ import trio
 import trio_asyncio
 
 from gateway.bootstrap import bootstrap
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.db import Database, DatabaseUnavailable
+from gateway.engine.budget import Budget
+from gateway.engine.deps import EngineDeps
+from gateway.engine.supervisor import Supervisor
 from gateway.http.app import create_app
 from gateway.http.context import Services
 from gateway.logs import get_logger, redact_url
 from gateway.migrations import migrate
+from gateway.telephony.base import TelephonyAdapter
+from gateway.telephony.sim import SimAdapter
 
 log = get_logger(__name__)
 
@@ -64,6 +69,13 @@ def hypercorn_config(settings: Settings) -> hypercorn.Config:
     return config
 
 
+def make_adapter(settings: Settings) -> TelephonyAdapter:
+    if settings.telephony.adapter == "sim":
+        return SimAdapter(settings.telephony.sim)
+    raise ConfigError("telephony.adapter = 'sip' is not available in this version yet; "
+                      "use 'sim'")
+
+
 async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 handle_signals: bool = True, bootstrap_key: str | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
@@ -73,18 +85,22 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
     ``bootstrap_key`` is ``GATEWAY_BOOTSTRAP_API_KEY`` (see :func:`gateway.bootstrap.bootstrap`).
     """
     shutdown = trio.Event() if shutdown is None else shutdown
+    adapter = make_adapter(settings)
     async with trio_asyncio.open_loop(), database_url(settings) as url:
         db = await open_database(url, settings)
         try:
             log.info("database.connected", url=redact_url(url))
             await migrate(db)
             await bootstrap(db, settings, bootstrap_key)
-            app = create_app(Services(db=db, settings=settings))
-            async with trio.open_nursery() as nursery:
-                watcher = await nursery.start(_watch_signals, shutdown) if handle_signals else None
-                binds = await nursery.start(partial(
-                    hypercorn.trio.serve, app, hypercorn_config(settings),
-                    shutdown_trigger=shutdown.wait))
+            async with trio.open_nursery() as root:
+                watcher = await root.start(_watch_signals, shutdown) if handle_signals else None
+                budget = await root.start(Budget().run)
+                supervisor = await root.start(
+                    Supervisor(EngineDeps(db, budget, adapter, settings.engine)).run)
+                app = create_app(Services(db=db, settings=settings, engine=supervisor))
+                http_done = trio.Event()
+                binds = await root.start(_serve_http, app, hypercorn_config(settings),
+                                         shutdown, http_done)
                 log.info("http.listening", addresses=binds)
                 task_status.started(binds)
                 await shutdown.wait()
@@ -92,11 +108,24 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 if watcher is not None:
                     # A second signal now takes the default path: an immediate exit.
                     watcher.cancel()
-                # hypercorn returns once drained; then the nursery closes.
+                # hypercorn stops taking requests and drains on its own (shutdown_trigger);
+                # meanwhile in-flight calls get the same grace period to end.
+                await supervisor.drain(settings.http.shutdown_grace_seconds)
+                await http_done.wait()
+                root.cancel_scope.cancel()
             log.info("gateway.stopped")
         finally:
             with trio.CancelScope(shield=True):
                 await db.close()
+
+
+async def _serve_http(app, config: hypercorn.Config, shutdown: trio.Event, done: trio.Event,
+                      *, task_status: trio.TaskStatus[list[str]]) -> None:
+    try:
+        await hypercorn.trio.serve(app, config, shutdown_trigger=shutdown.wait,
+                                   task_status=task_status)
+    finally:
+        done.set()
 
 
 async def _watch_signals(shutdown: trio.Event, *,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Protocol
+
 import attrs
 from pydantic import BaseModel
 from quart import Response, current_app, g, jsonify
@@ -12,10 +15,15 @@ from gateway.store.accounts import Principal
 from gateway.store.pages import PAGE_SIZE, Page
 
 
+class Engine(Protocol):
+    def notify(self, campaign_id: uuid.UUID) -> None: ...
+
+
 @attrs.frozen
 class Services:
     db: Database
     settings: Settings
+    engine: Engine
 
 
 def services() -> Services:

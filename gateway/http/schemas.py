@@ -199,6 +199,21 @@ class ContactOut(BaseModel):
     next_attempt_at: datetime | None
 
 
+class CallOut(BaseModel):
+    id: uuid.UUID = Field(description="The attempt's id (also the call id in logs).")
+    contact_id: uuid.UUID
+    phone_number: str
+    attempt: int = Field(description="1 for the first dial, 2 for the first retry...")
+    outcome: Literal["answered", "busy", "no_answer", "failed", "invalid_number",
+                     "interrupted"] | None = Field(description="null while the call is live.")
+    dialed_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None = Field(description="Talk time, answer to hang-up.")
+    sip_call_id: str | None
+    sip_status: int | None = Field(description="Final SIP status code (SIP adapter only).")
+
+
 class PageQuery(Body):
     page: int = Field(0, ge=0, le=1_000_000)
 
@@ -232,6 +247,10 @@ class CampaignPage(PageOut):
 
 class ContactPage(PageOut):
     data: list[ContactOut]
+
+
+class CallPage(PageOut):
+    data: list[CallOut]
 
 
 class CallLimits(BaseModel):

@@ -108,9 +108,10 @@ CREATE TABLE contacts (
 );
 -- Contact pages filtered by status, in import order.
 CREATE INDEX contacts_campaign_status ON contacts (campaign_id, status, seq);
--- The dial loop: due contacts of one campaign, oldest due first, import order among equals.
-CREATE INDEX contacts_due ON contacts (campaign_id, next_attempt_at NULLS FIRST, seq)
-    WHERE status IN ('pending', 'retry_pending');
+-- The dial loop takes due retries first (oldest due first), then new contacts in import
+-- order (contacts_campaign_status serves that).
+CREATE INDEX contacts_retry_due ON contacts (campaign_id, next_attempt_at)
+    WHERE status = 'retry_pending';
 
 CREATE TABLE attempts (
     id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),

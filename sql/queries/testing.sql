@@ -5,3 +5,16 @@ SELECT count(*) FROM campaigns;
 
 -- name: count_contacts
 SELECT count(*) FROM contacts;
+
+-- name: attempts
+SELECT a.id, a.contact_id, a.attempt, a.outcome, a.dialed_at, a.answered_at, a.ended_at,
+       a.phone_number, a.campaign_id
+FROM attempts a WHERE a.campaign_id = $1 ORDER BY a.dialed_at, a.id;
+
+-- name: all_attempts
+SELECT a.id, a.contact_id, a.attempt, a.outcome, a.dialed_at, a.ended_at, a.campaign_id
+FROM attempts a ORDER BY a.dialed_at, a.id;
+
+-- name: contacts
+SELECT id, phone_number, status, attempts, last_outcome, next_attempt_at
+FROM contacts WHERE campaign_id = $1 ORDER BY seq;

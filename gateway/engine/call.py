@@ -1,0 +1,74 @@
+"""One call: dial through the adapter, record the result, give the slot back.
+
+The attempt row was written when the contact was claimed; here the result is written.
+Cancellation (shutdown past the grace period) records the call as ``interrupted`` before
+it propagates, shielded and bounded, so a restart has as little as possible to recover.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from gateway.clock import utcnow
+from gateway.db import DatabaseUnavailable
+from gateway.engine.budget import Slot
+from gateway.engine.deps import EngineDeps
+from gateway.engine.handle import CampaignHandle
+from gateway.logs import get_logger
+from gateway.store import dialing
+from gateway.store.dialing import Claim
+from gateway.telephony.base import CallResult, DialRequest
+
+log = get_logger(__name__)
+RECORD_ON_CANCEL_SECONDS = 5.0
+
+
+async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialRequest,
+                   slot: Slot, claim: Claim, on_result) -> None:
+    """Run one call to its end. ``handle.in_flight`` was counted by the caller; this
+    releases it and the slot whatever happens."""
+    ids = {"campaign_id": str(request.campaign_id), "contact_id": str(request.contact_id),
+           "call_id": str(request.call_id), "attempt": request.attempt}
+    try:
+        log.info("call.dialed", to=request.to_number, **ids)
+        answered: list = []
+
+        async def on_answer(at) -> None:
+            answered.append(at)
+            log.info("call.answered", **ids)
+
+        try:
+            result = await deps.adapter.dial(request, on_answer)
+        except trio.Cancelled:
+            interrupted = CallResult("interrupted", answered_at=answered[0] if answered else None,
+                                     ended_at=utcnow())
+            with trio.CancelScope(shield=True), trio.move_on_after(RECORD_ON_CANCEL_SECONDS):
+                await dialing.record(deps.db, claim.attempt_id, interrupted)
+                log.info("call.ended", outcome="interrupted", **ids)
+            raise
+        except Exception as exc:  # an adapter bug must cost one call, not the campaign
+            log.error("call.adapter_error", error=repr(exc), **ids)
+            result = CallResult("failed", ended_at=utcnow())
+        if result.ended_at is None:
+            result = CallResult(result.outcome, result.answered_at, utcnow(),
+                                result.sip_call_id, result.sip_status)
+        status = await _record(deps, claim, result, ids)
+        log.info("call.ended", outcome=result.outcome, duration_seconds=result.duration_seconds,
+                 contact_status=status, sip_status=result.sip_status, **ids)
+        on_result(result)
+    finally:
+        deps.budget.release(slot)
+        handle.in_flight -= 1
+        handle.poke()
+
+
+async def _record(deps: EngineDeps, claim: Claim, result: CallResult, ids: dict) -> str | None:
+    """Write the result, waiting out a database outage: no attempt is lost."""
+    delay = 0.5
+    while True:
+        try:
+            return await dialing.record(deps.db, claim.attempt_id, result)
+        except DatabaseUnavailable:
+            log.warning("call.record_waiting_for_database", retry_in_seconds=delay, **ids)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)

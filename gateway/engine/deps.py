@@ -1,0 +1,18 @@
+"""What the engine's actors are built with."""
+
+from __future__ import annotations
+
+import attrs
+
+from gateway.config import EngineSettings
+from gateway.db import Database
+from gateway.engine.budget import Budget
+from gateway.telephony.base import TelephonyAdapter
+
+
+@attrs.frozen
+class EngineDeps:
+    db: Database
+    budget: Budget
+    adapter: TelephonyAdapter
+    settings: EngineSettings

@@ -1,0 +1,66 @@
+"""A running campaign actor, as the supervisor and the actor's calls see it."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import uuid
+
+import attrs
+import trio
+
+
+@attrs.define(eq=False)
+class CampaignHandle:
+    """Shared state of one campaign actor.
+
+    ``dialing`` False means: claim nothing new, let in-flight calls finish, then end (or
+    go on dialing if it turns True again before then). Every change pokes the actor.
+    """
+
+    campaign_id: uuid.UUID
+    account_id: uuid.UUID
+    dialing: bool = True
+    in_flight: int = 0
+    failure_reason: str | None = None
+    _wakeup: trio.Event = attrs.field(factory=trio.Event)
+    _waits: set[trio.CancelScope] = attrs.field(factory=set)
+
+    def poke(self) -> None:
+        self._wakeup.set()
+
+    def stop_dialing(self) -> None:
+        self.dialing = False
+        for scope in self._waits:
+            scope.cancel()
+        self.poke()
+
+    def resume_dialing(self) -> None:
+        self.dialing = True
+        self.poke()
+
+    def fail(self, reason: str) -> None:
+        """Ask the actor to fail the campaign (a call task saw a terminal error)."""
+        if self.failure_reason is None:
+            self.failure_reason = reason
+        self.poke()
+
+    async def wait(self, deadline: float = math.inf) -> None:
+        """Sleep until poked (or ``deadline``); a poke since the last wait returns at once."""
+        wakeup = self._wakeup
+        with trio.move_on_at(deadline):
+            await wakeup.wait()
+        if wakeup is self._wakeup:
+            self._wakeup = trio.Event()
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """A cancel scope that :meth:`stop_dialing` cancels (for waits on the budget)."""
+        with trio.CancelScope() as scope:
+            if not self.dialing:
+                scope.cancel()
+            self._waits.add(scope)
+            try:
+                yield scope
+            finally:
+                self._waits.discard(scope)

@@ -1,0 +1,194 @@
+"""The supervisor: one nursery, one actor per running campaign.
+
+It owns actor lifetimes. API handlers change rows, then :meth:`Supervisor.notify` it; the
+supervisor reads the campaign's status from PostgreSQL and starts, resumes or winds down
+its actor accordingly. A poll loop starts scheduled campaigns when their time comes (and
+the budget allows), adopts running campaigns that have no actor (a lost message, a crashed
+actor) and re-reads account caps so an operator's change applies without a restart.
+
+On start-up, attempts left without an outcome by a dead process become ``interrupted``,
+and running campaigns resume.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import trio
+
+from gateway.clock import utcnow
+from gateway.db import DatabaseUnavailable
+from gateway.engine.campaign import run_campaign
+from gateway.engine.deps import EngineDeps
+from gateway.engine.handle import CampaignHandle
+from gateway.logs import get_logger
+from gateway.store import dialing, lifecycle
+from gateway.store.campaigns import InvalidReference, WrongStatus
+from gateway.store.lifecycle import BudgetExceeded
+
+log = get_logger(__name__)
+INBOX_SIZE = 10_000
+CRASH_RESTART_SECONDS = 1.0
+
+
+class Supervisor:
+    def __init__(self, deps: EngineDeps) -> None:
+        self._deps = deps
+        self._handles: dict[uuid.UUID, CampaignHandle] = {}
+        self._send, self._inbox = trio.open_memory_channel[uuid.UUID](INBOX_SIZE)
+        self._nursery: trio.Nursery | None = None
+        self._draining = False
+        self._idle = trio.Event()
+        self._waiting_for_budget: set[uuid.UUID] = set()
+
+    # -- the API side --------------------------------------------------------------------
+
+    def notify(self, campaign_id: uuid.UUID) -> None:
+        """A campaign's row changed: look at it. Never blocks; a message dropped because
+        the inbox is full is caught up by the poll loop."""
+        try:
+            self._send.send_nowait(campaign_id)
+        except trio.WouldBlock:
+            log.warning("supervisor.inbox_full", campaign_id=str(campaign_id))
+
+    def handle(self, campaign_id: uuid.UUID) -> CampaignHandle | None:
+        return self._handles.get(campaign_id)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Shutdown: dial nothing new, give in-flight calls ``grace_seconds`` to end, then
+        cancel the rest (recorded as interrupted). Campaign statuses are left as they are,
+        so the next start resumes them."""
+        self._draining = True
+        for handle in list(self._handles.values()):
+            handle.stop_dialing()
+        with trio.move_on_after(grace_seconds):
+            while self._handles:
+                self._idle = trio.Event()
+                await self._idle.wait()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # -- the actor -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        recovered = await _until_reachable(dialing.recover_interrupted, self._deps.db, utcnow())
+        if recovered:
+            log.warning("supervisor.recovered_interrupted_calls", attempts=recovered)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._poll_loop)
+            task_status.started(self)
+            async for campaign_id in self._inbox:
+                try:
+                    await self._reconcile(campaign_id)
+                except DatabaseUnavailable:
+                    log.warning("supervisor.waiting_for_database", campaign_id=str(campaign_id))
+
+    async def _reconcile(self, campaign_id: uuid.UUID) -> None:
+        if self._draining:
+            return
+        row = await dialing.campaign(self._deps.db, campaign_id)
+        handle = self._handles.get(campaign_id)
+        if row is not None and row.status == "running":
+            if handle is not None:
+                handle.resume_dialing()
+            else:
+                await self._spawn(row.id, row.account_id)
+        elif handle is not None:
+            handle.stop_dialing()
+
+    async def _spawn(self, campaign_id: uuid.UUID, account_id: uuid.UUID) -> None:
+        await self._refresh_caps({account_id})
+        handle = CampaignHandle(campaign_id, account_id)
+        self._handles[campaign_id] = handle
+        await self._nursery.start(self._supervise, handle)
+
+    async def _supervise(self, handle: CampaignHandle, *,
+                         task_status: trio.TaskStatus[CampaignHandle]) -> None:
+        crashed = False
+        try:
+            await run_campaign(self._deps, handle, task_status=task_status)
+        except Exception as exc:
+            crashed = True
+            log.error("campaign.actor_crashed", campaign_id=str(handle.campaign_id),
+                      error=repr(exc), exc_info=exc)
+        finally:
+            del self._handles[handle.campaign_id]
+            if not self._handles:
+                self._idle.set()
+        if crashed and not self._draining:
+            await trio.sleep(CRASH_RESTART_SECONDS)
+        if handle.dialing or crashed:
+            self.notify(handle.campaign_id)  # resumed while winding down, or crashed
+
+    async def _poll_loop(self) -> None:
+        settings = self._deps.settings
+        caps_due = trio.current_time() + settings.caps_refresh_seconds
+        while True:
+            if not self._draining:
+                try:
+                    await self._start_due_campaigns()
+                    for campaign_id in await dialing.running(self._deps.db):
+                        if campaign_id not in self._handles:
+                            self.notify(campaign_id)
+                    if trio.current_time() >= caps_due:
+                        await self._refresh_caps({h.account_id for h in self._handles.values()})
+                        caps_due = trio.current_time() + settings.caps_refresh_seconds
+                except DatabaseUnavailable:
+                    log.warning("supervisor.waiting_for_database")
+            await trio.sleep(settings.scheduler_poll_seconds)
+
+    async def _start_due_campaigns(self) -> None:
+        for campaign_id, account_id in await dialing.due_scheduled(self._deps.db, utcnow()):
+            try:
+                started = await lifecycle.start(self._deps.db, account_id, campaign_id, utcnow(),
+                                                allowed=("scheduled",))
+            except BudgetExceeded as exc:
+                if campaign_id not in self._waiting_for_budget:
+                    self._waiting_for_budget.add(campaign_id)
+                    log.info("campaign.schedule_waiting_for_budget",
+                             campaign_id=str(campaign_id), reason=str(exc))
+                continue
+            except InvalidReference as exc:
+                await _fail_scheduled(self._deps, account_id, campaign_id, exc.message)
+                continue
+            except WrongStatus:
+                continue
+            self._waiting_for_budget.discard(campaign_id)
+            if started:
+                log.info("campaign.started", campaign_id=str(campaign_id),
+                         account_id=str(account_id), trigger="schedule")
+                await self._reconcile(campaign_id)
+
+    async def _refresh_caps(self, account_ids: set[uuid.UUID]) -> None:
+        if not account_ids:
+            return
+        for caps in await dialing.caps(self._deps.db, list(account_ids), utcnow()):
+            self._deps.budget.set_account_caps(
+                caps.account_id, concurrent_max=caps.concurrent_max,
+                calls_per_minute=caps.calls_per_minute, dials_left_today=caps.dials_left_today)
+
+
+async def _fail_scheduled(deps: EngineDeps, account_id, campaign_id, reason: str) -> None:
+    try:
+        failed = await lifecycle.finish(deps.db, account_id, campaign_id, utcnow(),
+                                        status="failed", reason=reason, allowed=("scheduled",))
+    except WrongStatus:
+        return
+    if failed:
+        log.warning("campaign.failed", campaign_id=str(campaign_id), reason=reason)
+
+
+async def _until_reachable(fn, *args):
+    """Run ``fn`` until the database answers (start-up must not give up on it)."""
+    delay = 0.5
+    while True:
+        try:
+            return await fn(*args)
+        except DatabaseUnavailable:
+            log.warning("supervisor.waiting_for_database", retry_in_seconds=delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+

@@ -1,0 +1,90 @@
+"""Campaign lifecycle: start, pause, resume, stop; and the call history.
+
+Handlers never dial: they change the campaign's row in one transaction, then tell the
+supervisor, which starts or winds down the campaign's actor.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import attrs
+from quart import Blueprint
+from quart_schema import document_response, validate_querystring
+
+from gateway.clock import utcnow
+from gateway.http.context import page_fields, principal, respond, services
+from gateway.http.errors import ApiError, conflict, not_found
+from gateway.http.routes.campaigns import campaign_out, owned_campaign
+from gateway.http.schemas import CallOut, CallPage, CampaignOut, PageQuery
+from gateway.logs import get_logger
+from gateway.store import calls, campaigns, lifecycle
+from gateway.store.campaigns import InvalidReference, WrongStatus
+from gateway.store.lifecycle import BudgetExceeded
+
+bp = Blueprint("lifecycle", __name__)
+log = get_logger(__name__)
+_EVENTS = {"start": "campaign.started", "resume": "campaign.resumed",
+           "pause": "campaign.paused", "stop": "campaign.stopped"}
+
+
+async def _transition(campaign_id: uuid.UUID, verb: str, change) -> dict:
+    account_id = principal().account.id
+    try:
+        found = await change(services().db, account_id, campaign_id)
+    except WrongStatus as exc:
+        raise conflict(f"cannot {verb} a campaign that is {exc.status}") from None
+    except BudgetExceeded as exc:
+        raise ApiError(409, "concurrency_budget_exceeded", str(exc)) from None
+    except InvalidReference as exc:
+        raise ApiError(409, "conflict", f"{exc.field}: {exc.message}", field=exc.field) from None
+    if not found:
+        raise not_found("campaign")
+    services().engine.notify(campaign_id)
+    campaign = await campaigns.get(services().db, account_id, campaign_id)
+    log.info(_EVENTS[verb], campaign_id=str(campaign_id), account_id=str(account_id),
+             status=campaign.status, trigger="api")
+    return campaign_out(campaign)
+
+
+@bp.post("/campaigns/<uuid:campaign_id>/start")
+@document_response(CampaignOut)
+async def start_campaign(campaign_id: uuid.UUID):
+    """draft, scheduled or paused → running, if the account's concurrency budget allows."""
+    return respond(CampaignOut(**await _transition(
+        campaign_id, "start", lambda db, a, c: lifecycle.start(db, a, c, utcnow()))))
+
+
+@bp.post("/campaigns/<uuid:campaign_id>/resume")
+@document_response(CampaignOut)
+async def resume_campaign(campaign_id: uuid.UUID):
+    """paused → running, if the account's concurrency budget allows."""
+    return respond(CampaignOut(**await _transition(
+        campaign_id, "resume",
+        lambda db, a, c: lifecycle.start(db, a, c, utcnow(), allowed=("paused",)))))
+
+
+@bp.post("/campaigns/<uuid:campaign_id>/pause")
+@document_response(CampaignOut)
+async def pause_campaign(campaign_id: uuid.UUID):
+    """running → paused: nothing new is dialed; live calls finish and are recorded."""
+    return respond(CampaignOut(**await _transition(campaign_id, "pause", lifecycle.pause)))
+
+
+@bp.post("/campaigns/<uuid:campaign_id>/stop")
+@document_response(CampaignOut)
+async def stop_campaign(campaign_id: uuid.UUID):
+    """running, paused or scheduled → completed: contacts never dialed are skipped; live
+    calls are not aborted, their results are recorded."""
+    return respond(CampaignOut(**await _transition(
+        campaign_id, "stop", lambda db, a, c: lifecycle.finish(db, a, c, utcnow()))))
+
+
+@bp.get("/campaigns/<uuid:campaign_id>/calls")
+@validate_querystring(PageQuery)
+@document_response(CallPage)
+async def list_calls(campaign_id: uuid.UUID, query_args: PageQuery):
+    campaign = await owned_campaign(campaign_id)
+    page = await calls.page(services().db, campaign.id, query_args.page)
+    return respond(CallPage(data=[CallOut(**attrs.asdict(c)) for c in page.items],
+                            **page_fields(page)))

@@ -1,0 +1,120 @@
+"""The dial loop's reads and writes: claim due contacts, record results, progress."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import attrs
+
+from gateway.db import Database
+from gateway.telephony.base import RETRYABLE, CallResult
+
+_RETRYABLE = sorted(RETRYABLE)
+
+
+@attrs.frozen
+class Claim:
+    """A contact taken for one dial, its attempt row already written."""
+
+    attempt_id: uuid.UUID
+    contact_id: uuid.UUID
+    attempt: int
+    phone_number: str
+    custom_fields: dict
+
+
+@attrs.frozen
+class CampaignRow:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    status: str
+    max_concurrent_calls: int
+    retries_per_contact: int
+    retry_delay_seconds: int
+
+
+@attrs.frozen
+class References:
+    agent_id: uuid.UUID
+    agent_ok: bool
+    agent_sip_uri: str | None
+    from_number: str
+    number_ok: bool
+
+
+@attrs.frozen
+class Progress:
+    status: str
+    pending: int
+    retry_pending: int
+    in_progress: int
+    next_retry_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == self.retry_pending == self.in_progress == 0
+
+
+@attrs.frozen
+class Caps:
+    account_id: uuid.UUID
+    concurrent_max: int
+    calls_per_minute: int
+    dials_left_today: int | None
+
+
+async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int) -> list[Claim]:
+    rows = await db.fetch("dialing.claim", campaign_id, now, limit)
+    return [Claim(**dict(row)) for row in rows]
+
+
+async def record(db: Database, attempt_id: uuid.UUID, result: CallResult) -> str | None:
+    """Write the result; return the contact's new status (None if already recorded)."""
+    row = await db.fetchrow("dialing.record_result", attempt_id, result.outcome,
+                            result.answered_at, result.ended_at, result.duration_seconds,
+                            result.sip_call_id, result.sip_status, _RETRYABLE)
+    return None if row is None else row["status"]
+
+
+async def progress(db: Database, campaign_id: uuid.UUID) -> Progress | None:
+    row = await db.fetchrow("dialing.progress", campaign_id)
+    return None if row is None else Progress(**dict(row))
+
+
+async def complete(db: Database, campaign_id: uuid.UUID, now: datetime) -> bool:
+    return await db.fetchval("dialing.complete", campaign_id, now) is not None
+
+
+async def campaign(db: Database, campaign_id: uuid.UUID) -> CampaignRow | None:
+    row = await db.fetchrow("dialing.campaign", campaign_id)
+    return None if row is None else CampaignRow(**dict(row))
+
+
+async def references(db: Database, campaign_id: uuid.UUID) -> References:
+    return References(**dict(await db.fetchrow("dialing.references", campaign_id)))
+
+
+async def recover_interrupted(db: Database, now: datetime) -> int:
+    return len(await db.fetch("dialing.recover_interrupted", now))
+
+
+async def running(db: Database) -> list[uuid.UUID]:
+    return [row["id"] for row in await db.fetch("dialing.running")]
+
+
+async def due_scheduled(db: Database, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [(row["id"], row["account_id"]) for row in await db.fetch("dialing.due_scheduled", now)]
+
+
+async def caps(db: Database, account_ids: list[uuid.UUID], now: datetime) -> list[Caps]:
+    found = []
+    for row in await db.fetch("dialing.caps", account_ids, now):
+        left = None
+        if row["daily_calls_max"] is not None:
+            left = max(0, row["daily_calls_max"] - row["dials_today"])
+        if row["daily_minutes_max"] is not None and \
+                row["talk_seconds_today"] >= row["daily_minutes_max"] * 60:
+            left = 0
+        found.append(Caps(row["id"], row["concurrent_max"], row["calls_per_minute"], left))
+    return found

@@ -1,0 +1,103 @@
+"""Campaign transitions (start, pause, resume, stop, fail) as single transactions.
+
+The table of allowed transitions is the spec's; anything else raises :class:`WrongStatus`
+(the HTTP edge answers 409 naming the current status). Start and resume check the
+concurrency budget while holding the account row, so simultaneous starts are serialised.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import attrs
+
+from gateway.db import Database, Tx
+from gateway.store.campaigns import InvalidReference, WrongStatus
+
+START_FROM = ("draft", "scheduled", "paused")
+STOP_FROM = ("running", "paused", "scheduled")
+
+
+@attrs.frozen
+class BudgetExceeded(Exception):
+    """Starting would reserve more concurrency than the account has."""
+
+    needed: int
+    reserved: int
+    concurrent_max: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.concurrent_max - self.reserved)
+
+    def __str__(self) -> str:
+        if self.concurrent_max == 0:
+            return ("the account's concurrent_max is 0: dialing is blocked by the operator "
+                    "(ask them to raise it with `gateway accounts limits`)")
+        advice = "pause or stop another running campaign"
+        if self.free > 0:
+            advice += f", or lower this campaign's max_concurrent_calls to {self.free} or less"
+        return (f"starting this campaign needs {self.needed} concurrent calls, but running "
+                f"campaigns already reserve {self.reserved} of the account's "
+                f"{self.concurrent_max} ({self.free} free): {advice}")
+
+
+async def _locked(tx: Tx, account_id: uuid.UUID, campaign_id: uuid.UUID, allowed: tuple):
+    row = await tx.fetchrow("lifecycle.lock_campaign", campaign_id, account_id)
+    if row is None:
+        return None
+    if row["status"] not in allowed:
+        raise WrongStatus(row["status"])
+    return row
+
+
+async def start(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now: datetime,
+                *, allowed: tuple[str, ...] = START_FROM) -> bool:
+    """Move the campaign to running. False if there is no such campaign.
+
+    Raises WrongStatus, InvalidReference (agent inactive, number disabled) or
+    BudgetExceeded; nothing changes when it does."""
+
+    async def run(tx: Tx) -> bool:
+        concurrent_max = await tx.fetchval("lifecycle.lock_account", account_id)
+        row = await _locked(tx, account_id, campaign_id, allowed)
+        if row is None:
+            return False
+        refs = await tx.fetchrow("dialing.references", campaign_id)
+        if not refs["agent_ok"]:
+            raise InvalidReference("agent_id", "the campaign's agent is inactive or deleted")
+        if not refs["number_ok"]:
+            raise InvalidReference("phone_number_id", "the campaign's phone number is "
+                                   "disabled for outbound calls or deleted")
+        reserved = await tx.fetchval("lifecycle.reserved", account_id, campaign_id)
+        if reserved + row["max_concurrent_calls"] > concurrent_max:
+            raise BudgetExceeded(row["max_concurrent_calls"], reserved, concurrent_max)
+        await tx.execute("lifecycle.set_running", campaign_id, now)
+        return True
+
+    return await db.transaction(run)
+
+
+async def pause(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) -> bool:
+    async def run(tx: Tx) -> bool:
+        if await _locked(tx, account_id, campaign_id, ("running",)) is None:
+            return False
+        await tx.execute("lifecycle.set_paused", campaign_id)
+        return True
+
+    return await db.transaction(run)
+
+
+async def finish(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now: datetime,
+                 *, status: str = "completed", reason: str | None = None,
+                 allowed: tuple[str, ...] = STOP_FROM) -> bool:
+    """Stop (``completed``) or fail (``failed`` with ``reason``) the campaign."""
+
+    async def run(tx: Tx) -> bool:
+        if await _locked(tx, account_id, campaign_id, allowed) is None:
+            return False
+        await tx.execute("lifecycle.set_finished", campaign_id, status, now, reason)
+        return True
+
+    return await db.transaction(run)

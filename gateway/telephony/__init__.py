@@ -1,0 +1,1 @@
+"""Telephony adapters behind one small interface (see :mod:`gateway.telephony.base`)."""

@@ -1,0 +1,10 @@
+-- name: page
+SELECT id, contact_id, phone_number, attempt, outcome, dialed_at, answered_at, ended_at,
+       duration_seconds, sip_call_id, sip_status
+FROM attempts
+WHERE campaign_id = $1
+ORDER BY dialed_at, id
+LIMIT $2 OFFSET $3;
+
+-- name: count
+SELECT count(*) FROM attempts WHERE campaign_id = $1;

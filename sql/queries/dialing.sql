@@ -1,0 +1,145 @@
+-- The dial loop's statements. Times ($2 "now") come from the engine's clock.
+
+-- name: claim
+-- Claim up to $3 due contacts of running campaign $1 in one statement: due retries first,
+-- then new contacts in import order. Each claimed contact becomes in_progress with its
+-- attempt row written, before any dial. SKIP LOCKED + the status change make a second
+-- claim of the same contact impossible; the attempt cap is checked here and by the
+-- (contact_id, attempt) key.
+WITH campaign AS (
+    SELECT id, account_id, retries_per_contact FROM campaigns
+    WHERE id = $1 AND status = 'running'
+), retries AS (
+    SELECT c.id FROM contacts c, campaign
+    WHERE c.campaign_id = campaign.id AND c.status = 'retry_pending'
+      AND c.next_attempt_at <= $2 AND c.attempts <= campaign.retries_per_contact
+    ORDER BY c.next_attempt_at
+    LIMIT $3
+    FOR UPDATE OF c SKIP LOCKED
+), fresh AS (
+    SELECT c.id FROM contacts c, campaign
+    WHERE c.campaign_id = campaign.id AND c.status = 'pending'
+    ORDER BY c.seq
+    LIMIT $3 - (SELECT count(*) FROM retries)
+    FOR UPDATE OF c SKIP LOCKED
+), due AS (
+    SELECT id FROM retries UNION ALL SELECT id FROM fresh
+), claimed AS (
+    UPDATE contacts c
+    SET status = 'in_progress', attempts = c.attempts + 1, last_attempt_at = $2,
+        next_attempt_at = NULL, updated_at = now()
+    FROM due
+    WHERE c.id = due.id
+    RETURNING c.id, c.phone_number, c.custom_fields, c.attempts
+), inserted AS (
+    INSERT INTO attempts (account_id, campaign_id, contact_id, attempt, phone_number, dialed_at)
+    SELECT campaign.account_id, campaign.id, claimed.id, claimed.attempts,
+           claimed.phone_number, $2
+    FROM claimed, campaign
+    RETURNING id, contact_id, attempt
+)
+SELECT i.id AS attempt_id, i.contact_id, i.attempt, c.phone_number, c.custom_fields
+FROM inserted i JOIN claimed c ON c.id = i.contact_id;
+
+-- name: record_result
+-- Finish attempt $1 and decide its contact: completed when answered; retry_pending when
+-- the outcome is retryable, attempts remain and the campaign can still dial (running or
+-- paused); else failed. Retries are due retry_delay_seconds after the call ended ($4).
+WITH attempt AS (
+    UPDATE attempts
+    SET outcome = $2, answered_at = $3, ended_at = $4, duration_seconds = $5,
+        sip_call_id = $6, sip_status = $7
+    WHERE id = $1 AND outcome IS NULL
+    RETURNING contact_id, campaign_id, attempt
+), decision AS (
+    SELECT a.contact_id, cp.retry_delay_seconds,
+           CASE WHEN $2 = 'answered' THEN 'completed'
+                WHEN $2 = ANY($8::text[]) AND a.attempt <= cp.retries_per_contact
+                     AND cp.status IN ('running', 'paused') THEN 'retry_pending'
+                ELSE 'failed' END AS status
+    FROM attempt a JOIN campaigns cp ON cp.id = a.campaign_id
+)
+UPDATE contacts c
+SET status = d.status, last_outcome = $2, updated_at = now(),
+    next_attempt_at = CASE WHEN d.status = 'retry_pending'
+                           THEN $4 + make_interval(secs => d.retry_delay_seconds) END
+FROM decision d
+WHERE c.id = d.contact_id AND c.status = 'in_progress'
+RETURNING c.id, c.status;
+
+-- name: progress
+-- What is left of campaign $1, and its status (the actor stops when it is not running).
+SELECT cp.status,
+       count(c.id) FILTER (WHERE c.status = 'pending') AS pending,
+       count(c.id) FILTER (WHERE c.status = 'retry_pending') AS retry_pending,
+       count(c.id) FILTER (WHERE c.status = 'in_progress') AS in_progress,
+       min(c.next_attempt_at) FILTER (WHERE c.status = 'retry_pending') AS next_retry_at
+FROM campaigns cp
+LEFT JOIN contacts c ON c.campaign_id = cp.id
+     AND c.status IN ('pending', 'retry_pending', 'in_progress')
+WHERE cp.id = $1
+GROUP BY cp.status;
+
+-- name: complete
+UPDATE campaigns SET status = 'completed', completed_at = $2, updated_at = now()
+WHERE id = $1 AND status = 'running'
+  AND NOT EXISTS (SELECT 1 FROM contacts
+                  WHERE campaign_id = $1 AND status IN ('pending', 'retry_pending', 'in_progress'))
+RETURNING id;
+
+-- name: references
+-- Can campaign $1 still dial: its agent active and its number enabled (neither deleted)?
+SELECT ag.id AS agent_id, ag.status = 'active' AND ag.deleted_at IS NULL AS agent_ok,
+       ag.sip_uri AS agent_sip_uri,
+       pn.number AS from_number, pn.outbound_enabled AND pn.deleted_at IS NULL AS number_ok
+FROM campaigns cp
+JOIN agents ag ON ag.id = cp.agent_id
+JOIN phone_numbers pn ON pn.id = cp.phone_number_id
+WHERE cp.id = $1;
+
+-- name: campaign
+SELECT id, account_id, status, max_concurrent_calls, retries_per_contact, retry_delay_seconds
+FROM campaigns WHERE id = $1;
+
+-- name: recover_interrupted
+-- At start-up every attempt without an outcome belonged to a process that died mid-call:
+-- it is interrupted, and its contact retried (if attempts remain) or failed.
+WITH open AS (
+    UPDATE attempts SET outcome = 'interrupted', ended_at = coalesce(ended_at, $1)
+    WHERE outcome IS NULL
+    RETURNING contact_id, campaign_id, attempt
+), decision AS (
+    SELECT o.contact_id, cp.retry_delay_seconds,
+           CASE WHEN o.attempt <= cp.retries_per_contact
+                     AND cp.status IN ('running', 'paused') THEN 'retry_pending'
+                ELSE 'failed' END AS status
+    FROM open o JOIN campaigns cp ON cp.id = o.campaign_id
+)
+UPDATE contacts c
+SET status = d.status, last_outcome = 'interrupted', updated_at = now(),
+    next_attempt_at = CASE WHEN d.status = 'retry_pending'
+                           THEN $1 + make_interval(secs => d.retry_delay_seconds) END
+FROM decision d
+WHERE c.id = d.contact_id AND c.status = 'in_progress'
+RETURNING c.id;
+
+-- name: running
+SELECT id FROM campaigns WHERE status = 'running';
+
+-- name: due_scheduled
+SELECT id, account_id FROM campaigns
+WHERE status = 'scheduled' AND scheduled_at <= $1
+ORDER BY scheduled_at, id;
+
+-- name: caps
+-- Caps of accounts $1, with today's (UTC) dials and talk seconds when a daily cap needs them.
+SELECT a.id, a.concurrent_max, a.calls_per_minute, a.daily_calls_max, a.daily_minutes_max,
+       CASE WHEN a.daily_calls_max IS NOT NULL OR a.daily_minutes_max IS NOT NULL THEN
+           (SELECT count(*) FROM attempts t
+            WHERE t.account_id = a.id AND t.dialed_at >= date_trunc('day', $2::timestamptz, 'UTC'))
+       END AS dials_today,
+       CASE WHEN a.daily_minutes_max IS NOT NULL THEN
+           (SELECT coalesce(sum(t.duration_seconds), 0) FROM attempts t
+            WHERE t.account_id = a.id AND t.dialed_at >= date_trunc('day', $2::timestamptz, 'UTC'))
+       END AS talk_seconds_today
+FROM accounts a WHERE a.id = ANY($1::uuid[]);

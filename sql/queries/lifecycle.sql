@@ -1,0 +1,38 @@
+-- Campaign transitions. Every one locks the campaign row; start and resume also lock the
+-- account row, so two starts in one account are serialised and cannot both pass the
+-- concurrency budget check.
+
+-- name: lock_account
+SELECT concurrent_max FROM accounts WHERE id = $1 FOR UPDATE;
+
+-- name: lock_campaign
+SELECT id, status, max_concurrent_calls, agent_id, phone_number_id FROM campaigns
+WHERE id = $1 AND account_id = $2
+FOR UPDATE;
+
+-- name: reserved
+-- Concurrency reserved by the account's other running campaigns.
+SELECT coalesce(sum(max_concurrent_calls), 0) FROM campaigns
+WHERE account_id = $1 AND status = 'running' AND id <> $2;
+
+-- name: set_running
+UPDATE campaigns
+SET status = 'running', started_at = coalesce(started_at, $2), updated_at = now()
+WHERE id = $1;
+
+-- name: set_paused
+UPDATE campaigns SET status = 'paused', updated_at = now() WHERE id = $1;
+
+-- name: set_finished
+-- Stop (completed) or fail: never-dialed contacts are skipped; contacts waiting for a retry
+-- have no attempt left to make, so they fail with their last outcome.
+WITH campaign AS (
+    UPDATE campaigns
+    SET status = $2, completed_at = $3, failure_reason = $4, updated_at = now()
+    WHERE id = $1
+    RETURNING id
+)
+UPDATE contacts
+SET status = CASE WHEN status = 'pending' THEN 'skipped' ELSE 'failed' END,
+    next_attempt_at = NULL, updated_at = now()
+WHERE campaign_id = (SELECT id FROM campaign) AND status IN ('pending', 'retry_pending');

@@ -1,0 +1,162 @@
+"""Campaigns run end to end: real PostgreSQL, the real server, the sim carrier.
+
+Every test checks the attempt history against the promises of the spec: live calls never
+above a cap, exact attempt counts, retry spacing, pause and stop semantics.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import trio
+
+from conftest import contacts_csv, us_number
+from engine_helpers import (check_attempt_invariants, engine_settings, max_overlap,
+                            outcome_counts, rule, start, wait_for, wait_status)
+
+RULES = [rule("*1", "busy"), rule("*2", "no_answer"), rule("*3", "invalid_number"),
+         rule("*4", "failed"), rule("*", "answered", talk=0.02)]
+
+
+@pytest.fixture
+def settings_overrides():
+    return engine_settings(RULES)
+
+
+async def _attempts(db, campaign_id):
+    return [dict(row) for row in await db.fetch("testing.attempts", campaign_id)]
+
+
+@pytest.mark.timeout(90)
+async def test_thousand_contacts_complete_with_the_counts_the_rules_imply(api, db,
+                                                                         create_campaign):
+    created = (await create_campaign(contacts_csv(1000), max_concurrent_calls=20,
+                                     retries_per_contact=2, retry_delay_seconds=0)).json()
+    await start(api, created["id"])
+    done = await wait_status(api, created["id"], "completed", "failed")
+    assert done["status"] == "completed" and done["completed_at"] is not None
+    # 100 numbers end in each digit. Retryable: busy, no_answer, failed (3 attempts each).
+    assert done["contact_counts"] == {"total": 1000, "completed": 600, "failed": 400,
+                                      "pending": 0, "in_progress": 0, "retry_pending": 0,
+                                      "skipped": 0}
+    attempts = await _attempts(db, created["id"])
+    assert outcome_counts(attempts) == {"answered": 600, "busy": 300, "no_answer": 300,
+                                        "failed": 300, "invalid_number": 100}
+    check_attempt_invariants(attempts, retries_per_contact=2)
+    assert max_overlap(attempts) <= 20
+    contacts = await db.fetch("testing.contacts", created["id"])
+    last = {row["phone_number"]: row["last_outcome"] for row in contacts}
+    assert last[us_number(1)] == "busy" and last[us_number(3)] == "invalid_number"
+    calls = (await api.get(f"/api/v1/campaigns/{created['id']}/calls", params={"page": 16})).json()
+    assert calls["total"] == 1600 and len(calls["data"]) == 0 and not calls["has_more"]
+
+
+async def test_retries_wait_for_the_delay(api, db, create_campaign):
+    csv = f"phone_number\n{us_number(1)}\n{us_number(2)}\n".encode()
+    created = (await create_campaign(csv, retries_per_contact=2, retry_delay_seconds=1)).json()
+    await start(api, created["id"])
+    done = await wait_status(api, created["id"], "completed")
+    assert done["contact_counts"]["failed"] == 2
+    attempts = await _attempts(db, created["id"])
+    assert len(attempts) == 6
+    check_attempt_invariants(attempts, retries_per_contact=2)
+    for contact_id in {a["contact_id"] for a in attempts}:
+        mine = [a for a in attempts if a["contact_id"] == contact_id]
+        for earlier, later in zip(mine, mine[1:]):
+            assert later["dialed_at"] - earlier["ended_at"] >= timedelta(seconds=1)
+
+
+async def test_live_calls_never_exceed_the_campaign_cap(api, db, create_campaign):
+    created = (await create_campaign(contacts_csv(60, start=5000), max_concurrent_calls=3)
+               ).json()
+    await start(api, created["id"])
+    await wait_status(api, created["id"], "completed")
+    attempts = await _attempts(db, created["id"])
+    assert len(attempts) == 60
+    assert max_overlap(attempts) == 3  # reached, never passed
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    engine_settings([rule("*", "answered", ring=0.05, talk=0.2)])])
+async def test_pause_dials_nothing_new_and_resume_continues(api, db, create_campaign):
+    created = (await create_campaign(contacts_csv(40), max_concurrent_calls=4)).json()
+    await start(api, created["id"])
+    await wait_for(api, created["id"], lambda c: c["contact_counts"]["completed"] >= 4)
+    paused = await start(api, created["id"], "pause")
+    paused_at = trio.current_time()
+    assert paused["status"] == "paused"
+    # In-flight calls finish and are recorded; nothing else is dialed.
+    settled = await wait_for(api, created["id"], lambda c: c["contact_counts"]["in_progress"] == 0)
+    before = await _attempts(db, created["id"])
+    assert all(a["outcome"] == "answered" for a in before)
+    await trio.sleep(0.5)  # a window in which a paused campaign must not dial
+    assert len(await _attempts(db, created["id"])) == len(before)
+    assert settled["status"] == "paused" and settled["contact_counts"]["pending"] > 0
+    assert trio.current_time() - paused_at < 5
+    await start(api, created["id"], "resume")
+    done = await wait_status(api, created["id"], "completed")
+    assert done["contact_counts"]["completed"] == 40
+    attempts = await _attempts(db, created["id"])
+    assert len(attempts) == 40
+    check_attempt_invariants(attempts, retries_per_contact=0)
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    engine_settings([rule("*", "answered", ring=0.05, talk=0.3)])])
+async def test_stop_skips_the_rest_and_records_calls_in_flight(api, db, create_campaign):
+    created = (await create_campaign(contacts_csv(50), max_concurrent_calls=5)).json()
+    await start(api, created["id"])
+    await wait_for(api, created["id"], lambda c: c["contact_counts"]["in_progress"] > 0)
+    stopped = await start(api, created["id"], "stop")
+    assert stopped["status"] == "completed" and stopped["completed_at"] is not None
+    counts = (await wait_for(api, created["id"],
+                             lambda c: c["contact_counts"]["in_progress"] == 0))["contact_counts"]
+    attempts = await _attempts(db, created["id"])
+    assert attempts and all(a["outcome"] == "answered" for a in attempts)  # not aborted
+    assert counts["completed"] == len(attempts)
+    assert counts["skipped"] == 50 - len(attempts) > 0
+    assert counts["pending"] == counts["retry_pending"] == 0
+
+
+TRANSITIONS = [
+    ("draft", "pause", 409), ("draft", "resume", 409), ("draft", "stop", 409),
+    ("scheduled", "pause", 409), ("scheduled", "resume", 409), ("scheduled", "stop", 200),
+    ("scheduled", "start", 200), ("draft", "start", 200),
+]
+
+
+@pytest.mark.parametrize(("status", "verb", "code"), TRANSITIONS)
+@pytest.mark.parametrize("settings_overrides", [
+    engine_settings([rule("*", "answered", ring=5)])])
+async def test_transition_table(api, create_campaign, status, verb, code):
+    fields = {"scheduled_at": "2099-01-01T00:00:00Z"} if status == "scheduled" else {}
+    created = (await create_campaign(**fields)).json()
+    assert created["status"] == status
+    response = await api.post(f"/api/v1/campaigns/{created['id']}/{verb}")
+    assert response.status_code == code, response.text
+    if code == 409:
+        assert response.json()["error"]["code"] == "conflict"
+        assert status in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    engine_settings([rule("*", "answered", ring=5)])])
+async def test_running_paused_and_completed_transitions(api, create_campaign):
+    created = (await create_campaign()).json()
+    cid = created["id"]
+
+    async def code(verb):
+        return (await api.post(f"/api/v1/campaigns/{cid}/{verb}")).status_code
+
+    assert await code("start") == 200
+    assert [await code(v) for v in ("start", "resume")] == [409, 409]
+    assert (await api.delete(f"/api/v1/campaigns/{cid}")).status_code == 409
+    assert await code("pause") == 200
+    assert [await code(v) for v in ("pause",)] == [409]
+    assert await code("resume") == 200
+    assert await code("pause") == 200
+    assert await code("start") == 200  # start also resumes a paused campaign
+    assert await code("stop") == 200
+    assert [await code(v) for v in ("start", "pause", "resume", "stop")] == [409] * 4
+    assert (await api.delete(f"/api/v1/campaigns/{cid}")).status_code == 409
