@@ -29,14 +29,24 @@ from gateway.serve import database_url, open_database, serve
 from gateway.store import accounts
 
 
+CAP_MAX = 2**31 - 1  # caps are PostgreSQL integers
+
+
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    if not 0 <= value <= CAP_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {CAP_MAX}, got {value}")
     return value
+
+
+def _account_name(text: str) -> str:
+    name = text.strip()
+    if not 1 <= len(name) <= 200:
+        raise argparse.ArgumentTypeError("must be 1 to 200 characters")
+    return name
 
 
 def _cap_or_none(text: str) -> int | None:
@@ -44,25 +54,31 @@ def _cap_or_none(text: str) -> int | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, help="settings file (default: $GATEWAY_CONFIG "
-                        "or ./config.toml, else built-in defaults)")
+    # --config is accepted before or after the command (`gateway serve --config FILE`).
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="settings file (default: $GATEWAY_CONFIG or ./config.toml, "
+                             "else built-in defaults)")
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n")[0],
+                                     parents=[config])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gateway (embedded PostgreSQL unless "
-                                      "database.url is set)")
-    commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("serve", parents=[config],
+                        help="run the gateway (embedded PostgreSQL unless database.url is set)")
+    commands.add_parser("migrate", parents=[config], help="apply database migrations and exit")
 
     account = commands.add_parser("accounts", help="manage tenants and their caps")
     verbs = account.add_subparsers(dest="verb", required=True)
-    create = verbs.add_parser("create", help="create an account and print its API key")
-    create.add_argument("--name", required=True)
+    create = verbs.add_parser("create", parents=[config],
+                              help="create an account and print its API key")
+    create.add_argument("--name", required=True, type=_account_name)
     create.add_argument("--concurrent-max", type=_non_negative,
                         help="live calls at once (default: accounts.default_concurrent_max)")
     create.add_argument("--calls-per-minute", type=_non_negative,
                         help="dials per minute (default: accounts.default_calls_per_minute)")
-    verbs.add_parser("list", help="list accounts and their caps")
-    limits = verbs.add_parser("limits", help="show or change an account's caps (0 blocks "
-                                             "dialing: a kill-switch)")
+    verbs.add_parser("list", parents=[config], help="list accounts and their caps")
+    limits = verbs.add_parser("limits", parents=[config],
+                              help="show or change an account's caps (0 blocks dialing: a "
+                                   "kill-switch)")
     limits.add_argument("account_id", type=uuid.UUID)
     # SUPPRESS: only the caps named on the command line appear in the namespace.
     limits.add_argument("--concurrent-max", type=_non_negative, default=argparse.SUPPRESS)
@@ -77,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(getattr(args, "config", None))
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2

@@ -170,6 +170,8 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except OSError as exc:  # a directory, no permission...
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     for dotted, value in _environment_overrides(environ):

@@ -18,24 +18,28 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 
 def configure_logging(level: str = "info", stream=None) -> None:
-    """Route structlog to JSON lines at ``level`` (stdlib logging from libraries too)."""
+    """Route structlog, and the standard library's logging (hypercorn, asyncpg, trio-asyncio),
+    to JSON lines at ``level``."""
     stream = stream or sys.stderr
     numeric = _LEVELS[level]
+    shared = [structlog.processors.add_log_level,
+              structlog.processors.TimeStamper(fmt="iso", utc=True)]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *shared,
+                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    # Hypercorn and asyncpg log through the standard library: keep their warnings, quietly.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream,
-                        format='{"event": "%(name)s", "level": "%(levelname)s", "message": "%(message)s"}')
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Libraries are quieter than the gateway: their warnings and errors only.
+    root.setLevel(max(numeric, logging.WARNING))
 
 
 def get_logger(name: str | None = None):

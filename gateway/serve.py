@@ -22,6 +22,7 @@ from gateway.config import ConfigError, Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.engine.budget import Budget
 from gateway.engine.deps import EngineDeps
+from gateway.engine.snapshots import Snapshots
 from gateway.engine.supervisor import Supervisor
 from gateway.http.app import create_app
 from gateway.http.context import Services
@@ -97,7 +98,9 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 budget = await root.start(Budget().run)
                 supervisor = await root.start(
                     Supervisor(EngineDeps(db, budget, adapter, settings.engine)).run)
-                app = create_app(Services(db=db, settings=settings, engine=supervisor))
+                snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds).run)
+                app = create_app(Services(db=db, settings=settings, engine=supervisor,
+                                          snapshots=snapshots))
                 http_done = trio.Event()
                 binds = await root.start(_serve_http, app, hypercorn_config(settings),
                                          shutdown, http_done)
@@ -109,7 +112,8 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                     # A second signal now takes the default path: an immediate exit.
                     watcher.cancel()
                 # hypercorn stops taking requests and drains on its own (shutdown_trigger);
-                # meanwhile in-flight calls get the same grace period to end.
+                # SSE streams end now; in-flight calls get the grace period to finish.
+                snapshots.close()
                 await supervisor.drain(settings.http.shutdown_grace_seconds)
                 await http_done.wait()
                 root.cancel_scope.cancel()

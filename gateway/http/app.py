@@ -9,7 +9,7 @@ from quart_trio import QuartTrio
 from gateway import __version__
 from gateway.http import errors
 from gateway.http.context import Services, services
-from gateway.http.routes import agents, campaigns, lifecycle, limits, phone_numbers
+from gateway.http.routes import agents, campaigns, events, lifecycle, limits, phone_numbers
 from gateway.http.routes.auth import authenticate
 
 _DESCRIPTION = """Outbound voice campaign gateway.
@@ -41,7 +41,7 @@ def create_app(svc: Services) -> QuartTrio:
     )
     api = Blueprint("api", __name__, url_prefix="/api/v1")
     api.before_request(authenticate)
-    for module in (limits, agents, phone_numbers, campaigns, lifecycle):
+    for module in (limits, agents, phone_numbers, campaigns, lifecycle, events):
         api.register_blueprint(module.bp)
     app.register_blueprint(api)
     errors.register(app)

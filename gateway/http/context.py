@@ -11,6 +11,7 @@ from quart import Response, current_app, g, jsonify
 
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.engine.snapshots import Snapshots
 from gateway.store.accounts import Principal
 from gateway.store.pages import PAGE_SIZE, Page
 
@@ -24,6 +25,7 @@ class Services:
     db: Database
     settings: Settings
     engine: Engine
+    snapshots: Snapshots
 
 
 def services() -> Services:

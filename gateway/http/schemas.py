@@ -43,6 +43,13 @@ def _check_sip_uri(value: str | None) -> str | None:
     return value
 
 
+def _not_null(value: Any) -> Any:
+    """For PATCH bodies: a field may be absent, but a null is only meaningful for some."""
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
 class AgentCreate(Body):
     name: Name
     status: AgentStatus = "active"
@@ -66,12 +73,7 @@ class AgentUpdate(Body):
     _greeting = field_validator("greeting")(lambda v: v if v is None else _check_greeting(v))
     _sip_uri = field_validator("sip_uri")(_check_sip_uri)
 
-    @field_validator("name", "status", "greeting")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _present = field_validator("name", "status", "greeting")(_not_null)
 
 
 class AgentOut(BaseModel):
@@ -107,12 +109,7 @@ class PhoneNumberUpdate(Body):
     outbound_enabled: bool | None = None
     label: Label | None = None
 
-    @field_validator("outbound_enabled", "label")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _present = field_validator("outbound_enabled", "label")(_not_null)
 
 
 class PhoneNumberOut(BaseModel):

@@ -1,0 +1,63 @@
+"""``GET /api/v1/campaigns/{id}/events``: live metrics as Server-Sent Events.
+
+A snapshot at once, then one per ``sse.tick_seconds`` from the shared snapshot cell; a
+``: heartbeat`` comment every ``sse.heartbeat_seconds``; when the campaign reaches a
+terminal status, a last snapshot and ``event: end``, then the stream closes. Every event
+has an ``id:``. Each stream reads the cell at its own pace, so a slow or vanished client
+only ever delays itself.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import trio
+from quart import Blueprint, make_response
+
+from gateway.engine.snapshots import TERMINAL
+from gateway.http.context import services
+from gateway.http.routes.campaigns import owned_campaign
+
+bp = Blueprint("events", __name__)
+RECONNECT_MILLISECONDS = 2000
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+    "Connection": "keep-alive",
+}
+
+
+def _event(event_id: int, data: dict, kind: str | None = None) -> bytes:
+    head = f"event: {kind}\n" if kind else ""
+    return f"{head}id: {event_id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+@bp.get("/campaigns/<uuid:campaign_id>/events")
+async def campaign_events(campaign_id: uuid.UUID):
+    await owned_campaign(campaign_id)  # 404 for another tenant's campaign
+    svc = services()
+    snapshots, heartbeat = svc.snapshots, svc.settings.sse.heartbeat_seconds
+
+    async def stream():
+        with snapshots.watch(campaign_id) as cell:
+            snapshot = cell.value or await snapshots.load(campaign_id)
+            seen, event_id = cell.version, 1
+            yield f"retry: {RECONNECT_MILLISECONDS}\n".encode() + _event(event_id, snapshot)
+            next_heartbeat = trio.current_time() + heartbeat
+            while snapshot["status"] not in TERMINAL:
+                if await snapshots.newer(cell, seen, next_heartbeat):
+                    seen, snapshot, event_id = cell.version, cell.value, event_id + 1
+                    yield _event(event_id, snapshot)
+                elif snapshots.closing.is_set():
+                    return  # shutdown: the client reconnects to the next process
+                if trio.current_time() >= next_heartbeat:
+                    next_heartbeat = trio.current_time() + heartbeat
+                    yield b": heartbeat\n\n"
+            yield _event(event_id + 1, {"campaign_id": str(campaign_id),
+                                        "status": snapshot["status"]}, "end")
+
+    response = await make_response(stream(), 200, SSE_HEADERS)
+    response.timeout = None  # Quart's RESPONSE_TIMEOUT would silently end the stream
+    return response

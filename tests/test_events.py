@@ -1,0 +1,172 @@
+"""Live metrics over SSE, against the real server (quart's test client hangs on streams)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import trio
+from httpx_sse import aconnect_sse
+
+from conftest import API_KEY, contacts_csv
+from engine_helpers import engine_settings, rule, start, wait_status
+from gateway.store import accounts
+
+TICK, HEARTBEAT = 0.1, 0.35
+SNAPSHOT_KEYS = {"campaign_id", "status", "total", "pending", "in_progress", "retry_pending",
+                 "completed", "failed", "skipped", "in_flight", "attempts", "outcomes",
+                 "max_concurrent_calls", "started_at", "completed_at", "updated_at"}
+
+
+@pytest.fixture
+def settings_overrides():
+    settings = engine_settings([rule("*9", "busy", ring=0.05),
+                                rule("*", "answered", ring=0.05, talk=0.3)])
+    settings["sse"] = {"tick_seconds": TICK, "heartbeat_seconds": HEARTBEAT}
+    return settings
+
+
+async def _read(api, campaign_id, *, until_end=True, limit=None):
+    """(arrival time, event type, id, data) for every event and heartbeat, until `end`."""
+    received = []
+    async with api.stream("GET", f"/api/v1/campaigns/{campaign_id}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind, event_id, data = "message", None, None
+        async for line in response.aiter_lines():
+            if line.startswith(": heartbeat"):
+                received.append((trio.current_time(), "heartbeat", None, None))
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("id: "):
+                event_id = int(line[4:])
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+            elif line == "" and data is not None:
+                received.append((trio.current_time(), kind, event_id, data))
+                if kind == "end" or (limit and len(received) >= limit):
+                    break
+                kind, event_id, data = "message", None, None
+    return received
+
+
+async def test_ticks_heartbeats_and_end_on_completion(api, create_campaign):
+    created = (await create_campaign(contacts_csv(20, start=10), max_concurrent_calls=4)).json()
+    await start(api, created["id"])
+    events = await _read(api, created["id"])
+    snapshots = [e for e in events if e[1] == "message"]
+    beats = [e for e in events if e[1] == "heartbeat"]
+    end = events[-1]
+    assert end[1] == "end" and end[3] == {"campaign_id": created["id"], "status": "completed"}
+    assert set(snapshots[0][3]) == SNAPSHOT_KEYS
+    last = snapshots[-1][3]
+    assert last["status"] == "completed" and last["completed"] == 18 and last["failed"] == 2
+    assert last["attempts"] == 20 and last["outcomes"]["busy"] == 2 and last["in_flight"] == 0
+    assert last["total"] == 20 and last["max_concurrent_calls"] == 4
+    ids = [e[2] for e in events if e[2] is not None]
+    assert ids == sorted(set(ids))  # every event has an increasing id
+    gaps = sorted(b[0] - a[0] for a, b in zip(snapshots[1:], snapshots[2:]))
+    assert gaps and TICK * 0.7 < gaps[len(gaps) // 2] < TICK * 1.5  # the median tick
+    assert gaps[-1] < TICK * 4
+    assert len(beats) >= 2
+    assert all(HEARTBEAT * 0.7 < b[0] - a[0] < HEARTBEAT * 2 for a, b in zip(beats, beats[1:]))
+    assert max(s[3]["in_progress"] for s in snapshots) <= 4
+
+
+async def test_terminal_campaign_gets_one_snapshot_and_end(api, create_campaign):
+    created = (await create_campaign(scheduled_at="2099-01-01T00:00:00Z")).json()
+    await start(api, created["id"], "stop")
+    events = await _read(api, created["id"])
+    assert [e[1] for e in events] == ["message", "end"]
+    assert events[0][3]["status"] == "completed" and events[0][3]["skipped"] == 1
+
+
+async def test_end_on_stop(api, create_campaign):
+    created = (await create_campaign(contacts_csv(50), max_concurrent_calls=2)).json()
+    await start(api, created["id"])
+    async with trio.open_nursery() as nursery:
+        result = []
+
+        async def read():
+            result.extend(await _read(api, created["id"]))
+
+        nursery.start_soon(read)
+        await trio.sleep(3 * TICK)  # let the stream deliver a few running ticks first
+        await start(api, created["id"], "stop")
+    assert result[-1][1] == "end" and result[-1][3]["status"] == "completed"
+    assert any(e[3]["status"] == "running" for e in result if e[1] == "message")
+
+
+async def test_many_subscribers_all_get_every_tick_to_the_end(api, create_campaign):
+    created = (await create_campaign(contacts_csv(12), max_concurrent_calls=3)).json()
+    streams: list[list] = []
+
+    async def subscribe():
+        streams.append(await _read(api, created["id"]))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(subscribe)
+        await start(api, created["id"])
+    assert len(streams) == 50
+    for events in streams:
+        assert events[-1][1] == "end"
+        final = [e for e in events if e[1] == "message"][-1][3]
+        assert (final["status"], final["completed"], final["failed"]) == ("completed", 11, 1)
+
+
+async def test_a_client_that_stops_reading_holds_up_nobody(api, create_campaign, gateway):
+    """A subscriber with a tiny receive buffer that never reads: dialing still completes on
+    time and another subscriber gets the end."""
+    created = (await create_campaign(contacts_csv(30), max_concurrent_calls=10)).json()
+    url = urlsplit(gateway.base_url)
+    stuck = trio.socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    await stuck.connect((url.hostname, url.port))
+    await stuck.send(f"GET /api/v1/campaigns/{created['id']}/events HTTP/1.1\r\n"
+                     f"Host: {url.netloc}\r\nAuthorization: Bearer {API_KEY}\r\n\r\n".encode())
+    try:
+        await start(api, created["id"])
+        with trio.fail_after(10):  # 3 rounds of ~0.35 s calls: far less if nothing is held
+            events = await _read(api, created["id"])
+        assert events[-1][1] == "end"
+        assert (await wait_status(api, created["id"], "completed"))["contact_counts"][
+            "completed"] == 27
+    finally:
+        stuck.close()
+
+
+async def test_httpx_sse_client_reads_the_stream(api, create_campaign):
+    created = (await create_campaign(contacts_csv(3), max_concurrent_calls=3)).json()
+    await start(api, created["id"])
+    seen = []
+    async with aconnect_sse(api, "GET", f"/api/v1/campaigns/{created['id']}/events") as source:
+        async for event in source.aiter_sse():
+            if not event.data:
+                continue  # httpx-sse turns a heartbeat comment into an empty event
+            seen.append((event.event, event.id, json.loads(event.data)))
+            if event.event == "end":
+                break
+    assert seen[-1][0] == "end" and all(e[1] for e in seen)
+
+
+async def test_auth_and_tenancy(api, gateway, create_campaign, db):
+    created = (await create_campaign()).json()
+    path = f"/api/v1/campaigns/{created['id']}/events"
+    async with gateway.client(None) as anonymous:
+        assert (await anonymous.get(path)).status_code == 401
+    other = await accounts.create_account(db, name="other", concurrent_max=1,
+                                          calls_per_minute=1)
+    async with gateway.client(other.api_key) as them:
+        response = await them.get(path)
+        assert response.status_code == 404 and created["id"] not in response.text
+
+
+async def test_draft_campaign_stream_ticks_until_started(api, create_campaign):
+    created = (await create_campaign()).json()
+    events = await _read(api, created["id"], limit=3)
+    assert [e[3]["status"] for e in events if e[1] == "message"] == ["draft"] * len(
+        [e for e in events if e[1] == "message"])
