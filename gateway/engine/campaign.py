@@ -94,9 +94,11 @@ async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.
                 if not refs.number_ok:
                     handle.fail("the campaign's phone number was disabled or deleted")
                     continue
-            if await _dial_batch(deps, handle, row, refs, calls, on_result) or not handle.dialing:
+            if (await _dial_batch(deps, handle, row, refs, calls, on_result)
+                    or not handle.dialing or handle.failure_reason is not None):
                 continue
-            await _idle(deps, handle, row)
+            if await _idle(deps, handle, row):
+                refs_checked = -math.inf  # contacts are due but none was claimable: why?
         except DatabaseUnavailable:
             log.warning("campaign.waiting_for_database", campaign_id=str(row.id))
             with handle.interruptible():
@@ -133,24 +135,29 @@ async def _dial_batch(deps, handle, row, refs, calls, on_result) -> bool:
     return bool(claims)
 
 
-async def _idle(deps: EngineDeps, handle: CampaignHandle, row) -> None:
-    """Nothing was due: finish, stop, or sleep until something can be."""
+async def _idle(deps: EngineDeps, handle: CampaignHandle, row) -> bool:
+    """Nothing was claimed: finish, stop, or sleep until something can be dialed.
+
+    True when new contacts are waiting yet none was claimable (the agent or number just
+    became unusable, or another claimer holds them): the caller re-checks the references.
+    """
     progress = await dialing.progress(deps.db, row.id)
     if progress is None or progress.status != "running":
         handle.dialing = False  # paused, stopped or failed under us: drain and end
-        return
+        return False
     if progress.finished and handle.in_flight == 0:
         if await dialing.complete(deps.db, row.id, utcnow()):
             log.info("campaign.completed", campaign_id=str(row.id),
                      account_id=str(row.account_id))
         handle.dialing = False
-        return
+        return False
     deadline = math.inf
-    if progress.next_retry_at is not None and progress.pending == 0:
+    if progress.pending > 0:
+        deadline = trio.current_time() + DATABASE_RETRY_SECONDS
+    elif progress.next_retry_at is not None:
         deadline = trio_deadline(progress.next_retry_at)
-    elif progress.pending > 0:
-        deadline = trio.current_time() + DATABASE_RETRY_SECONDS  # locked by another claimer
     await handle.wait(deadline)
+    return progress.pending > 0
 
 
 async def _fail(deps: EngineDeps, handle: CampaignHandle, reason: str) -> None:

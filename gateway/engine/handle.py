@@ -40,9 +40,12 @@ class CampaignHandle:
         self.poke()
 
     def fail(self, reason: str) -> None:
-        """Ask the actor to fail the campaign (a call task saw a terminal error)."""
+        """Ask the actor to fail the campaign (a call task saw a terminal error); it stops
+        waiting for slots at once, so no further batch is dialed first."""
         if self.failure_reason is None:
             self.failure_reason = reason
+        for scope in self._waits:
+            scope.cancel()
         self.poke()
 
     async def wait(self, deadline: float = math.inf) -> None:

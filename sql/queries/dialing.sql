@@ -7,8 +7,14 @@
 -- claim of the same contact impossible; the attempt cap is checked here and by the
 -- (contact_id, attempt) key.
 WITH campaign AS (
-    SELECT id, account_id, retries_per_contact FROM campaigns
-    WHERE id = $1 AND status = 'running'
+    -- Nothing is claimed unless the campaign runs with an active agent and an enabled
+    -- number, so a deactivation stops dialing at once, not at the actor's next check.
+    SELECT cp.id, cp.account_id, cp.retries_per_contact
+    FROM campaigns cp
+    JOIN agents ag ON ag.id = cp.agent_id AND ag.status = 'active' AND ag.deleted_at IS NULL
+    JOIN phone_numbers pn ON pn.id = cp.phone_number_id
+         AND pn.outbound_enabled AND pn.deleted_at IS NULL
+    WHERE cp.id = $1 AND cp.status = 'running'
 ), retries AS (
     SELECT c.id FROM contacts c, campaign
     WHERE c.campaign_id = campaign.id AND c.status = 'retry_pending'

@@ -18,3 +18,14 @@ FROM attempts a ORDER BY a.dialed_at, a.id;
 -- name: contacts
 SELECT id, phone_number, status, attempts, last_outcome, next_attempt_at
 FROM contacts WHERE campaign_id = $1 ORDER BY seq;
+
+-- name: engine_open_attempts
+-- Attempts of campaign $1 still live (no outcome yet).
+SELECT count(*) FROM attempts WHERE campaign_id = $1 AND outcome IS NULL;
+
+-- name: engine_attempt_count
+SELECT count(*) FROM attempts WHERE campaign_id = $1;
+
+-- name: engine_campaign
+SELECT id, status, failure_reason, scheduled_at, started_at, completed_at
+FROM campaigns WHERE id = $1;
