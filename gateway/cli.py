@@ -6,6 +6,8 @@
     gateway accounts list
     gateway accounts limits ACCOUNT_ID [--concurrent-max K] [--calls-per-minute R]
                                        [--daily-calls-max N|none] [--daily-minutes-max N|none]
+    gateway campaigns create|list|show|start|pause|resume|stop|delete|contacts|calls|watch
+                                       (an API client: see gateway/cli_client.py)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import trio
 import trio_asyncio
 
+from gateway.cli_client import add_client_commands, run_client_command
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db import Database
 from gateway.logs import configure_logging
@@ -87,11 +90,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="a number, or 'none' for unlimited")
     limits.add_argument("--daily-minutes-max", type=_cap_or_none, default=argparse.SUPPRESS,
                         help="a number, or 'none' for unlimited")
+    add_client_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "campaigns":  # an API client: the server's settings don't matter
+        return run_client_command(args)
     try:
         settings = load_settings(getattr(args, "config", None))
     except ConfigError as exc:

@@ -22,6 +22,7 @@ from gateway.logs import get_logger
 
 log = get_logger(__name__)
 TERMINAL = frozenset({"completed", "failed"})
+DELETED = "deleted"  # the status published when a watched campaign's row is gone
 CONTACT_STATUSES = ("pending", "in_progress", "retry_pending", "completed", "failed", "skipped")
 OUTCOMES = ("answered", "busy", "no_answer", "failed", "invalid_number", "interrupted")
 
@@ -115,8 +116,8 @@ class Snapshots:
                 except DatabaseUnavailable:
                     log.warning("snapshots.waiting_for_database", campaign_id=str(campaign_id))
                     break
-                if snapshot is not None:
-                    self.publish(campaign_id, snapshot)
+                self.publish(campaign_id, snapshot or {"campaign_id": str(campaign_id),
+                                                       "status": DELETED})
             await trio.sleep_until(max(next_tick, trio.current_time()))
 
 

@@ -2,8 +2,9 @@
 
 A snapshot at once, then one per ``sse.tick_seconds`` from the shared snapshot cell; a
 ``: heartbeat`` comment every ``sse.heartbeat_seconds``; when the campaign reaches a
-terminal status, a last snapshot and ``event: end``, then the stream closes. Every event
-has an ``id:``. Each stream reads the cell at its own pace, so a slow or vanished client
+terminal status, a last snapshot and ``event: end``, then the stream closes (a campaign
+deleted while watched ends with ``event: end`` and status ``deleted``). Every event has an
+``id:``. Each stream reads the cell at its own pace, so a slow or vanished client
 only ever delays itself.
 """
 
@@ -15,7 +16,7 @@ import uuid
 import trio
 from quart import Blueprint, make_response
 
-from gateway.engine.snapshots import TERMINAL
+from gateway.engine.snapshots import DELETED, TERMINAL
 from gateway.http.context import services
 from gateway.http.routes.campaigns import owned_campaign
 
@@ -44,19 +45,24 @@ async def campaign_events(campaign_id: uuid.UUID):
         with snapshots.watch(campaign_id) as cell:
             snapshot = cell.value or await snapshots.load(campaign_id)
             seen, event_id = cell.version, 1
-            yield f"retry: {RECONNECT_MILLISECONDS}\n".encode() + _event(event_id, snapshot)
+            status = DELETED if snapshot is None else snapshot["status"]
+            yield f"retry: {RECONNECT_MILLISECONDS}\n".encode()
+            if snapshot is not None:
+                yield _event(event_id, snapshot)
             next_heartbeat = trio.current_time() + heartbeat
-            while snapshot["status"] not in TERMINAL:
+            while status not in TERMINAL and status != DELETED:
                 if await snapshots.newer(cell, seen, next_heartbeat):
                     seen, snapshot, event_id = cell.version, cell.value, event_id + 1
-                    yield _event(event_id, snapshot)
+                    status = snapshot["status"]
+                    if status != DELETED:  # a deleted campaign has no snapshot left to show
+                        yield _event(event_id, snapshot)
                 elif snapshots.closing.is_set():
                     return  # shutdown: the client reconnects to the next process
                 if trio.current_time() >= next_heartbeat:
                     next_heartbeat = trio.current_time() + heartbeat
                     yield b": heartbeat\n\n"
-            yield _event(event_id + 1, {"campaign_id": str(campaign_id),
-                                        "status": snapshot["status"]}, "end")
+            yield _event(event_id + 1, {"campaign_id": str(campaign_id), "status": status},
+                         "end")
 
     response = await make_response(stream(), 200, SSE_HEADERS)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would silently end the stream

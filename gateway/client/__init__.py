@@ -1,0 +1,62 @@
+"""Python SDK of the gateway's REST API.
+
+    from gateway.client import Client
+
+    with Client(base_url="http://127.0.0.1:8080", api_key="gw_...") as client:
+        agent = client.agents.create("Ava", greeting="Hi {{first_name}}")
+        number = client.phone_numbers.create("+14155550100", label="main line")
+        with open("contacts.csv", "rb") as f:
+            campaign = client.campaigns.create(
+                name="Q4 follow-ups", agent_id=agent["id"], phone_number_id=number["id"],
+                contacts=f, max_concurrent_calls=5)
+        client.campaigns.start(campaign["id"])
+        for snapshot in client.campaigns.stream_events(campaign["id"]):
+            print(snapshot["status"], snapshot["completed"], "/", snapshot["total"])
+
+**Return values** are the API's JSON as plain ``dict``/``list`` (``campaign["id"]``),
+exactly the shapes documented in the README and ``/openapi.json``; deletes return None.
+Lists return one page, ``{"data", "page", "page_size", "total", "has_more"}``; the
+``iter_*`` generators walk every page. Wherever an object is named, its id (str or UUID) or
+the object's dict itself is accepted: ``client.campaigns.start(campaign)``.
+
+**Resources** (the same on ``Client`` and ``AsyncClient``; on the latter every method is a
+coroutine and the generators are async generators):
+
+- ``client.campaigns``: ``create(name, agent_id, phone_number_id, contacts,
+  max_concurrent_calls=None, retries_per_contact=None, retry_delay_seconds=None,
+  scheduled_at=None)`` (``contacts``: binary file, bytes or path; ``scheduled_at``: RFC 3339
+  str or aware datetime), ``get``, ``list(status=None, page=0)``, ``start``, ``pause``,
+  ``resume``, ``stop``, ``delete``, ``contacts(id, status=None, page=0)``,
+  ``calls(id, page=0)``, ``iter_contacts(id, status=None)``, ``iter_calls(id)``,
+  ``iter_campaigns(status=None)``, ``stream_events(id)``.
+- ``client.agents`` and ``client.phone_numbers``: ``create``, ``get``, ``list(page=0)``,
+  ``update`` (only the fields passed), ``delete``.
+- ``client.call_limits()``: the account's caps (a method, not a resource).
+
+**Events**: ``stream_events(id)`` yields each metrics snapshot as a dict and returns after
+the server's ``end`` event, which follows the last snapshot and is not yielded itself.
+Heartbeats are skipped. A stream that closes without ``end`` raises ``APIConnectionError``
+(code ``stream_closed``).
+
+**Errors** (``gateway.client.errors``, all re-exported here): ``GatewayError`` and one class
+per status: ``ValidationError`` 400 (``.field``), ``AuthenticationError`` 401,
+``PermissionDeniedError`` 403, ``NotFoundError`` 404, ``ConflictError`` 409,
+``PayloadTooLargeError`` 413, ``RateLimitError`` 429, ``ServiceUnavailableError`` 503
+(``.retry_after``), ``ServerError`` other 5xx; ``APIConnectionError`` / ``APITimeoutError``
+when no response came. Each has ``status_code``, ``code``, ``message``, ``field`` and
+``response``.
+"""
+
+from gateway.client._async import AsyncClient
+from gateway.client._sync import Client
+from gateway.client.errors import (APIConnectionError, APITimeoutError, AuthenticationError,
+                                   ConflictError, GatewayError, NotFoundError,
+                                   PayloadTooLargeError, PermissionDeniedError, RateLimitError,
+                                   ServerError, ServiceUnavailableError, ValidationError)
+
+__all__ = [
+    "Client", "AsyncClient",
+    "GatewayError", "ValidationError", "AuthenticationError", "PermissionDeniedError",
+    "NotFoundError", "ConflictError", "PayloadTooLargeError", "RateLimitError",
+    "ServiceUnavailableError", "ServerError", "APIConnectionError", "APITimeoutError",
+]
