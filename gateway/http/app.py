@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
-from quart_schema import QuartSchema
+from quart_schema import QuartSchema, security_scheme
 from quart_trio import QuartTrio
 
 from gateway import __version__
@@ -47,6 +47,7 @@ def create_app(svc: Services) -> QuartTrio:
     errors.register(app)
 
     @app.get("/healthz")
+    @security_scheme([])  # public: no API key
     async def healthz() -> Response:
         """Liveness and database reachability (503 while PostgreSQL is unreachable)."""
         await services().db.fetchval("health.ping")

@@ -59,6 +59,9 @@ def error_response(error: ApiError) -> Response:
     response = jsonify({"error": body})
     response.status_code = error.status
     response.headers.update(error.headers)
+    if error.status == 413:
+        # Sent before the whole body was read: the connection cannot carry another request.
+        response.headers["Connection"] = "close"
     return response
 
 
@@ -86,6 +89,8 @@ def register(app: Quart) -> None:
     app.register_error_handler(RequestSchemaValidationError, _schema_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseUnavailable, _database_unavailable)
+    app.register_error_handler(UnicodeDecodeError, _undecodable_body)
+    app.register_error_handler(RecursionError, _undecodable_body)
     app.register_error_handler(Exception, _unexpected)
 
 
@@ -101,11 +106,18 @@ async def _schema_error(error: RequestSchemaValidationError) -> Response:
                                    "the request body must be a JSON object"))
 
 
+async def _undecodable_body(error: Exception) -> Response:
+    # Raised while a JSON body is decoded: not UTF-8, or nested past the parser's depth.
+    reason = "is not UTF-8" if isinstance(error, UnicodeDecodeError) else "nests too deeply"
+    return error_response(validation_error("body", f"{reason}; send a JSON object"))
+
+
 async def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
+    if status == 400:  # Quart's only 400 of its own: a JSON body that does not parse
+        return error_response(validation_error("body", "is not valid JSON"))
     code = _HTTP_CODES.get(status, "http_error")
     message = {
-        400: "the request is malformed (is the body valid JSON?)",
         404: "no such endpoint",
         405: "method not allowed on this endpoint",
         413: "the request body is too large",

@@ -18,11 +18,19 @@ AgentStatus = Literal["active", "inactive"]
 CampaignStatus = Literal["draft", "scheduled", "running", "paused", "completed", "failed"]
 ContactStatus = Literal["pending", "in_progress", "retry_pending", "completed", "failed",
                         "skipped"]
-_VARIABLE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_VARIABLE = re.compile(r"\{\{\s*([^{}\s][^{}]*?)\s*\}\}")
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000: refuse it here, naming the field.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL (U+0000) characters")
+        return value
 
 
 def greeting_variables(greeting: str) -> list[str]:
