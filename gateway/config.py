@@ -88,6 +88,14 @@ class SipSettings(_Section):
     password: SecretStr = SecretStr("")
     ring_timeout_seconds: float = Field(30.0, gt=0)
     max_call_seconds: float = Field(3600.0, gt=0)
+    # Host for Via, Contact and From; empty: bind_host, or (bind_host 0.0.0.0) the local
+    # address the OS uses to reach the proxy.
+    local_host: str = ""
+    # The SDP offer's audio address (empty: local_host) and port.
+    media_address: str = ""
+    media_port: int = Field(40000, ge=1, le=65535)
+    # RFC 3261 T1 (retransmission base; Timer B/F = 64*T1).
+    timer_t1_ms: int = Field(500, ge=1, le=60000)
 
 
 class TelephonySettings(_Section):

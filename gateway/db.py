@@ -78,6 +78,10 @@ def _translate(exc: BaseException) -> BaseException:
         return DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
         return DatabaseUnavailable("database connection closed")
+    if isinstance(exc, asyncpg.InternalClientError):
+        # What asyncpg raises on a pooled connection the server ended under it (57P01 at
+        # server shutdown): "cannot switch to state ...; another operation is in progress".
+        return DatabaseUnavailable(f"database connection broken: {exc}")
     for source, target in _INTEGRITY.items():
         if isinstance(exc, source):
             return target(str(exc), getattr(exc, "constraint_name", None))

@@ -18,7 +18,7 @@ import trio
 import trio_asyncio
 
 from gateway.bootstrap import bootstrap
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.engine.budget import Budget
 from gateway.engine.deps import EngineDeps
@@ -30,6 +30,7 @@ from gateway.logs import get_logger, redact_url
 from gateway.migrations import migrate
 from gateway.telephony.base import TelephonyAdapter
 from gateway.telephony.sim import SimAdapter
+from gateway.telephony.sip import SipAdapter
 
 log = get_logger(__name__)
 
@@ -71,10 +72,24 @@ def hypercorn_config(settings: Settings) -> hypercorn.Config:
 
 
 def make_adapter(settings: Settings) -> TelephonyAdapter:
+    """The configured adapter; ConfigError (naming the key) for unusable SIP settings."""
     if settings.telephony.adapter == "sim":
         return SimAdapter(settings.telephony.sim)
-    raise ConfigError("telephony.adapter = 'sip' is not available in this version yet; "
-                      "use 'sim'")
+    return SipAdapter(settings.telephony.sip)
+
+
+@contextlib.asynccontextmanager
+async def adapter_running(adapter: TelephonyAdapter):
+    """Run the adapter's own task, if it has one (the SIP adapter's UDP socket reader),
+    for as long as the context lasts. Entered before the root nursery and left after it,
+    so calls cancelled at shutdown can still send their CANCEL/BYE and read the answer."""
+    if not isinstance(adapter, SipAdapter):
+        yield
+        return
+    async with trio.open_nursery() as nursery:
+        await nursery.start(adapter.run)
+        yield
+        nursery.cancel_scope.cancel()
 
 
 async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
@@ -93,7 +108,7 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
             log.info("database.connected", url=redact_url(url))
             await migrate(db)
             await bootstrap(db, settings, bootstrap_key)
-            async with trio.open_nursery() as root:
+            async with adapter_running(adapter), trio.open_nursery() as root:
                 watcher = await root.start(_watch_signals, shutdown) if handle_signals else None
                 budget = await root.start(Budget().run)
                 supervisor = await root.start(

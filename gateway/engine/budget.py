@@ -71,7 +71,9 @@ class _Account:
     rotation: deque[_Campaign] = attrs.field(factory=deque)
 
     def rate_limited(self, now: float) -> bool:
-        while self.dials and self.dials[0] <= now - RATE_WINDOW_SECONDS:
+        # A dial leaves the window at dial + 60 exactly: the same float the actor sleeps
+        # until (comparing with now - 60 instead can disagree by one ulp and spin).
+        while self.dials and self.dials[0] + RATE_WINDOW_SECONDS <= now:
             self.dials.popleft()
         return len(self.dials) >= self.calls_per_minute
 
@@ -225,8 +227,13 @@ class Budget:
             self._changed.set()  # the actor recomputes when the window next moves
 
     def _next_window_move(self) -> float:
+        """When the rate window next frees a dial for an account that has waiters and is
+        held back by it (an account at its concurrency cap needs no timer: a release wakes
+        it)."""
+        now = trio.current_time()
         moves = [account.dials[0] + RATE_WINDOW_SECONDS for account in self._accounts.values()
-                 if account.dials and any(c.waiters for c in account.rotation)]
+                 if any(c.waiters for c in account.rotation) and account.rate_limited(now)
+                 and account.dials]
         return min(moves, default=math.inf)
 
     def _forget_if_idle(self, campaign: _Campaign) -> None:

@@ -116,6 +116,10 @@ class Snapshots:
                 except DatabaseUnavailable:
                     log.warning("snapshots.waiting_for_database", campaign_id=str(campaign_id))
                     break
+                except Exception as exc:  # metrics must never take the process down
+                    log.error("snapshots.refresh_failed", campaign_id=str(campaign_id),
+                              exc_info=exc)
+                    continue
                 self.publish(campaign_id, snapshot or {"campaign_id": str(campaign_id),
                                                        "status": DELETED})
             await trio.sleep_until(max(next_tick, trio.current_time()))

@@ -84,6 +84,9 @@ class Supervisor:
                     await self._reconcile(campaign_id)
                 except DatabaseUnavailable:
                     log.warning("supervisor.waiting_for_database", campaign_id=str(campaign_id))
+                except Exception as exc:  # the poll loop retries; the process must stay up
+                    log.error("supervisor.reconcile_failed", campaign_id=str(campaign_id),
+                              exc_info=exc)
 
     async def _reconcile(self, campaign_id: uuid.UUID) -> None:
         if self._draining:
@@ -137,6 +140,8 @@ class Supervisor:
                         caps_due = trio.current_time() + settings.caps_refresh_seconds
                 except DatabaseUnavailable:
                     log.warning("supervisor.waiting_for_database")
+                except Exception as exc:  # logged and retried next poll: never fatal
+                    log.error("supervisor.poll_failed", exc_info=exc)
             await trio.sleep(settings.scheduler_poll_seconds)
 
     async def _start_due_campaigns(self) -> None:

@@ -1,0 +1,111 @@
+"""The SIP adapter: :meth:`SipAdapter.run` owns the UDP socket, :meth:`SipAdapter.dial`
+places calls through it.
+
+Start it before anything dials and stop it after every call has ended (its reader must
+outlive the calls' clean-up: a BYE or CANCEL at shutdown needs its response read)::
+
+    async with trio.open_nursery() as telephony:
+        adapter = await telephony.start(SipAdapter(settings.telephony.sip).run)
+        ...  # everything that dials, in a nursery of its own
+        telephony.cancel_scope.cancel()
+
+Errors: the constructor raises :class:`~gateway.config.ConfigError` for an unusable
+``proxy`` setting; ``run`` raises ``OSError`` when the socket cannot be bound, and
+``TransportError`` when the proxy's name does not resolve, both before ``started``; after
+that it only ends by cancellation. ``dial`` raises ``RuntimeError`` when ``run`` is not
+running (the engine records that call as failed); everything a peer does is an outcome.
+Cancelling ``dial`` hangs up or cancels the call first (see :mod:`.call`), then re-raises.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from gateway.config import ConfigError
+from gateway.logs import get_logger
+from gateway.telephony.base import AnswerCallback, CallResult, DialRequest
+from gateway.telephony.sip.call import OutboundCall
+from gateway.telephony.sip.headers import split_host_port
+from gateway.telephony.sip.message import SipParseError
+from gateway.telephony.sip.outgoing import SipProfile
+from gateway.telephony.sip.transaction import Timers
+from gateway.telephony.sip.transport import Address, SipTransport
+
+log = get_logger(__name__)
+# Settings not (yet) in SipSettings are read with these defaults.
+DEFAULTS = {"local_host": "", "media_address": "", "media_port": 40000, "timer_t1_ms": 500}
+
+
+class SipAdapter:
+    def __init__(self, settings) -> None:
+        self._settings = settings
+        self._proxy = self._parse_proxy()  # ConfigError now, not when serving starts
+        self._transport: SipTransport | None = None
+        self._profile: SipProfile | None = None
+
+    def _setting(self, name: str):
+        return getattr(self._settings, name, DEFAULTS[name])
+
+    @property
+    def local_address(self) -> Address:
+        """The bound (host, port): useful with ``bind_port = 0``."""
+        if self._transport is None:
+            raise RuntimeError("the SIP adapter is not running")
+        return self._transport.local_host, self._transport.local_port
+
+    async def run(self, *, task_status: trio.TaskStatus[SipAdapter] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Bind the socket, report ``started(self)``, read datagrams until cancelled."""
+        proxy_host, proxy_port = self._proxy
+        settings = self._settings
+        with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+            await sock.bind((settings.bind_host, settings.bind_port))
+            port = sock.getsockname()[1]
+            transport = SipTransport(sock, (settings.bind_host, port))
+            proxy_addr = await transport.resolve(proxy_host, proxy_port)
+            transport.local_host = await self._local_host(proxy_addr)
+            password = settings.password
+            self._profile = SipProfile(
+                proxy_host=proxy_host, proxy_port=proxy_port, proxy_addr=proxy_addr,
+                local_host=transport.local_host, local_port=port,
+                username=settings.username,
+                password=getattr(password, "get_secret_value", lambda: password)(),
+                ring_timeout=settings.ring_timeout_seconds,
+                max_call=settings.max_call_seconds,
+                media_address=self._setting("media_address"),
+                media_port=self._setting("media_port"),
+                timers=Timers(t1=self._setting("timer_t1_ms") / 1000))
+            self._transport = transport
+            log.info("sip.listening", local=f"{transport.local_host}:{port}",
+                     proxy=f"{proxy_host}:{proxy_port}")
+            task_status.started(self)
+            try:
+                await transport.serve()
+            finally:
+                self._transport = None
+
+    def _parse_proxy(self) -> tuple[str, int]:
+        try:
+            host, port = split_host_port(self._settings.proxy)
+        except SipParseError:
+            raise ConfigError("telephony.sip.proxy must be 'host:port' (the trunk's outbound "
+                              f"proxy), not {self._settings.proxy!r}") from None
+        return host, port or 5060
+
+    async def _local_host(self, proxy: Address) -> str:
+        """The host for Via, Contact and From: the setting, else the bound address, else
+        the address the OS would use to reach the proxy."""
+        if self._setting("local_host"):
+            return self._setting("local_host")
+        if self._settings.bind_host not in ("", "0.0.0.0"):
+            return self._settings.bind_host
+        with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as probe:
+            await probe.connect(proxy)  # UDP connect sends nothing
+            return probe.getsockname()[0]
+
+    async def dial(self, request: DialRequest, on_answer: AnswerCallback) -> CallResult:
+        """Place the call and return when it is over (see :class:`.call.OutboundCall`)."""
+        transport, profile = self._transport, self._profile
+        if transport is None or profile is None or transport.closed:
+            raise RuntimeError("the SIP adapter is not running: start SipAdapter.run first")
+        return await OutboundCall(transport, profile, request).run(on_answer)

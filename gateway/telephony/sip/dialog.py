@@ -1,0 +1,90 @@
+"""The dialog a 2xx to our INVITE creates (RFC 3261 §12.1.2, §12.2.1).
+
+Holds what in-dialog requests need: the remote tag (the 200's To), the remote target (its
+Contact) and the route set (its Record-Route, reversed). Requests are sent to the first
+route if there is one, else to the remote target; a strict router (a first route without
+``lr``) gets the §12.2.1.1 treatment. Pure state and builders: no I/O here except name
+resolution of the next hop, which raises ``TransportError`` when it fails.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from gateway.telephony.sip.headers import new_branch, parse_name_addr, parse_uri
+from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse
+from gateway.telephony.sip.outgoing import SipProfile
+from gateway.telephony.sip.transport import Address, SipTransport
+
+
+@attrs.define
+class Dialog:
+    profile: SipProfile
+    call_id: str
+    local: str            # our From header value, tag included
+    remote: str           # the To header value of the 2xx, tag included
+    local_tag: str
+    remote_tag: str
+    remote_target: str    # a URI
+    route_set: list[str]  # name-addr values, first hop first
+    invite: SipRequest
+    ack: SipRequest | None = None
+
+    @classmethod
+    def from_2xx(cls, profile: SipProfile, invite: SipRequest,
+                 response: SipResponse) -> Dialog:
+        local = invite.get("from") or ""
+        remote = response.get("to") or ""
+        # No usable Contact (a broken peer): keep talking to the Request-URI, the proxy.
+        target = invite.uri
+        try:
+            contact = parse_name_addr(response.get("contact") or "").uri
+            parse_uri(contact)
+            target = contact
+        except SipParseError:
+            pass
+        routes = list(reversed(response.get_all("record-route")))
+        return cls(profile, invite.call_id, local, remote,
+                   parse_name_addr(local).tag or "", parse_name_addr(remote).tag or "",
+                   target, routes, invite)
+
+    def _next_hop(self) -> tuple[str, list[str], str]:
+        """(Request-URI, Route values, URI to send to)."""
+        if not self.route_set:
+            return self.remote_target, [], self.remote_target
+        first = parse_name_addr(self.route_set[0]).uri
+        if parse_uri(first).loose_route:
+            return self.remote_target, list(self.route_set), first
+        return first, [*self.route_set[1:], f"<{self.remote_target}>"], first
+
+    async def destination(self, transport: SipTransport) -> Address:
+        _, _, hop = self._next_hop()
+        uri = parse_uri(hop)
+        return await transport.resolve(uri.params.get("maddr", uri.host), uri.port)
+
+    def request(self, method: str, cseq: int, *,
+                extra: tuple[tuple[str, str], ...] = ()) -> SipRequest:
+        uri, routes, _ = self._next_hop()
+        headers = [("Via", self.profile.via(new_branch())), ("Max-Forwards", "70"),
+                   ("From", self.local), ("To", self.remote), ("Call-ID", self.call_id),
+                   ("CSeq", f"{cseq} {method}"), *(("Route", route) for route in routes),
+                   *extra]
+        return SipRequest(tuple(headers), b"", method=method, uri=uri)
+
+    def ack_for_2xx(self) -> SipRequest:
+        """The ACK (§13.2.2.4): a transaction of its own, the INVITE's CSeq number and
+        credentials. Built once, so retransmitted 2xx get the very same ACK."""
+        if self.ack is None:
+            credentials = tuple((name, value) for name, value in self.invite.headers
+                                if name.lower() in ("authorization", "proxy-authorization"))
+            self.ack = self.request("ACK", self.invite.cseq[0], extra=credentials)
+        return self.ack
+
+    def matches(self, request: SipRequest) -> bool:
+        """Is this in-dialog request ours: its From tag the remote tag, its To tag ours?"""
+        try:
+            from_tag = parse_name_addr(request.get("from") or "").tag
+            to_tag = parse_name_addr(request.get("to") or "").tag
+        except SipParseError:
+            return False
+        return from_tag == self.remote_tag and to_tag == self.local_tag

@@ -1,0 +1,188 @@
+"""The harness the SIP tests share (imported as ``test_sip_harness``), and its own checks.
+
+Rules for every SIP test (after trio-websocket's tests):
+- Everything on 127.0.0.1; the adapter binds port 0, sipp gets a port found free just
+  before it starts; readiness is the port appearing in /proc/net/udp, not a sleep.
+- sipp always ends: ``-m`` (calls), ``-timeout`` (seconds), and it is killed on the way
+  out of :func:`sipp_uas` whatever happens; its exit status is returned for the test to
+  compare (sipp exits 0 when every call of the scenario succeeded).
+- The adapter is started with ``nursery.start(adapter.run)`` and cancelled at the end.
+- Every test runs under conftest's ``trio.fail_after``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import socket
+import subprocess
+import uuid
+import xml.etree.ElementTree as ElementTree
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from gateway.config import SipSettings
+from gateway.telephony.base import DialRequest
+from gateway.telephony.sip import SipAdapter
+
+SCENARIOS = Path(__file__).parent / "sip"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def udp_port_bound(port: int) -> bool:
+    """Is some socket bound to this UDP port on 127.0.0.1 (or any address)?"""
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1].endswith(f":{port:04X}") for line in table.readlines()[1:])
+
+
+class Sipp:
+    def __init__(self, port: int, process: trio.Process, workdir: Path) -> None:
+        self.port = port
+        self.proxy = f"127.0.0.1:{port}"
+        self.process = process
+        self.workdir = workdir
+
+    async def wait(self, seconds: float = 15) -> int:
+        """sipp's exit status (0: every call succeeded)."""
+        with trio.fail_after(seconds):
+            return await self.process.wait()
+
+    def messages(self) -> str:
+        """Every SIP message sipp sent or received (its -trace_msg log)."""
+        path = self.workdir / "messages.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def statistics(self) -> dict[str, str]:
+        """sipp's final statistics row (-trace_stat): ``SuccessfulCall(C)``..."""
+        with open(self.workdir / "stats.csv", newline="") as stats:
+            rows = list(csv.reader(stats, delimiter=";"))
+        return dict(zip(rows[0], rows[-1]))
+
+    def errors(self) -> str:
+        path = self.workdir / "errors.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextlib.asynccontextmanager
+async def sipp_uas(scenario: str, workdir: Path, *, calls: int = 1, timeout: int = 20,
+                   extra: tuple[str, ...] = ()):
+    """Run sipp as a UAS with ``tests/sip/<scenario>`` until ``calls`` calls are done."""
+    port = free_udp_port()
+    command = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1",
+               "-p", str(port), "-mp", str(free_udp_port()), "-m", str(calls),
+               "-timeout", f"{timeout}s", "-timeout_error", "-nostdin",
+               "-trace_msg", "-message_file", str(workdir / "messages.log"),
+               "-trace_err", "-error_file", str(workdir / "errors.log"),
+               "-trace_stat", "-stf", str(workdir / "stats.csv"), *extra]
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(partial(
+            trio.run_process, command, check=False, cwd=str(workdir),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        try:
+            with trio.fail_after(5):
+                while not udp_port_bound(port):
+                    if process.returncode is not None:
+                        raise RuntimeError(f"sipp exited at once ({process.returncode})")
+                    await trio.sleep(0.01)
+            yield Sipp(port, process, workdir)
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+
+class LossyRelay:
+    """A UDP relay between the adapter and sipp that drops the datagrams ``drop`` picks:
+    real packet loss, which sipp cannot fake (it takes a retransmission of a message it
+    has not answered for a duplicate, and ignores it)."""
+
+    def __init__(self, upstream: tuple[str, int], drop) -> None:
+        self.upstream = upstream
+        self.drop = drop
+        self.dropped: list[bytes] = []
+        self.address: tuple[str, int] | None = None
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+            await sock.bind(("127.0.0.1", 0))
+            self.address = sock.getsockname()
+            task_status.started(self)
+            client = None
+            while True:
+                data, source = await sock.recvfrom(65536)
+                if source == self.upstream:
+                    if client is not None:
+                        await sock.sendto(data, client)
+                elif self.drop(data):
+                    self.dropped.append(data)
+                else:
+                    client = source
+                    await sock.sendto(data, self.upstream)
+
+
+def sip_settings(proxy: str, **overrides) -> SipSettings:
+    values = dict(proxy=proxy, bind_host="127.0.0.1", bind_port=0, ring_timeout_seconds=1,
+                  max_call_seconds=1, username="gateway", password="s3cret")
+    values.update(overrides)
+    return SipSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_adapter(settings, **extra_settings):
+    """A started :class:`SipAdapter`; ``extra_settings`` stand in for keys SipSettings
+    does not have yet (e.g. ``timer_t1_ms``)."""
+    if extra_settings:
+        settings = _Extended(settings, extra_settings)
+    async with trio.open_nursery() as nursery:
+        adapter = await nursery.start(SipAdapter(settings).run)
+        yield adapter
+        nursery.cancel_scope.cancel()
+
+
+class _Extended:
+    def __init__(self, settings, extra: dict) -> None:
+        self._settings, self._extra = settings, extra
+
+    def __getattr__(self, name: str):
+        if name in self._extra:
+            return self._extra[name]
+        return getattr(self._settings, name)
+
+
+def dial_request(to_number: str = "+12025550143", **overrides) -> DialRequest:
+    values = dict(call_id=uuid.uuid4(), campaign_id=uuid.uuid4(), contact_id=uuid.uuid4(),
+                  agent_id=uuid.uuid4(), attempt=1, to_number=to_number,
+                  from_number="+14155550100", variables={"first_name": "Ada"})
+    values.update(overrides)
+    return DialRequest(**values)
+
+
+class Answers:
+    """An ``on_answer`` callback that remembers when it was called."""
+
+    def __init__(self) -> None:
+        self.times: list = []         # the datetimes the adapter reported
+        self.trio_times: list = []    # trio.current_time() when it did
+
+    async def __call__(self, at) -> None:
+        self.times.append(at)
+        self.trio_times.append(trio.current_time())
+
+
+# -- the harness's own checks ---------------------------------------------------------------
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.xml")), ids=lambda p: p.name)
+def test_scenarios_are_well_formed_xml(path: Path) -> None:
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == "scenario"
+
+
+def test_free_port_is_not_bound() -> None:
+    assert not udp_port_bound(free_udp_port())
