@@ -127,7 +127,7 @@ async def _dial_batch(deps, handle, row, refs, calls, on_result) -> bool:
             call_id=claim.attempt_id, campaign_id=row.id, contact_id=claim.contact_id,
             agent_id=refs.agent_id, attempt=claim.attempt, to_number=claim.phone_number,
             from_number=refs.from_number, variables=claim.custom_fields,
-            agent_sip_uri=refs.agent_sip_uri)
+            agent_sip_uri=refs.agent_sip_uri, agent_media_address=refs.agent_media_address)
         handle.in_flight += 1
         calls.start_soon(run_call, deps, handle, request, slots.pop(), claim, on_result)
     for unused in slots:

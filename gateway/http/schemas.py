@@ -45,6 +45,12 @@ def _check_greeting(value: str) -> str:
     return value
 
 
+def _check_media_address(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9.\-:]{1,255}", value):
+        raise ValueError("must be an IP address or host name (the SDP media address)")
+    return value
+
+
 def _check_sip_uri(value: str | None) -> str | None:
     if value is not None and not re.fullmatch(r"sips?:[^\s<>\"]+", value):
         raise ValueError("must be a sip: or sips: URI such as sip:agent@10.0.0.5:5060")
@@ -65,9 +71,13 @@ class AgentCreate(Body):
                           description="Template; {{variables}} come from the contact's CSV columns.")
     sip_uri: str | None = Field(None, max_length=500,
                                 description="Where a connected call is sent (optional).")
+    media_address: str | None = Field(None, description="SIP: the SDP offer's media address "
+                                      "for this agent's calls (optional; default: the "
+                                      "adapter's telephony.sip.media_address).")
 
     _greeting = field_validator("greeting")(_check_greeting)
     _sip_uri = field_validator("sip_uri")(_check_sip_uri)
+    _media = field_validator("media_address")(_check_media_address)
 
 
 class AgentUpdate(Body):
@@ -77,9 +87,11 @@ class AgentUpdate(Body):
     status: AgentStatus | None = None
     greeting: str | None = Field(None, max_length=10_000)
     sip_uri: str | None = Field(None, max_length=500)
+    media_address: str | None = None
 
     _greeting = field_validator("greeting")(lambda v: v if v is None else _check_greeting(v))
     _sip_uri = field_validator("sip_uri")(_check_sip_uri)
+    _media = field_validator("media_address")(_check_media_address)
 
     _present = field_validator("name", "status", "greeting")(_not_null)
 
@@ -91,6 +103,7 @@ class AgentOut(BaseModel):
     greeting: str
     variables: list[str]
     sip_uri: str | None
+    media_address: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -19,13 +19,15 @@ class Agent:
     status: str
     greeting: str
     sip_uri: str | None
+    media_address: str | None
     created_at: datetime
     updated_at: datetime
 
 
 async def create(db: Database, account_id: uuid.UUID, *, name: str, status: str,
-                 greeting: str, sip_uri: str | None) -> Agent:
-    row = await db.fetchrow("agents.insert", account_id, name, status, greeting, sip_uri)
+                 greeting: str, sip_uri: str | None, media_address: str | None) -> Agent:
+    row = await db.fetchrow("agents.insert", account_id, name, status, greeting, sip_uri,
+                            media_address)
     return from_row(Agent, row)
 
 
@@ -42,8 +44,9 @@ async def page(db: Database, account_id: uuid.UUID, number: int) -> Page[Agent]:
 
 async def update(db: Database, account_id: uuid.UUID, agent_id: uuid.UUID,
                  changes: dict) -> Agent | None:
-    """Apply the fields present in ``changes`` (name, status, greeting, sip_uri)."""
-    fields = ("name", "status", "greeting", "sip_uri")
+    """Apply the fields present in ``changes`` (name, status, greeting, sip_uri,
+    media_address)."""
+    fields = ("name", "status", "greeting", "sip_uri", "media_address")
     row = await db.fetchrow("agents.update", agent_id, account_id,
                             *(changes.get(f) for f in fields), *(f in changes for f in fields))
     return None if row is None else from_row(Agent, row)

@@ -39,6 +39,7 @@ class References:
     agent_id: uuid.UUID
     agent_ok: bool
     agent_sip_uri: str | None
+    agent_media_address: str | None
     from_number: str
     number_ok: bool
 

@@ -31,6 +31,7 @@ class DialRequest:
     from_number: str            # E.164 caller ID
     variables: dict[str, str]   # the contact's custom fields
     agent_sip_uri: str | None = None
+    agent_media_address: str | None = None  # SDP media address; None: the adapter's
 
 
 @attrs.frozen

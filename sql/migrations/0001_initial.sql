@@ -37,6 +37,9 @@ CREATE TABLE agents (
     status       text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
     greeting     text NOT NULL DEFAULT '',
     sip_uri      text,
+    -- Where the agent takes the call's audio (the SDP offer's address); NULL: the SIP
+    -- adapter's media_address.
+    media_address text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
     deleted_at   timestamptz

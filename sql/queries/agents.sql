@@ -1,6 +1,6 @@
 -- name: insert
-INSERT INTO agents (account_id, name, status, greeting, sip_uri)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO agents (account_id, name, status, greeting, sip_uri, media_address)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING *;
 
 -- name: get
@@ -17,12 +17,13 @@ LIMIT $2 OFFSET $3;
 SELECT count(*) FROM agents WHERE account_id = $1 AND deleted_at IS NULL;
 
 -- name: update
--- $3..$6: new values; $7..$10: whether each field is being changed.
+-- $3..$7: new values; $8..$12: whether each field is being changed.
 UPDATE agents SET
-    name       = CASE WHEN $7 THEN $3 ELSE name END,
-    status     = CASE WHEN $8 THEN $4 ELSE status END,
-    greeting   = CASE WHEN $9 THEN $5 ELSE greeting END,
-    sip_uri    = CASE WHEN $10 THEN $6 ELSE sip_uri END,
+    name          = CASE WHEN $8 THEN $3 ELSE name END,
+    status        = CASE WHEN $9 THEN $4 ELSE status END,
+    greeting      = CASE WHEN $10 THEN $5 ELSE greeting END,
+    sip_uri       = CASE WHEN $11 THEN $6 ELSE sip_uri END,
+    media_address = CASE WHEN $12 THEN $7 ELSE media_address END,
     updated_at = now()
 WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
 RETURNING *;

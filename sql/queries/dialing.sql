@@ -96,7 +96,7 @@ RETURNING id;
 -- name: references
 -- Can campaign $1 still dial: its agent active and its number enabled (neither deleted)?
 SELECT ag.id AS agent_id, ag.status = 'active' AND ag.deleted_at IS NULL AS agent_ok,
-       ag.sip_uri AS agent_sip_uri,
+       ag.sip_uri AS agent_sip_uri, ag.media_address AS agent_media_address,
        pn.number AS from_number, pn.outbound_enabled AND pn.deleted_at IS NULL AS number_ok
 FROM campaigns cp
 JOIN agents ag ON ag.id = cp.agent_id

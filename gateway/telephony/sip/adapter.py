@@ -32,8 +32,6 @@ from gateway.telephony.sip.transaction import Timers
 from gateway.telephony.sip.transport import Address, SipTransport
 
 log = get_logger(__name__)
-# Settings not (yet) in SipSettings are read with these defaults.
-DEFAULTS = {"local_host": "", "media_address": "", "media_port": 40000, "timer_t1_ms": 500}
 
 
 class SipAdapter:
@@ -42,9 +40,6 @@ class SipAdapter:
         self._proxy = self._parse_proxy()  # ConfigError now, not when serving starts
         self._transport: SipTransport | None = None
         self._profile: SipProfile | None = None
-
-    def _setting(self, name: str):
-        return getattr(self._settings, name, DEFAULTS[name])
 
     @property
     def local_address(self) -> Address:
@@ -72,9 +67,9 @@ class SipAdapter:
                 password=getattr(password, "get_secret_value", lambda: password)(),
                 ring_timeout=settings.ring_timeout_seconds,
                 max_call=settings.max_call_seconds,
-                media_address=self._setting("media_address"),
-                media_port=self._setting("media_port"),
-                timers=Timers(t1=self._setting("timer_t1_ms") / 1000))
+                media_address=settings.media_address,
+                media_port=settings.media_port,
+                timers=Timers(t1=settings.timer_t1_ms / 1000))
             self._transport = transport
             log.info("sip.listening", local=f"{transport.local_host}:{port}",
                      proxy=f"{proxy_host}:{proxy_port}")
@@ -95,8 +90,8 @@ class SipAdapter:
     async def _local_host(self, proxy: Address) -> str:
         """The host for Via, Contact and From: the setting, else the bound address, else
         the address the OS would use to reach the proxy."""
-        if self._setting("local_host"):
-            return self._setting("local_host")
+        if self._settings.local_host:
+            return self._settings.local_host
         if self._settings.bind_host not in ("", "0.0.0.0"):
             return self._settings.bind_host
         with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as probe:

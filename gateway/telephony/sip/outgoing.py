@@ -76,7 +76,9 @@ def build_invite(profile: SipProfile, request: DialRequest, *, call_id: str, fro
         *x_headers(request),
         ("Content-Type", "application/sdp"),
     ]
-    body = sdp_offer(profile.media_address or profile.local_host, profile.media_port,
+    # Media goes to the agent's address when it has one, else the adapter's default.
+    media_host = request.agent_media_address or profile.media_address or profile.local_host
+    body = sdp_offer(media_host, profile.media_port,
                      sdp_session or secrets.randbelow(2**31))
     return SipRequest(tuple(headers), body, method="INVITE", uri=uri)
 
