@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.engine.budget import Budget
 from gateway.engine.deps import EngineDeps
+from gateway.engine.recorder import Recorder
 from gateway.engine.snapshots import Snapshots
 from gateway.engine.supervisor import Supervisor
 from gateway.http.app import create_app
@@ -111,8 +112,9 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
             async with adapter_running(adapter), trio.open_nursery() as root:
                 watcher = await root.start(_watch_signals, shutdown) if handle_signals else None
                 budget = await root.start(Budget().run)
+                recorder = await root.start(Recorder(db).run)
                 supervisor = await root.start(
-                    Supervisor(EngineDeps(db, budget, adapter, settings.engine)).run)
+                    Supervisor(EngineDeps(db, budget, recorder, adapter, settings.engine)).run)
                 snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds).run)
                 app = create_app(Services(db=db, settings=settings, engine=supervisor,
                                           snapshots=snapshots))

@@ -1,6 +1,8 @@
 """One call: dial through the adapter, record the result, give the slot back.
 
-The attempt row was written when the contact was claimed; here the result is written.
+The attempt row was written when the contact was claimed; here the result is written
+(through the batching :class:`~gateway.engine.recorder.Recorder`, which waits out a
+database outage: no result is lost).
 Cancellation (shutdown past the grace period) records the call as ``interrupted`` before
 it propagates, shielded and bounded, so a restart has as little as possible to recover.
 """
@@ -10,12 +12,10 @@ from __future__ import annotations
 import trio
 
 from gateway.clock import utcnow
-from gateway.db import DatabaseUnavailable
 from gateway.engine.budget import Slot
 from gateway.engine.deps import EngineDeps
 from gateway.engine.handle import CampaignHandle
 from gateway.logs import get_logger
-from gateway.store import dialing
 from gateway.store.dialing import Claim
 from gateway.telephony.base import CallResult, DialRequest
 
@@ -43,7 +43,7 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
             interrupted = CallResult("interrupted", answered_at=answered[0] if answered else None,
                                      ended_at=utcnow())
             with trio.CancelScope(shield=True), trio.move_on_after(RECORD_ON_CANCEL_SECONDS):
-                await dialing.record(deps.db, claim.attempt_id, interrupted)
+                await deps.recorder.record(claim.attempt_id, interrupted)
                 log.info("call.ended", outcome="interrupted", **ids)
             raise
         except Exception as exc:  # an adapter bug must cost one call, not the campaign
@@ -52,7 +52,7 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
         if result.ended_at is None:
             result = CallResult(result.outcome, result.answered_at, utcnow(),
                                 result.sip_call_id, result.sip_status)
-        status = await _record(deps, claim, result, ids)
+        status = await deps.recorder.record(claim.attempt_id, result)
         log.info("call.ended", outcome=result.outcome, duration_seconds=result.duration_seconds,
                  contact_status=status, sip_status=result.sip_status, **ids)
         on_result(result)
@@ -61,14 +61,3 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
         handle.in_flight -= 1
         handle.poke()
 
-
-async def _record(deps: EngineDeps, claim: Claim, result: CallResult, ids: dict) -> str | None:
-    """Write the result, waiting out a database outage: no attempt is lost."""
-    delay = 0.5
-    while True:
-        try:
-            return await dialing.record(deps.db, claim.attempt_id, result)
-        except DatabaseUnavailable:
-            log.warning("call.record_waiting_for_database", retry_in_seconds=delay, **ids)
-            await trio.sleep(delay)
-            delay = min(delay * 2, 5.0)

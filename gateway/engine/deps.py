@@ -7,6 +7,7 @@ import attrs
 from gateway.config import EngineSettings
 from gateway.db import Database
 from gateway.engine.budget import Budget
+from gateway.engine.recorder import Recorder
 from gateway.telephony.base import TelephonyAdapter
 
 
@@ -14,5 +15,6 @@ from gateway.telephony.base import TelephonyAdapter
 class EngineDeps:
     db: Database
     budget: Budget
+    recorder: Recorder
     adapter: TelephonyAdapter
     settings: EngineSettings

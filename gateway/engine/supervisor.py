@@ -39,6 +39,7 @@ class Supervisor:
         self._nursery: trio.Nursery | None = None
         self._draining = False
         self._idle = trio.Event()
+        self._stopped = trio.Event()
         self._waiting_for_budget: set[uuid.UUID] = set()
 
     # -- the API side --------------------------------------------------------------------
@@ -67,6 +68,9 @@ class Supervisor:
                 await self._idle.wait()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+            # Cancelled calls record themselves as interrupted (shielded, bounded): wait for
+            # that, while the recorder still runs.
+            await self._stopped.wait()
 
     # -- the actor -----------------------------------------------------------------------
 
@@ -75,6 +79,12 @@ class Supervisor:
         recovered = await _until_reachable(dialing.recover_interrupted, self._deps.db, utcnow())
         if recovered:
             log.warning("supervisor.recovered_interrupted_calls", attempts=recovered)
+        try:
+            await self._serve(task_status)
+        finally:
+            self._stopped.set()
+
+    async def _serve(self, task_status) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._poll_loop)

@@ -70,12 +70,15 @@ async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int)
     return [Claim(**dict(row)) for row in rows]
 
 
-async def record(db: Database, attempt_id: uuid.UUID, result: CallResult) -> str | None:
-    """Write the result; return the contact's new status (None if already recorded)."""
-    row = await db.fetchrow("dialing.record_result", attempt_id, result.outcome,
-                            result.answered_at, result.ended_at, result.duration_seconds,
-                            result.sip_call_id, result.sip_status, _RETRYABLE)
-    return None if row is None else row["status"]
+async def record_many(db: Database, results: list[tuple[uuid.UUID, CallResult]]
+                      ) -> dict[uuid.UUID, str]:
+    """Write many results in one statement; return each attempt's contact status (attempts
+    already recorded are absent)."""
+    columns = list(zip(*[(attempt_id, r.outcome, r.answered_at, r.ended_at,
+                          r.duration_seconds, r.sip_call_id, r.sip_status)
+                         for attempt_id, r in results]))
+    rows = await db.fetch("dialing.record_results", *columns, _RETRYABLE)
+    return {row["attempt_id"]: row["status"] for row in rows}
 
 
 async def progress(db: Database, campaign_id: uuid.UUID) -> Progress | None:

@@ -47,31 +47,38 @@ WITH campaign AS (
 SELECT i.id AS attempt_id, i.contact_id, i.attempt, c.phone_number, c.custom_fields
 FROM inserted i JOIN claimed c ON c.id = i.contact_id;
 
--- name: record_result
--- Finish attempt $1 and decide its contact: completed when answered; retry_pending when
--- the outcome is retryable, attempts remain and the campaign can still dial (running or
--- paused); else failed. Retries are due retry_delay_seconds after the call ended ($4).
-WITH attempt AS (
-    UPDATE attempts
-    SET outcome = $2, answered_at = $3, ended_at = $4, duration_seconds = $5,
-        sip_call_id = $6, sip_status = $7
-    WHERE id = $1 AND outcome IS NULL
-    RETURNING contact_id, campaign_id, attempt
+-- name: record_results
+-- Finish a batch of attempts (parallel arrays $1..$7) and decide each one's contact:
+-- completed when answered; retry_pending when the outcome is retryable ($8), attempts
+-- remain and the campaign can still dial (running or paused); else failed. Retries are due
+-- retry_delay_seconds after the call ended. An attempt already finished is left alone.
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                         $5::float8[], $6::text[], $7::int[])
+        AS i(id, outcome, answered_at, ended_at, duration_seconds, sip_call_id, sip_status)
+), attempt AS (
+    UPDATE attempts a
+    SET outcome = i.outcome, answered_at = i.answered_at, ended_at = i.ended_at,
+        duration_seconds = i.duration_seconds, sip_call_id = i.sip_call_id,
+        sip_status = i.sip_status
+    FROM input i
+    WHERE a.id = i.id AND a.outcome IS NULL
+    RETURNING a.id, a.contact_id, a.campaign_id, a.attempt, a.outcome, a.ended_at
 ), decision AS (
-    SELECT a.contact_id, cp.retry_delay_seconds,
-           CASE WHEN $2 = 'answered' THEN 'completed'
-                WHEN $2 = ANY($8::text[]) AND a.attempt <= cp.retries_per_contact
+    SELECT a.id AS attempt_id, a.contact_id, a.outcome, a.ended_at, cp.retry_delay_seconds,
+           CASE WHEN a.outcome = 'answered' THEN 'completed'
+                WHEN a.outcome = ANY($8::text[]) AND a.attempt <= cp.retries_per_contact
                      AND cp.status IN ('running', 'paused') THEN 'retry_pending'
                 ELSE 'failed' END AS status
     FROM attempt a JOIN campaigns cp ON cp.id = a.campaign_id
 )
 UPDATE contacts c
-SET status = d.status, last_outcome = $2, updated_at = now(),
+SET status = d.status, last_outcome = d.outcome, updated_at = now(),
     next_attempt_at = CASE WHEN d.status = 'retry_pending'
-                           THEN $4 + make_interval(secs => d.retry_delay_seconds) END
+                           THEN d.ended_at + make_interval(secs => d.retry_delay_seconds) END
 FROM decision d
 WHERE c.id = d.contact_id AND c.status = 'in_progress'
-RETURNING c.id, c.status;
+RETURNING d.attempt_id, c.status;
 
 -- name: progress
 -- What is left of campaign $1, and its status (the actor stops when it is not running).

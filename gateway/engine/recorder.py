@@ -1,0 +1,85 @@
+"""The result recorder: attempt results written in batches, one statement per flush.
+
+Calls hand their result to :meth:`Recorder.record` and wait until it is durable. The
+recorder flushes whatever has accumulated while the previous flush ran, so a quiet
+campaign writes each result at once and a busy one writes hundreds per round trip (the
+trio-asyncio hop and the commit are paid once per batch, not per call).
+
+A database outage holds the batch and retries it: no result is lost, and the calls wait
+(their slots stay taken, so nothing new is dialed meanwhile). A result whose call was
+cancelled while waiting is still written.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import attrs
+import trio
+
+from gateway.db import Database, DatabaseUnavailable
+from gateway.logs import get_logger
+from gateway.store import dialing
+from gateway.telephony.base import CallResult
+
+log = get_logger(__name__)
+MAX_BATCH = 500
+
+
+@attrs.define(eq=False)
+class _Entry:
+    attempt_id: uuid.UUID
+    result: CallResult
+    done: trio.Event = attrs.field(factory=trio.Event)
+    status: str | None = None
+    error: BaseException | None = None
+
+
+class Recorder:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: list[_Entry] = []
+        self._wakeup = trio.Event()
+
+    async def record(self, attempt_id: uuid.UUID, result: CallResult) -> str | None:
+        """Write the result (batched); return the contact's new status, None if the attempt
+        had been recorded already."""
+        entry = _Entry(attempt_id, result)
+        self._pending.append(entry)
+        self._wakeup.set()
+        await entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+        return entry.status
+
+    async def run(self, *, task_status: trio.TaskStatus[Recorder] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        task_status.started(self)
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._flush(batch)
+
+    async def _flush(self, batch: list[_Entry]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                statuses = await dialing.record_many(
+                    self._db, [(entry.attempt_id, entry.result) for entry in batch])
+                break
+            except DatabaseUnavailable:
+                log.warning("recorder.waiting_for_database", results=len(batch),
+                            retry_in_seconds=delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception as exc:  # a bad batch must not stall every call: fail them all
+                log.error("recorder.write_failed", results=len(batch), exc_info=exc)
+                for entry in batch:
+                    entry.error = exc
+                    entry.done.set()
+                return
+        for entry in batch:
+            entry.status = statuses.get(entry.attempt_id)
+            entry.done.set()

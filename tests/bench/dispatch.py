@@ -1,0 +1,131 @@
+"""2. Dispatch throughput: the sim carrier with zero ring and talk time, one campaign of
+100k contacts at the API's maximum ``max_concurrent_calls`` (100), account caps that do not
+bind. The figure: attempts per second from the campaign's ``started_at`` to the last
+attempt's ``ended_at``, every attempt durably recorded (an outcome in PostgreSQL, committed).
+
+Reference, side by side: the database floor (``dispatch_floor``: the same claim/record
+statements from a bare asyncpg client, run on a second campaign of the same database
+after the gateway has stopped). Also reported: gateway and PostgreSQL CPU per attempt,
+from /proc, which are less noisy than rates on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+
+import trio
+
+from tests.bench.harness import (PROJECT, Api, BackendCpu, Pg, Row, contacts_csv, fresh_database,
+                                 gateway_process, maybe_profile, median, percentile)
+
+NAME = "dispatch"
+TARGET = 1000.0
+
+
+async def wait_done(api: Api, pg: Pg, campaign_id: str, total: int, limit: float,
+                    log) -> bool:
+    """Wait for the campaign to complete; False (after stopping it) past ``limit`` s."""
+    deadline = trio.current_time() + limit
+    last_log = trio.current_time()
+    while trio.current_time() < deadline:
+        if (await api.get(campaign_id))["status"] == "completed":
+            return True
+        if trio.current_time() - last_log >= 10:
+            last_log = trio.current_time()
+            recorded = await pg.fetchval("SELECT count(outcome) FROM attempts "
+                                         "WHERE campaign_id = $1", uuid.UUID(campaign_id))
+            log(f"  {recorded}/{total} attempts recorded")
+        await trio.sleep(0.25)
+    await api.stop(campaign_id)
+    while await pg.fetchval("SELECT count(*) FROM attempts WHERE campaign_id = $1 "
+                            "AND outcome IS NULL", uuid.UUID(campaign_id)):
+        await trio.sleep(0.1)
+    return False
+
+
+async def attempt_stats(pg: Pg, campaign_id: str) -> dict:
+    cid = uuid.UUID(campaign_id)
+    row = await pg.fetchrow(
+        "SELECT cp.started_at, max(a.ended_at) AS last_end, count(a.id) AS attempts, "
+        "count(a.outcome) AS recorded, count(*) FILTER (WHERE a.outcome IS NULL) AS open "
+        "FROM campaigns cp LEFT JOIN attempts a ON a.campaign_id = cp.id "
+        "WHERE cp.id = $1 GROUP BY cp.started_at", cid)
+    per_second = [r["n"] for r in await pg.fetch(
+        "SELECT date_trunc('second', ended_at) AS s, count(*) AS n FROM attempts "
+        "WHERE campaign_id = $1 GROUP BY 1 ORDER BY 1", cid)]
+    completed = await pg.fetchval("SELECT count(*) FROM contacts WHERE campaign_id = $1 "
+                                  "AND status = 'completed'", cid)
+    seconds = (row["last_end"] - row["started_at"]).total_seconds()
+    inner = per_second[1:-1]  # whole seconds only
+    return {"seconds": seconds, "attempts": row["attempts"], "recorded": row["recorded"],
+            "open": row["open"], "completed_contacts": completed,
+            "rate": row["recorded"] / seconds,
+            "second_median": median(inner) if inner else None,
+            "second_p10": percentile(inner, 10) if inner else None}
+
+
+async def run_floor(url: str, campaign_id: str) -> dict:
+    result = await trio.run_process(
+        [sys.executable, "-m", "tests.bench.dispatch_floor", url, campaign_id],
+        capture_stdout=True, cwd=str(PROJECT))
+    return json.loads(result.stdout)
+
+
+async def run(ctx) -> list[Row]:
+    total = ctx.size(full=100_000, quick=10_000)
+    floor_total = ctx.size(full=30_000, quick=10_000)
+    async with fresh_database(NAME) as url, Pg.connect(url) as pg:
+        async with gateway_process(url) as gateway, gateway.client() as client:
+            api = Api(client)
+            campaign = await api.create_campaign(contacts_csv(total), name="dispatch")
+            floor_campaign = await api.create_campaign(contacts_csv(floor_total, area=213),
+                                                       name="dispatch floor")
+            await trio.sleep(1)
+            backends = BackendCpu(pg)
+            await backends.start()
+            cpu_before = gateway.cpu()
+            wall = time.perf_counter()
+            async with trio.open_nursery() as nursery, \
+                    maybe_profile(gateway, NAME, ctx.profile_dir):
+                nursery.start_soon(backends.run)
+                await api.start(campaign["id"])
+                finished = await wait_done(api, pg, campaign["id"], total,
+                                           ctx.size(full=300, quick=90), ctx.log)
+                nursery.cancel_scope.cancel()
+            wall = time.perf_counter() - wall
+            await backends.sample()
+            gateway_cpu = gateway.cpu() - cpu_before
+            db_cpu = backends.seconds()
+            rss = gateway.rss()
+        stats = await attempt_stats(pg, campaign["id"])
+        # The gateway has stopped: the floor client dials the second campaign alone.
+        await pg.execute("UPDATE campaigns SET status = 'running', started_at = now() "
+                         "WHERE id = $1", uuid.UUID(floor_campaign["id"]))
+        floor = await run_floor(url, floor_campaign["id"])
+    ctx.log(f"dispatch: {stats['recorded']} attempts in {stats['seconds']:.1f} s "
+            f"({stats['rate']:.0f}/s); floor {floor['attempts'] / floor['seconds']:.0f}/s")
+
+    rate, floor_rate = stats["rate"], floor["attempts"] / floor["seconds"]
+    recorded_ok = (stats["recorded"] == stats["attempts"] == stats["completed_contacts"]
+                   and stats["open"] == 0 and (not finished or stats["recorded"] == total))
+    per_attempt = max(stats["recorded"], 1)
+    return [
+        Row(NAME, f"attempts/s, {total // 1000}k contacts, ring=talk=0, 100 concurrent",
+            rate, "/s", floor_rate, "SQL floor (same statements, bare asyncpg)",
+            f"≥ {TARGET:.0f}/s", rate >= TARGET,
+            note=f"{stats['recorded']} attempts in {stats['seconds']:.1f} s "
+                 f"(wall {wall:.1f} s); 1-s buckets median {stats['second_median']}, "
+                 f"p10 {stats['second_p10']}" + ("" if finished else
+                                                 "; STOPPED at the time limit")),
+        Row(NAME, "every attempt durably recorded (outcome committed)",
+            f"{stats['recorded']}/{stats['attempts']}", "", None, "",
+            "all, none open", recorded_ok,
+            note=f"{stats['completed_contacts']} contacts completed, {stats['open']} open"),
+        Row(NAME, "gateway CPU per attempt", 1000 * gateway_cpu / per_attempt, "ms",
+            1000 * db_cpu / per_attempt, "PostgreSQL backends' CPU per attempt",
+            note=f"gateway {gateway_cpu:.1f} CPU-s, backends {db_cpu:.1f} CPU-s; "
+                 f"gateway RSS at the end {rss / 1e6:.0f} MB"),
+    ]

@@ -1,0 +1,91 @@
+"""The database floor of dispatch: the gateway's own claim and record statements
+(``dialing.claim``, ``dialing.record_result`` from sql/queries), issued the way the campaign
+actor issues them (up to 100 calls in flight, claims of up to 50, one record per call, 10
+connections) by a bare asyncio + asyncpg client: no trio, no trio-asyncio, no HTTP, no
+pool reset query, no logging. What PostgreSQL can do for these statements on this machine.
+
+    python -m tests.bench.dispatch_floor DATABASE_URL CAMPAIGN_ID  ->  JSON on stdout
+
+The campaign must be ``running`` and no gateway may be dialing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+import asyncpg
+
+from gateway.sql import query
+from gateway.telephony.base import RETRYABLE
+
+CONCURRENCY = 100
+BATCH = 50
+CONNECTIONS = 10
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def main(url: str, campaign_id: uuid.UUID) -> dict:
+    claim_sql, record_sql = query("dialing.claim"), query("dialing.record_result")
+    retryable = sorted(RETRYABLE)
+    idle: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+    connections = [await asyncpg.connect(url) for _ in range(CONNECTIONS)]
+    for conn in connections:
+        idle.put_nowait(conn)
+
+    async def run(method: str, sql: str, *args):
+        conn = await idle.get()
+        try:
+            return await getattr(conn, method)(sql, *args)
+        finally:
+            idle.put_nowait(conn)
+
+    slots = asyncio.Semaphore(CONCURRENCY)
+    calls: set[asyncio.Task] = set()
+    done = 0
+
+    async def call(row) -> None:
+        nonlocal done
+        try:
+            at = now()
+            await run("fetchrow", record_sql, row["attempt_id"], "answered", at, at, 0.0,
+                      None, None, retryable)
+            done += 1
+        finally:
+            slots.release()
+
+    started = time.perf_counter()
+    try:
+        while True:
+            await slots.acquire()
+            taken = 1
+            while taken < BATCH and not slots.locked():
+                await slots.acquire()
+                taken += 1
+            rows = await run("fetch", claim_sql, campaign_id, now(), taken)
+            for row in rows:
+                task = asyncio.create_task(call(row))
+                calls.add(task)
+                task.add_done_callback(calls.discard)
+            for _ in range(taken - len(rows)):
+                slots.release()
+            if not rows:
+                if not calls:
+                    break
+                await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
+        seconds = time.perf_counter() - started
+    finally:
+        for conn in connections:
+            await conn.close()
+    return {"attempts": done, "seconds": seconds}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(sys.argv[1], uuid.UUID(sys.argv[2])))))

@@ -1,0 +1,95 @@
+"""1. CSV ingest: a 100k-row, ~10 MB contacts CSV (phone_number + 3 custom columns) uploaded
+over HTTP until the 201 with every contact stored, against the floor: ``psql \\copy`` of
+the same file into a plain four-column table of the same database.
+
+Repetitions alternate floor and upload (floor, upload, floor, upload...) and the medians
+are compared. Peak server memory: the gateway's VmHWM is reset (``clear_refs``) before
+each upload; the figure is the largest rise of the peak over the RSS before the upload.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import trio
+
+from tests.bench.harness import (Api, Pg, Row, contacts_csv, expect, fresh_database,
+                                 gateway_process, maybe_profile, median)
+
+NAME = "ingest"
+FLOOR_TABLE = "bench_copy_floor"
+
+
+async def psql_copy(url: str, path: Path) -> float:
+    """Seconds for ``psql \\copy`` of the file (the psql process's wall time)."""
+    command = ["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-c",
+               f"\\copy {FLOOR_TABLE} (phone_number, first_name, company, note) "
+               f"FROM '{path}' WITH (FORMAT csv, HEADER true)"]
+    started = time.perf_counter()
+    await trio.run_process(command, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+async def run(ctx) -> list[Row]:
+    rows_wanted = ctx.size(full=100_000, quick=10_000)
+    repetitions = ctx.size(full=3, quick=2)
+    csv = contacts_csv(rows_wanted, wide=True)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        path = Path(tmp) / "contacts.csv"
+        path.write_bytes(csv)
+        path.chmod(0o644)
+        async with fresh_database(NAME) as url, gateway_process(url) as gateway, \
+                gateway.client(timeout=300) as client, Pg.connect(url) as pg:
+            await pg.execute(f"CREATE TABLE {FLOOR_TABLE} (phone_number text, first_name text,"
+                             " company text, note text)")
+            api = Api(client)
+            await api.references()
+            body, content_type = api.campaign_body(csv, name="ingest")
+            floors, uploads, rises, peaks = [], [], [], []
+            for repetition in range(repetitions):
+                await pg.execute(f"TRUNCATE {FLOOR_TABLE}")
+                floors.append(await psql_copy(url, path))
+                copied = await pg.fetchval(f"SELECT count(*) FROM {FLOOR_TABLE}")
+                assert copied == rows_wanted, copied
+
+                await trio.sleep(0.5)
+                before = gateway.rss()
+                gateway.reset_peak()
+                async with maybe_profile(gateway, f"{NAME}-{repetition}", ctx.profile_dir):
+                    started = time.perf_counter()
+                    response = await client.post("/api/v1/campaigns", content=body,
+                                                 headers={"Content-Type": content_type})
+                    uploads.append(time.perf_counter() - started)
+                created = expect(response, 201)
+                peaks.append(gateway.peak_rss())
+                rises.append(peaks[-1] - before)
+                stored = await pg.fetchval("SELECT count(*) FROM contacts WHERE campaign_id = $1",
+                                           uuid.UUID(created["id"]))
+                accepted = created["import_report"]["rows_accepted"]
+                if not (accepted == stored == rows_wanted):
+                    raise RuntimeError(f"upload stored {stored} contacts, accepted {accepted},"
+                                       f" of {rows_wanted}")
+                ctx.log(f"ingest {repetition + 1}/{repetitions}: copy {floors[-1]:.2f} s, "
+                        f"upload {uploads[-1]:.2f} s, peak +{rises[-1] / 1e6:.0f} MB")
+            rss_after = gateway.rss()
+
+    size = len(csv)
+    upload, floor = median(uploads), median(floors)
+    rise = max(rises)
+    detail = (f"{rows_wanted} rows, {size / 1e6:.2f} MB, median of {repetitions}; "
+              f"uploads {', '.join(f'{u:.2f}' for u in uploads)} s; "
+              f"copies {', '.join(f'{f:.2f}' for f in floors)} s")
+    return [
+        Row(NAME, f"upload {rows_wanted // 1000}k-row CSV until 201 (all stored)", upload, "s",
+            floor, "psql \\copy same file", "≤ 5× floor", upload <= 5 * floor, note=detail),
+        Row(NAME, f"throughput", rows_wanted / upload, "rows/s", rows_wanted / floor,
+            "psql \\copy rows/s"),
+        Row(NAME, "peak server RSS rise during upload", rise / 1e6, "MB", size / 1e6,
+            "CSV file size", "< 10× file (well under)", rise < 10 * size,
+            note=f"peak RSS {max(peaks) / 1e6:.0f} MB absolute; RSS after uploads "
+                 f"{rss_after / 1e6:.0f} MB"),
+    ]
