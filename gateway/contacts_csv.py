@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import collections
 import csv
+import functools
 import io
 import json.encoder
+import re
 import tempfile
 import typing
 import uuid
 
 import attrs
 import phonenumbers
+from phonenumbers import phonenumberutil
 
 __all__ = ["COPY_COLUMNS", "ContactsFileError", "ParsedContacts", "RejectedRow", "parse_contacts"]
 
@@ -37,6 +40,37 @@ _SPOOL_MAX_SIZE = 8 * 1024 * 1024
 _encode_str = json.encoder.encode_basestring
 
 _E164 = phonenumbers.PhoneNumberFormat.E164
+_PLAIN_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+@functools.cache
+def _national_prefix(country_code: int) -> re.Pattern | None:
+    """The pattern phonenumbers strips from the start of a national number (None: none)."""
+    region = phonenumberutil.region_code_for_country_code(country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code,
+                                                                             region)
+    prefix = metadata.national_prefix_for_parsing if metadata else None
+    return re.compile(prefix) if prefix else None
+
+
+def _fast_parse(raw: str) -> phonenumbers.PhoneNumber | None:
+    """The number ``phonenumbers.parse(raw)`` would build, for the common case of a plain
+    E.164 string, at a tenth of the cost; None when the case needs the full parser.
+
+    Exact by construction: with a '+' the region is ignored; the country code is split off
+    the same way; a national number that starts with 0 (leading-zero flags) or with the
+    country's national prefix (which parse may strip) goes to the full parser. A test
+    compares both on random numbers of every country code.
+    """
+    if not _PLAIN_E164.fullmatch(raw):
+        return None
+    country_code, national = phonenumberutil._extract_country_code(raw[1:])
+    if not country_code or national[:1] in ("", "0"):
+        return None
+    prefix = _national_prefix(country_code)
+    if prefix is not None and prefix.match(national):
+        return None
+    return phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
 
 
 @attrs.frozen
@@ -123,6 +157,7 @@ def _parse(
         # Local aliases: this loop runs once per contact (up to ~100k times).
         write = csv.writer(out, lineterminator="\n").writerow
         parse, parse_error = phonenumbers.parse, phonenumbers.NumberParseException
+        fast_parse = _fast_parse
         is_valid, fmt, e164_format = phonenumbers.is_valid_number, phonenumbers.format_number, _E164
         encode = _encode_str
         keys = [encode(name) + ":" for name in names]  # '"first_name":'
@@ -158,7 +193,7 @@ def _parse(
                 reject(RejectedRow(row_number, "empty", f"Row {row_number} {what}."))
                 continue
             try:
-                number = parse(raw, region)
+                number = fast_parse(raw) or parse(raw, region)
             except parse_error as exc:
                 # str(exc) is "(code) Sentence."; the code means nothing to a tenant.
                 message = _invalid_message(row_number, raw, region, str(exc).split(") ", 1)[-1])

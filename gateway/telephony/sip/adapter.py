@@ -59,12 +59,11 @@ class SipAdapter:
             transport = SipTransport(sock, (settings.bind_host, port))
             proxy_addr = await transport.resolve(proxy_host, proxy_port)
             transport.local_host = await self._local_host(proxy_addr)
-            password = settings.password
             self._profile = SipProfile(
                 proxy_host=proxy_host, proxy_port=proxy_port, proxy_addr=proxy_addr,
                 local_host=transport.local_host, local_port=port,
                 username=settings.username,
-                password=getattr(password, "get_secret_value", lambda: password)(),
+                password=settings.password.get_secret_value(),
                 ring_timeout=settings.ring_timeout_seconds,
                 max_call=settings.max_call_seconds,
                 media_address=settings.media_address,
