@@ -8,8 +8,8 @@ campaign cannot starve a small one.
 
 Slots follow :class:`trio.CapacityLimiter`'s rules: a slot is owned by the call it was
 acquired for and released synchronously (``release`` never blocks, so it is safe in
-``finally`` and in cancelled code). A waiter cancelled after its grant gives the slot back
-before the cancellation propagates: no path leaks or double-counts a slot.
+``finally`` and in cancelled code). A waiter leaves the queue the moment it is cancelled,
+so no grant is spent on it: no path leaks or double-counts a slot or a dial.
 
 Grants happen synchronously on acquire, release and cap changes. The only thing that needs
 a task is time: :meth:`Budget.run` wakes rate-limited waiters when the 60 s window moves.
@@ -46,8 +46,9 @@ class BudgetStatistics:
 
 @attrs.define(eq=False)
 class _Waiter:
-    event: trio.Event = attrs.field(factory=trio.Event)
+    task: trio.lowlevel.Task
     slot: Slot | None = None
+    parked: bool = False
 
 
 @attrs.define(eq=False)
@@ -127,22 +128,26 @@ class Budget:
     async def acquire(self, campaign_id: uuid.UUID) -> Slot:
         """Wait for a slot for one call of this campaign.
 
-        Cancellation: if the wait is cancelled, nothing is held afterwards (a slot granted
-        at the same moment is released before the cancellation propagates).
+        Cancellation (as :meth:`trio.CapacityLimiter.acquire`): a cancelled waiter leaves
+        the queue at the moment it is cancelled, so no grant (nor any dial of the rate
+        window or of the day) is ever spent on it; once granted, the slot is returned.
         """
         campaign = self._campaigns[campaign_id]
-        waiter = _Waiter()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waiter = _Waiter(trio.lowlevel.current_task())
         campaign.waiters.append(waiter)
         self._grant(campaign.account)
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            if waiter.slot is not None:
-                self.release(waiter.slot)
-            else:
-                campaign.waiters.remove(waiter)
-                self._forget_if_idle(campaign)
-            raise
+        if waiter.slot is not None:  # granted at once
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return waiter.slot
+
+        def abort(_raise_cancel) -> trio.lowlevel.Abort:
+            campaign.waiters.remove(waiter)  # never granted: _grant pops before it wakes
+            self._forget_if_idle(campaign)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        waiter.parked = True
+        await trio.lowlevel.wait_task_rescheduled(abort)
         assert waiter.slot is not None
         return waiter.slot
 
@@ -219,7 +224,8 @@ class Budget:
                 if campaign.waiters and campaign.live < campaign.max_concurrent:
                     waiter = campaign.waiters.popleft()
                     waiter.slot = self._issue(campaign, now)
-                    waiter.event.set()
+                    if waiter.parked:
+                        trio.lowlevel.reschedule(waiter.task)
                     break
             else:
                 break

@@ -1,0 +1,997 @@
+"""The call budget (gateway/engine/budget.py): pure actor logic, no database, no network.
+
+Rules every test here follows:
+
+- Time is trio's mock clock (``autojump_clock``: it jumps to the next deadline as soon as
+  every task is blocked), so minutes of dialing take milliseconds. ``wait_all_tasks_blocked``
+  lets grants settle; nothing sleeps in real time.
+- conftest bounds each test in real time (``timeout`` marker): 10 s here, for tests that
+  take milliseconds.
+- An autojump clock never moves while some task is runnable, so a budget actor that spins
+  would stall a test until that bound. :class:`ActorWatch` (a trio Instrument)
+  counts the actor's steps and ends the test with :class:`ActorSpinning` when the actor
+  keeps running at one instant of time.
+- Fake calls keep their own ledger (:class:`Ledger`): acquire -> count up and check the
+  caps, sleep on the mock clock, count down and release in ``finally``.
+- Durations are multiples of 1/8 s (exact in binary floating point), so the ledger's 60 s
+  window arithmetic is exact; one test uses inexact times on purpose.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter, defaultdict
+from contextlib import asynccontextmanager
+from typing import Callable
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from gateway.engine.budget import RATE_WINDOW_SECONDS, Budget, BudgetStatistics, Slot
+
+UNLIMITED_RATE = 1_000_000
+# conftest bounds each test in real time (60 s by default): these take milliseconds, so a
+# hang (a deadlock leaves the autojump clock with nothing to jump to) fails fast
+pytestmark = pytest.mark.timeout(10)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def eighths(rng: random.Random, low: int, high: int) -> float:
+    """A random duration in [low/8, high/8] s on a 1/8 s grid (exact in floats)."""
+    return rng.randint(low, high) / 8
+
+
+class CallCrashed(Exception):
+    """Raised inside a fake call to play a call that blows up after its slot was granted."""
+
+
+class ActorSpinning(AssertionError):
+    """The budget actor kept running without the (mock) clock moving: it busy-loops."""
+
+
+class ActorWatch(trio.abc.Instrument):
+    """Counts the steps of the budget actor's task and catches it spinning.
+
+    ``on_spin`` is called when the actor has run more than ``limit`` steps at one instant of
+    the clock. A healthy actor runs once per window move or per notification, which never
+    comes close to the limit.
+    """
+
+    def __init__(self, task: trio.lowlevel.Task, on_spin: Callable[[], None],
+                 limit: int = 500) -> None:
+        self.task = task
+        self.on_spin = on_spin
+        self.limit = limit
+        self.steps = 0
+        self._instant: float | None = None
+        self._steps_at_instant = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is not self.task:
+            return
+        self.steps += 1
+        now = trio.current_time()
+        if now != self._instant:
+            self._instant, self._steps_at_instant = now, 0
+        self._steps_at_instant += 1
+        if self._steps_at_instant > self.limit:
+            self._steps_at_instant = 0
+            self.on_spin()
+
+
+@attrs.define
+class Running:
+    budget: Budget
+    nursery: trio.Nursery
+    watch: ActorWatch
+
+
+@asynccontextmanager
+async def running_budget():
+    """A Budget with its actor started by ``nursery.start(budget.run)``; a spinning actor
+    cancels the block and raises :class:`ActorSpinning`."""
+    budget = Budget()
+    spun = False
+    async with trio.open_nursery() as nursery:
+        await nursery.start(budget.run)
+        (actor,) = nursery.child_tasks
+
+        def fail() -> None:
+            nonlocal spun
+            spun = True
+            nursery.cancel_scope.cancel()
+
+        watch = ActorWatch(actor, fail)
+        trio.lowlevel.add_instrument(watch)
+        try:
+            yield Running(budget, nursery, watch)
+        finally:
+            trio.lowlevel.remove_instrument(watch)
+            nursery.cancel_scope.cancel()
+    if spun:
+        raise ActorSpinning(f"budget actor busy-loops at t={trio.current_time()}")
+
+
+class CapHistory:
+    """The values a cap took over (mock) time; ``allowed(t)`` is the largest value in force
+    at any moment of the instant ``t`` (a grant and a cap change can share an instant)."""
+
+    def __init__(self) -> None:
+        self._changes: list[tuple[float, float]] = []
+
+    def set(self, value: float) -> None:
+        self._changes.append((trio.current_time(), value))
+
+    def allowed(self, t: float) -> float:
+        values = []
+        for when, value in reversed(self._changes):
+            values.append(value)
+            if when < t:
+                break
+        return max(values)
+
+    def current(self) -> float:
+        return self._changes[-1][1]
+
+
+@attrs.define
+class Ledger:
+    """What the fake calls hold, and what every grant saw. Violations are collected and
+    asserted empty at the end of a test (assertions inside tasks would hide in groups)."""
+
+    budget: Budget
+    account_cap: dict[uuid.UUID, CapHistory] = attrs.field(factory=lambda: defaultdict(CapHistory))
+    rate_cap: dict[uuid.UUID, CapHistory] = attrs.field(factory=lambda: defaultdict(CapHistory))
+    campaign_cap: dict[uuid.UUID, CapHistory] = attrs.field(
+        factory=lambda: defaultdict(CapHistory))
+    account_live: Counter = attrs.field(factory=Counter)
+    campaign_live: Counter = attrs.field(factory=Counter)
+    peak_account: Counter = attrs.field(factory=Counter)
+    peak_campaign: Counter = attrs.field(factory=Counter)
+    grant_times: dict[uuid.UUID, list[float]] = attrs.field(factory=lambda: defaultdict(list))
+    grants_by_campaign: Counter = attrs.field(factory=Counter)
+    grant_serials: list[tuple[int, uuid.UUID]] = attrs.field(factory=list)
+    violations: list[str] = attrs.field(factory=list)
+
+    # configuration goes through the ledger so it knows the caps in force
+    def set_caps(self, account: uuid.UUID, *, concurrent_max: int, calls_per_minute: int,
+                 dials_left_today: int | None = None) -> None:
+        self.account_cap[account].set(concurrent_max)
+        self.rate_cap[account].set(calls_per_minute)
+        self.budget.set_account_caps(account, concurrent_max=concurrent_max,
+                                     calls_per_minute=calls_per_minute,
+                                     dials_left_today=dials_left_today)
+
+    def open_campaign(self, account: uuid.UUID, campaign: uuid.UUID, max_concurrent: int) -> None:
+        self.campaign_cap[campaign].set(max_concurrent)
+        self.budget.open_campaign(account, campaign, max_concurrent)
+
+    def granted(self, slot: Slot) -> None:
+        a, c, now = slot.account_id, slot.campaign_id, trio.current_time()
+        self.account_live[a] += 1
+        self.campaign_live[c] += 1
+        self.peak_account[a] = max(self.peak_account[a], self.account_live[a])
+        self.peak_campaign[c] = max(self.peak_campaign[c], self.campaign_live[c])
+        self.grants_by_campaign[c] += 1
+        self.grant_serials.append((slot.serial, c))
+        if a in self.account_cap:
+            cap = self.account_cap[a].allowed(now)
+            live = max(self.account_live[a], self.budget.account_live(a))
+            if live > cap:
+                self.violations.append(f"t={now}: account live {live} > concurrent_max {cap}")
+        if c in self.campaign_cap:
+            cap = self.campaign_cap[c].allowed(now)
+            if self.campaign_live[c] > cap:
+                self.violations.append(
+                    f"t={now}: campaign live {self.campaign_live[c]} > max_concurrent {cap}")
+        times = self.grant_times[a]
+        times.append(now)   # in time order: count back to the window's start
+        if a in self.rate_cap:
+            cap = self.rate_cap[a].allowed(now)
+            in_window = 0
+            for t in reversed(times):
+                if t + RATE_WINDOW_SECONDS <= now:   # a dial leaves the window at dial + 60
+                    break
+                in_window += 1
+            if in_window > cap:
+                self.violations.append(
+                    f"t={now}: {in_window} grants in the last 60 s > calls_per_minute {cap}")
+
+    @property
+    def grant_order(self) -> list[uuid.UUID]:
+        """The campaigns of the grants in the order the budget issued them (slot serials;
+        tasks may notice grants of one instant in another order)."""
+        return [campaign for _, campaign in sorted(self.grant_serials)]
+
+    def released(self, slot: Slot) -> None:
+        self.account_live[slot.account_id] -= 1
+        self.campaign_live[slot.campaign_id] -= 1
+
+    async def call(self, campaign: uuid.UUID, duration: float, *, crash: bool = False) -> None:
+        """One fake call: a slot, a call of ``duration`` s on the mock clock, the release."""
+        slot = await self.budget.acquire(campaign)
+        self.granted(slot)
+        try:
+            await trio.sleep(duration)
+            if crash:
+                raise CallCrashed
+        finally:
+            self.released(slot)
+            self.budget.release(slot)
+
+    async def dial_forever(self, campaign: uuid.UUID, rng: random.Random,
+                           low: int = 1, high: int = 40) -> None:
+        """A campaign worker: call after call, each of a random duration, until cancelled."""
+        while True:
+            await self.call(campaign, eighths(rng, low, high))
+
+
+def max_in_any_window(times: list[float]) -> int:
+    """The most grants in any 60 s window (a grant at t counts until t + 60, excluded)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] + RATE_WINDOW_SECONDS <= t:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def one_account(budget: Budget, *, concurrent_max: int, calls_per_minute: int = UNLIMITED_RATE,
+                campaigns: tuple[int, ...] = (10,), dials_left_today: int | None = None
+                ) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """An account with caps and one open campaign per entry of ``campaigns`` (its max)."""
+    account = new_id()
+    budget.set_account_caps(account, concurrent_max=concurrent_max,
+                            calls_per_minute=calls_per_minute, dials_left_today=dials_left_today)
+    ids = []
+    for max_concurrent in campaigns:
+        ids.append(new_id())
+        budget.open_campaign(account, ids[-1], max_concurrent)
+    return account, ids
+
+
+async def hold(budget: Budget, campaign: uuid.UUID, held: list[Slot]) -> None:
+    """Acquire one slot and append it to ``held``; the test releases it (or not)."""
+    held.append(await budget.acquire(campaign))
+
+
+# -- 1. caps ---------------------------------------------------------------------------------
+
+
+async def test_live_calls_never_exceed_account_or_campaign_caps(autojump_clock):
+    """Many workers of three campaigns dial in parallel: the account never has more than
+    concurrent_max live calls, nor a campaign more than its max_concurrent_calls; both caps
+    are actually reached (the budget does not under-grant), and all calls end at 0 live."""
+    rng = random.Random(1)
+    budget = Budget()
+    ledger = Ledger(budget)
+    account = new_id()
+    ledger.set_caps(account, concurrent_max=5, calls_per_minute=UNLIMITED_RATE)
+    campaigns = [new_id() for _ in range(3)]
+    for campaign, max_concurrent in zip(campaigns, (3, 2, 4)):
+        ledger.open_campaign(account, campaign, max_concurrent)
+
+    async def worker(campaign: uuid.UUID, seed: float) -> None:
+        worker_rng = random.Random(seed)
+        for _ in range(8):
+            await trio.sleep(eighths(worker_rng, 0, 8))
+            await ledger.call(campaign, eighths(worker_rng, 1, 80))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(30):
+            nursery.start_soon(worker, campaigns[i % 3], rng.random())
+
+    assert ledger.violations == []
+    assert sum(ledger.grants_by_campaign.values()) == 30 * 8
+    assert ledger.peak_account[account] == 5
+    assert ledger.peak_campaign[campaigns[1]] == 2
+    assert all(ledger.peak_campaign[c] >= 2 for c in campaigns)
+    assert budget.account_live(account) == 0
+    for campaign in campaigns:
+        assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
+
+
+async def test_campaign_cap_binds_below_a_roomy_account(autojump_clock):
+    """With concurrent_max 10 and a campaign of max 2, ten waiters of that campaign get
+    exactly 2 slots; another campaign of the account still gets slots beside it."""
+    budget = Budget()
+    account, (small, other) = one_account(budget, concurrent_max=10, campaigns=(2, 10))
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(hold, budget, small, held)
+        await trio.sleep(300)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(small) == BudgetStatistics(2, 2, 8)
+        nursery.start_soon(hold, budget, other, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(other) == BudgetStatistics(3, 1, 0)
+        nursery.cancel_scope.cancel()
+    for slot in held:
+        budget.release(slot)
+    assert budget.account_live(account) == 0
+    assert budget.statistics(small) == BudgetStatistics(0, 0, 0)
+
+
+# -- 2. kill-switch and cap changes ----------------------------------------------------------
+
+
+async def test_concurrent_max_zero_blocks_until_raised(autojump_clock):
+    """concurrent_max=0 is the kill-switch: waiters stay blocked while ten minutes pass.
+    Raising the cap grants at once (inside set_account_caps, no restart, no actor tick)."""
+    async with running_budget() as running:
+        budget = running.budget
+        account, (campaign,) = one_account(budget, concurrent_max=0, calls_per_minute=60)
+        held: list[Slot] = []
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(hold, budget, campaign, held)
+            await trio.sleep(600)
+            await trio.testing.wait_all_tasks_blocked()
+            assert budget.statistics(campaign) == BudgetStatistics(0, 0, 5)
+            assert held == []
+
+            budget.set_account_caps(account, concurrent_max=2, calls_per_minute=60)
+            assert budget.statistics(campaign) == BudgetStatistics(2, 2, 3)  # synchronous
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(held) == 2
+            nursery.cancel_scope.cancel()
+        assert budget.statistics(campaign) == BudgetStatistics(2, 2, 0)
+
+
+async def test_calls_per_minute_zero_blocks_until_raised(autojump_clock):
+    """calls_per_minute=0 is the kill-switch of the rate: with room for 10 live calls and
+    the actor running, nothing is granted over ten minutes; raising it grants at once."""
+    async with running_budget() as running:
+        budget = running.budget
+        account, (campaign,) = one_account(budget, concurrent_max=10, calls_per_minute=0)
+        held: list[Slot] = []
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(hold, budget, campaign, held)
+            await trio.sleep(600)
+            await trio.testing.wait_all_tasks_blocked()
+            assert budget.statistics(campaign) == BudgetStatistics(0, 0, 4)
+
+            budget.set_account_caps(account, concurrent_max=10, calls_per_minute=3)
+            assert budget.statistics(campaign) == BudgetStatistics(3, 3, 1)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(held) == 3
+            nursery.cancel_scope.cancel()
+        assert running.watch.steps < 50
+
+
+async def test_lowering_concurrent_max_below_live_stops_new_grants(autojump_clock):
+    """Lowering concurrent_max under the live count aborts nothing and grants nothing new
+    until live drops below the new cap; then it grants up to (not beyond) the new cap."""
+    budget = Budget()
+    account, (campaign,) = one_account(budget, concurrent_max=4)
+    first = [budget.try_acquire(campaign) for _ in range(4)]
+    assert all(first)
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(hold, budget, campaign, held)
+        await trio.testing.wait_all_tasks_blocked()
+        budget.set_account_caps(account, concurrent_max=2, calls_per_minute=UNLIMITED_RATE)
+        assert budget.statistics(campaign) == BudgetStatistics(4, 4, 3)
+
+        budget.release(first[0])
+        budget.release(first[1])
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(campaign) == BudgetStatistics(2, 2, 3)  # live == cap: none
+        assert held == []
+
+        budget.release(first[2])
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(campaign) == BudgetStatistics(2, 2, 2)  # one under: one
+        budget.release(first[3])
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(campaign) == BudgetStatistics(2, 2, 1)
+        assert len(held) == 2
+        nursery.cancel_scope.cancel()
+
+
+# -- 3. rate ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("per_minute", [1, 7, 30])
+async def test_rate_window_and_throughput(autojump_clock, per_minute):
+    """calls_per_minute=N with short calls for ten simulated minutes: no 60 s window holds
+    more than N grants, throughput still reaches ~N a minute (the actor wakes waiters when
+    the window moves), and the actor wakes a bounded number of times (it does not poll)."""
+    rng = random.Random(per_minute)
+    async with running_budget() as running:
+        budget = running.budget
+        ledger = Ledger(budget)
+        account = new_id()
+        ledger.set_caps(account, concurrent_max=100, calls_per_minute=per_minute)
+        campaigns = [new_id(), new_id()]
+        for campaign in campaigns:
+            ledger.open_campaign(account, campaign, 50)
+        with trio.move_on_after(600):
+            async with trio.open_nursery() as nursery:
+                for i in range(per_minute + 5):
+                    nursery.start_soon(ledger.dial_forever, campaigns[i % 2],
+                                       random.Random(rng.random()), 1, 16)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.account_live(account) == 0
+
+    times = ledger.grant_times[account]
+    assert ledger.violations == []
+    assert max_in_any_window(times) == per_minute
+    assert sum(1 for t in times if t < 600) >= 9.5 * per_minute
+    assert running.watch.steps <= 5 * len(times) + 20
+
+
+# -- 4. fairness -----------------------------------------------------------------------------
+
+
+async def test_equal_demand_shares_the_account_cap_equally(autojump_clock):
+    """Two campaigns with ten workers each behind concurrent_max=2: grants alternate
+    round-robin (in the order the budget issues them), 200 each out of 400."""
+    rng = random.Random(4)
+    budget = Budget()
+    ledger = Ledger(budget)
+    account = new_id()
+    ledger.set_caps(account, concurrent_max=2, calls_per_minute=UNLIMITED_RATE)
+    a, b = new_id(), new_id()
+    ledger.open_campaign(account, a, 10)
+    ledger.open_campaign(account, b, 10)
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(ledger.dial_forever, (a, b)[i % 2], random.Random(rng.random()))
+        while len(ledger.grant_order) < 400:
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    order = ledger.grant_order[:400]
+    assert ledger.violations == []
+    assert abs(order.count(a) - order.count(b)) <= 1
+    # round-robin, not just equal totals: grants (in issue order) alternate
+    assert all(x != y for x, y in zip(order, order[1:])), order
+
+
+async def test_small_campaign_is_not_starved_by_a_big_one_waiting_first(autojump_clock):
+    """A big campaign queues 50 waiters first; a small one then asks for 5 calls. With one
+    account slot, the small campaign gets every other grant, not the 51st."""
+    rng = random.Random(5)
+    budget = Budget()
+    ledger = Ledger(budget)
+    account = new_id()
+    ledger.set_caps(account, concurrent_max=1, calls_per_minute=UNLIMITED_RATE)
+    big, small = new_id(), new_id()
+    ledger.open_campaign(account, big, 50)
+    ledger.open_campaign(account, small, 50)
+
+    async def small_campaign() -> None:
+        for _ in range(5):
+            await ledger.call(small, eighths(rng, 1, 16))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(ledger.dial_forever, big, random.Random(rng.random()))
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(big).campaign_waiting == 49
+        start = len(ledger.grant_order)
+        await small_campaign()
+        nursery.cancel_scope.cancel()
+
+    after = ledger.grant_order[start:]
+    assert after.count(small) == 5
+    # between two grants of the small campaign (and before its first) at most one big grant
+    assert after.index(small) <= 1
+    positions = [i for i, c in enumerate(after) if c == small]
+    assert all(b - a <= 2 for a, b in zip(positions, positions[1:])), after
+
+
+# -- 5. cancellation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["release-then-cancel", "cancel-then-release"])
+async def test_cancel_in_the_same_tick_as_the_grant_leaks_nothing(autojump_clock, order):
+    """A waiter is granted (by a release) and cancelled in one synchronous step, in either
+    order. Whatever it ends with, the budget's live count equals the slots the surviving
+    holders actually hold; a slot given back by the cancelled waiter goes to the next
+    waiter (of another campaign) instead of vanishing."""
+    budget = Budget()
+    account, (first, second) = one_account(budget, concurrent_max=1, campaigns=(5, 5))
+    holder = budget.try_acquire(first)
+    assert holder is not None
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def cancellable_waiter() -> None:
+            with scope:
+                held.append(await budget.acquire(first))   # no checkpoint after: keeps it
+
+        nursery.start_soon(cancellable_waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(hold, budget, second, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(first) == BudgetStatistics(1, 1, 1)
+
+        if order == "release-then-cancel":
+            budget.release(holder)   # grants to the waiter of `first` (round-robin)...
+            scope.cancel()           # ...which is then cancelled in the same tick
+        else:
+            scope.cancel()
+            budget.release(holder)
+        await trio.testing.wait_all_tasks_blocked()
+
+        assert len(held) == 1
+        assert budget.account_live(account) == 1
+        stats = budget.statistics(held[0].campaign_id)
+        assert (stats.account_live, stats.campaign_live) == (1, 1)
+        if order == "cancel-then-release":
+            assert held[0].campaign_id == second   # the cancelled waiter passed it on
+        assert budget.statistics(first).campaign_waiting == 0
+        nursery.cancel_scope.cancel()
+    budget.release(held[0])
+    assert budget.account_live(account) == 0
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+async def test_random_cancellations_leak_no_slot(autojump_clock, seed):
+    """Waiters and calls are cancelled at random moments (while waiting, right after a
+    grant, mid-call). Whenever everything is blocked, the budget's live count equals what
+    the fake calls hold; at the end it is 0 and the campaigns have no waiter left."""
+    rng = random.Random(seed)
+    budget = Budget()
+    ledger = Ledger(budget)
+    account = new_id()
+    ledger.set_caps(account, concurrent_max=3, calls_per_minute=UNLIMITED_RATE)
+    campaigns = [new_id(), new_id()]
+    for campaign in campaigns:
+        ledger.open_campaign(account, campaign, 2)
+    scopes: list[trio.CancelScope] = []
+
+    async def worker(campaign: uuid.UUID, worker_rng: random.Random,
+                     scope: trio.CancelScope) -> None:
+        with scope:
+            await ledger.dial_forever(campaign, worker_rng, 1, 24)
+
+    async with trio.open_nursery() as nursery:
+        for step in range(120):
+            if rng.random() < 0.5 or not scopes:
+                scopes.append(trio.CancelScope())   # registered before the task first runs
+                nursery.start_soon(worker, rng.choice(campaigns), random.Random(rng.random()),
+                                   scopes[-1])
+            if rng.random() < 0.5:
+                await trio.sleep(eighths(rng, 0, 16))
+            else:
+                await trio.testing.wait_all_tasks_blocked()
+            if scopes and rng.random() < 0.6:
+                scopes.pop(rng.randrange(len(scopes))).cancel()
+            if step % 10 == 0:
+                await trio.testing.wait_all_tasks_blocked()
+                assert budget.account_live(account) == ledger.account_live[account]
+        for scope in scopes:
+            scope.cancel()
+
+    assert ledger.violations == []
+    assert len(ledger.grant_order) > 50
+    assert budget.account_live(account) == ledger.account_live[account] == 0
+    for campaign in campaigns:
+        assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
+
+
+async def test_crashing_calls_give_their_slots_back(autojump_clock):
+    """Calls that raise after their grant release in ``finally``: live is back to 0 and
+    the budget keeps granting afterwards."""
+    budget = Budget()
+    ledger = Ledger(budget)
+    account, (campaign,) = one_account(budget, concurrent_max=2)
+    crashes = 0
+
+    async def crashing_call(i: int) -> None:
+        nonlocal crashes
+        try:
+            await ledger.call(campaign, 1 + i % 3, crash=True)
+        except CallCrashed:
+            crashes += 1
+
+    async with trio.open_nursery() as nursery:
+        for i in range(10):
+            nursery.start_soon(crashing_call, i)
+    assert crashes == 10
+    assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
+
+    with pytest.raises(CallCrashed):
+        await ledger.call(campaign, 1, crash=True)
+    assert budget.account_live(account) == 0
+    assert budget.try_acquire(campaign) is not None
+
+
+async def test_double_release_raises_and_changes_nothing(autojump_clock):
+    """Releasing a slot twice (or one never granted) raises RuntimeError and leaves the
+    counts of the slots still live untouched."""
+    budget = Budget()
+    account, (campaign,) = one_account(budget, concurrent_max=5)
+    a, b = budget.try_acquire(campaign), budget.try_acquire(campaign)
+    assert a is not None and b is not None
+    budget.release(a)
+    with pytest.raises(RuntimeError):
+        budget.release(a)
+    with pytest.raises(RuntimeError):
+        budget.release(Slot(account, campaign, 10_000))
+    assert budget.statistics(campaign) == BudgetStatistics(1, 1, 0)
+    budget.release(b)
+    assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
+
+
+# -- 6. random sequences ---------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class CampaignRun:
+    """One started (or resumed) run of a campaign: its workers and their acquire scopes."""
+
+    account: uuid.UUID
+    campaign: uuid.UUID
+    active: bool = True
+    acquiring: set[trio.CancelScope] = attrs.field(factory=set)
+    workers: list[trio.CancelScope] = attrs.field(factory=list)
+
+    def pause(self) -> None:
+        """Dial nothing new: cancel every acquire; calls in flight finish on their own."""
+        self.active = False
+        for scope in list(self.acquiring):
+            scope.cancel()
+
+
+async def run_worker(ledger: Ledger, run: CampaignRun, rng: random.Random) -> None:
+    with trio.CancelScope() as outer:   # cancelled by the driver to abort mid-anything
+        run.workers.append(outer)
+        while run.active:
+            with trio.CancelScope() as scope:
+                run.acquiring.add(scope)
+                try:
+                    slot = await ledger.budget.acquire(run.campaign)
+                finally:
+                    run.acquiring.discard(scope)
+            if scope.cancelled_caught:
+                return
+            # granted (possibly in the same tick as a pause: then it is a call in flight)
+            ledger.granted(slot)
+            try:
+                await trio.sleep(eighths(rng, 1, 160))
+                if rng.random() < 0.1:
+                    raise CallCrashed
+            except CallCrashed:
+                pass
+            finally:
+                ledger.released(slot)
+                ledger.budget.release(slot)
+
+
+def check_work_conserving(ledger: Ledger, runs: dict[uuid.UUID, CampaignRun]) -> None:
+    """With everything blocked: a campaign with waiters, under its own cap, in an account
+    under concurrent_max and without a rate cap, would be a missed grant."""
+    budget = ledger.budget
+    for campaign, run in runs.items():
+        stats = budget.statistics(campaign)
+        account = run.account
+        if (stats.campaign_waiting and ledger.rate_cap[account].current() >= UNLIMITED_RATE
+                and stats.account_live < ledger.account_cap[account].current()
+                and stats.campaign_live < ledger.campaign_cap[campaign].current()):
+            ledger.violations.append(f"t={trio.current_time()}: missed grant {stats}")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6, 7, 8])
+async def test_random_sequences_keep_every_cap(autojump_clock, seed):
+    """A seeded driver opens, starts, pauses, stops and restarts campaigns of 2-3
+    accounts, aborts workers, and changes caps (kill-switches included) mid-run. At every
+    grant the ledger checks account live <= concurrent_max and campaign live <=
+    max_concurrent (caps in force at that instant) and <= calls_per_minute grants in the
+    last 60 s; when all is blocked, no waiter is left behind free capacity. At the end
+    everything is 0 live, 0 waiting, and closed campaigns are forgotten.
+
+    The actor must not spin either (ActorWatch)."""
+    rng = random.Random(seed)
+    async with running_budget() as running:
+        budget = running.budget
+        ledger = Ledger(budget)
+        accounts = [new_id() for _ in range(rng.randint(2, 3))]
+        owner = {}
+        for account in accounts:
+            for _ in range(rng.randint(1, 3)):
+                owner[new_id()] = account
+
+        def random_caps(account: uuid.UUID) -> None:
+            ledger.set_caps(account, concurrent_max=rng.choice([0, 1, 2, 3, 5, 8]),
+                            calls_per_minute=rng.choice([0, 1, 3, 10, 30, UNLIMITED_RATE]))
+
+        for account in accounts:
+            random_caps(account)
+        runs: dict[uuid.UUID, CampaignRun] = {}
+        async with trio.open_nursery() as nursery:
+            for _ in range(150):
+                await trio.sleep(eighths(rng, 0, 240))
+                if rng.random() < 0.3:
+                    await trio.testing.wait_all_tasks_blocked()
+                    check_work_conserving(ledger, runs)
+                campaign = rng.choice(list(owner))
+                run = runs.get(campaign)
+                action = rng.choices(["caps", "start", "pause", "stop", "abort"],
+                                     weights=[2, 4, 2, 1, 1])[0]
+                if action == "caps":
+                    random_caps(rng.choice(accounts))
+                elif action == "start" and run is None:
+                    ledger.open_campaign(owner[campaign], campaign, rng.randint(1, 4))
+                    runs[campaign] = run = CampaignRun(owner[campaign], campaign)
+                    for _ in range(rng.randint(1, 6)):
+                        nursery.start_soon(run_worker, ledger, run, random.Random(rng.random()))
+                elif action in ("pause", "stop") and run is not None:
+                    run.pause()
+                    del runs[campaign]
+                    if action == "stop":
+                        budget.close_campaign(campaign)
+                elif action == "abort" and run is not None and run.workers:
+                    run.workers.pop(rng.randrange(len(run.workers))).cancel()
+            for run in runs.values():
+                run.pause()
+        # every worker has finished: calls in flight ran to their end
+
+        await trio.testing.wait_all_tasks_blocked()
+        assert ledger.violations == []
+        assert len(ledger.grant_order) > 20
+        for account in accounts:
+            assert budget.account_live(account) == ledger.account_live[account] == 0
+        for campaign in owner:
+            assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
+            budget.close_campaign(campaign)
+            with pytest.raises(KeyError):
+                await budget.acquire(campaign)
+
+
+# -- 7. try_acquire --------------------------------------------------------------------------
+
+
+async def test_try_acquire_takes_a_free_slot(autojump_clock):
+    """try_acquire returns a slot at once when there is room and nobody waits."""
+    budget = Budget()
+    account, (campaign,) = one_account(budget, concurrent_max=2, calls_per_minute=10)
+    slot = budget.try_acquire(campaign)
+    assert slot == Slot(account, campaign, slot.serial)
+    assert budget.statistics(campaign) == BudgetStatistics(1, 1, 0)
+    budget.release(slot)
+    assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
+
+
+@pytest.mark.parametrize("limit", ["account", "campaign", "rate", "kill-switch", "daily"])
+async def test_try_acquire_returns_none_at_a_cap(autojump_clock, limit):
+    """try_acquire returns None (and holds nothing) when any one cap is reached."""
+    budget = Budget()
+    caps = {"account": dict(concurrent_max=1),
+            "campaign": dict(concurrent_max=5, campaigns=(1,)),
+            "rate": dict(concurrent_max=5, calls_per_minute=1),
+            "kill-switch": dict(concurrent_max=0),
+            "daily": dict(concurrent_max=5, dials_left_today=1)}[limit]
+    account, (campaign,) = one_account(budget, **caps)
+    if limit != "kill-switch":
+        first = budget.try_acquire(campaign)
+        assert first is not None
+        if limit in ("rate", "daily"):
+            budget.release(first)
+    live = budget.account_live(account)
+    assert budget.try_acquire(campaign) is None
+    assert budget.account_live(account) == live
+
+
+async def test_try_acquire_yields_to_a_waiting_campaign(autojump_clock):
+    """While another campaign of the account waits, try_acquire does not jump the queue,
+    even with room in the account; once nobody waits it succeeds again."""
+    budget = Budget()
+    account, (busy, other) = one_account(budget, concurrent_max=5, campaigns=(1, 5))
+    first = budget.try_acquire(busy)
+    assert first is not None
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, budget, busy, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(busy).campaign_waiting == 1
+        assert budget.try_acquire(other) is None
+        assert budget.account_live(account) == 1
+        budget.release(first)   # the waiter gets it: nobody waits any more
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(held) == 1
+        assert budget.try_acquire(other) is not None
+        assert budget.account_live(account) == 2
+
+
+# -- 8. dials left today ---------------------------------------------------------------------
+
+
+async def test_dials_left_today_caps_grants_until_reset(autojump_clock):
+    """dials_left_today=3: exactly three grants over ten minutes, then waiters block
+    (though there is room for 10 live calls); setting it to 2 gives exactly two more;
+    None lifts the cap."""
+    async with running_budget() as running:
+        budget = running.budget
+        ledger = Ledger(budget)
+        account, (campaign,) = one_account(budget, concurrent_max=10, calls_per_minute=100,
+                                           dials_left_today=3)
+        rng = random.Random(8)
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(ledger.dial_forever, campaign, random.Random(rng.random()))
+            await trio.sleep(600)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(ledger.grant_order) == 3
+            assert budget.statistics(campaign) == BudgetStatistics(0, 0, 5)
+
+            budget.set_account_caps(account, concurrent_max=10, calls_per_minute=100,
+                                    dials_left_today=2)
+            await trio.sleep(600)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(ledger.grant_order) == 5
+            assert budget.statistics(campaign) == BudgetStatistics(0, 0, 5)
+
+            budget.set_account_caps(account, concurrent_max=10, calls_per_minute=100)
+            await trio.sleep(600)
+            assert len(ledger.grant_order) > 50
+            nursery.cancel_scope.cancel()
+    assert budget.account_live(account) == 0
+
+
+# -- 9. close_campaign -----------------------------------------------------------------------
+
+
+async def test_close_campaign_waits_for_the_last_release(autojump_clock):
+    """A campaign closed with live slots stays known (and counted) until its last slot is
+    released; then statistics are zeros and acquire/try_acquire raise KeyError. Reopening
+    the id starts afresh."""
+    budget = Budget()
+    account, (campaign,) = one_account(budget, concurrent_max=5)
+    a, b = budget.try_acquire(campaign), budget.try_acquire(campaign)
+    assert a is not None and b is not None
+    budget.close_campaign(campaign)
+    assert budget.statistics(campaign) == BudgetStatistics(2, 2, 0)
+
+    budget.release(a)
+    assert budget.statistics(campaign) == BudgetStatistics(1, 1, 0)
+    budget.release(b)
+    assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
+    assert budget.account_live(account) == 0
+    with pytest.raises(KeyError):
+        await budget.acquire(campaign)
+    with pytest.raises(KeyError):
+        budget.try_acquire(campaign)
+
+    budget.open_campaign(account, campaign, 1)
+    assert budget.try_acquire(campaign) is not None
+    assert budget.try_acquire(campaign) is None   # the new max_concurrent (1) applies
+
+
+async def test_close_campaign_with_waiters_forgets_it_when_they_are_cancelled(autojump_clock):
+    """Closing a campaign whose calls wait (but hold nothing): once the waiters are
+    cancelled the campaign is forgotten, and the other campaign gets the capacity."""
+    budget = Budget()
+    account, (closing, other) = one_account(budget, concurrent_max=1, campaigns=(5, 5))
+    blocker = budget.try_acquire(other)
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(hold, budget, closing, held)
+        await trio.testing.wait_all_tasks_blocked()
+        budget.close_campaign(closing)
+        assert budget.statistics(closing).campaign_waiting == 3
+        nursery.cancel_scope.cancel()
+    assert held == []
+    with pytest.raises(KeyError):
+        budget.try_acquire(closing)
+    budget.release(blocker)
+    assert budget.try_acquire(other) is not None
+
+
+# -- regressions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cap", ["daily", "rate"])
+async def test_cancelled_waiter_does_not_use_up_a_dial(autojump_clock, cap):
+    """One dial is left (dials_left_today=1, or calls_per_minute=2 with one dial made).
+    Two waiters; the first is cancelled and, in the same tick, the only live slot is
+    released. Only the second waiter will ever dial, so it must get that last dial now,
+    as with trio.CapacityLimiter, where a cancelled waiter leaves the queue when cancelled."""
+    async with running_budget() as running:
+        budget = running.budget
+        per_minute = 2 if cap == "rate" else UNLIMITED_RATE
+        account, (first, second) = one_account(budget, concurrent_max=1,
+                                               calls_per_minute=per_minute, campaigns=(5, 5))
+        holder = budget.try_acquire(first)
+        assert holder is not None
+        if cap == "daily":
+            budget.set_account_caps(account, concurrent_max=1, calls_per_minute=per_minute,
+                                    dials_left_today=1)
+        held: list[Slot] = []
+        async with trio.open_nursery() as nursery:
+            scope = trio.CancelScope()
+
+            async def cancelled_waiter() -> None:
+                with scope:
+                    held.append(await budget.acquire(first))
+
+            nursery.start_soon(cancelled_waiter)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(hold, budget, second, held)
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(1)
+
+            scope.cancel()
+            budget.release(holder)
+            await trio.testing.wait_all_tasks_blocked()
+            assert [slot.campaign_id for slot in held] == [second]
+            nursery.cancel_scope.cancel()
+
+
+# -- the actor's liveness: it sleeps until something can change -----------------------------
+#
+# These three failed (the actor busy-looped; under a mock clock, for ever) on the version of
+# budget.py first tested: _Account.can_grant short-circuits before rate_limited() prunes the
+# window, so at concurrent_max (or 0) _next_window_move kept returning a deadline in the
+# past; and the window test ``dial <= now - 60`` disagreed by one ulp with the actor's
+# deadline ``dial + 60`` (for a dial at t=0.3, (0.3 + 60) - 60 < 0.3).
+
+
+async def test_actor_sleeps_when_window_moves_at_concurrent_max(autojump_clock):
+    """calls_per_minute=1, concurrent_max=1: a call granted at t=0 lasts 120 s; a second
+    waiter is held back by both caps. When the window moves (t=60) the account is still at
+    concurrent_max, so there is nothing to grant: the actor must sleep until the release at
+    t=120 (then the waiter is granted), not busy-loop (with a real clock: 60 s of 100% CPU)."""
+    async with running_budget() as running:
+        budget = running.budget
+        account, (campaign,) = one_account(budget, concurrent_max=1, calls_per_minute=1)
+        ledger = Ledger(budget)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ledger.call, campaign, 120)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(ledger.call, campaign, 1)
+        assert ledger.grant_times[account] == [0, 120]
+        assert running.watch.steps < 20
+
+
+async def test_actor_sleeps_under_the_kill_switch(autojump_clock):
+    """A waiter is held by calls_per_minute=1; the operator sets concurrent_max=0. When the
+    window moves the actor must stay asleep (nothing may be granted) until the cap is
+    raised again at t=300, which grants at once. (A spin here would never end by itself.)"""
+    async with running_budget() as running:
+        budget = running.budget
+        account, (campaign,) = one_account(budget, concurrent_max=5, calls_per_minute=1)
+        ledger = Ledger(budget)
+        async with trio.open_nursery() as nursery:
+            await ledger.call(campaign, 1)
+            nursery.start_soon(ledger.call, campaign, 1)
+            await trio.sleep_until(30)
+            budget.set_account_caps(account, concurrent_max=0, calls_per_minute=1)
+            await trio.sleep_until(300)
+            assert ledger.grant_times[account] == [0]
+            budget.set_account_caps(account, concurrent_max=5, calls_per_minute=1)
+        assert ledger.grant_times[account] == [0, 300]
+        assert running.watch.steps < 20
+
+
+@pytest.mark.parametrize("first_dial", [0.3, 0.1, 1 / 3, 7.7])
+async def test_actor_wakes_rate_limited_waiter_at_any_float_time(autojump_clock, first_dial):
+    """calls_per_minute=1: a dial at a time not exact in binary (0.3: (0.3 + 60) - 60 <
+    0.3) holds the next waiter until 60 s later; at that moment the actor must grant it,
+    whatever the float rounding, without spinning."""
+    async with running_budget() as running:
+        budget = running.budget
+        account, (campaign,) = one_account(budget, concurrent_max=5, calls_per_minute=1)
+        ledger = Ledger(budget)
+        await trio.sleep(first_dial)
+        await ledger.call(campaign, 0.5)
+        await ledger.call(campaign, 0.5)
+        assert ledger.grant_times[account] == [first_dial, first_dial + RATE_WINDOW_SECONDS]
+        assert running.watch.steps < 20
