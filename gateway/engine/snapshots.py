@@ -11,6 +11,7 @@ The actor refreshes only campaigns somebody watches, every ``sse.tick_seconds``.
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 
 import attrs
@@ -45,6 +46,10 @@ def snapshot_from_row(row) -> dict:
     }
 
 
+def encode(data: dict) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
 def _iso(value) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
@@ -52,6 +57,7 @@ def _iso(value) -> str | None:
 @attrs.define(eq=False)
 class _Cell:
     value: dict | None = None
+    encoded: str = ""  # value as compact JSON, made once per publish for every stream
     version: int = 0
     watchers: int = 0
     changed: trio.Event = attrs.field(factory=trio.Event)
@@ -74,6 +80,7 @@ class Snapshots:
         if cell is None:
             return
         cell.value, cell.version = snapshot, cell.version + 1
+        cell.encoded = encode(snapshot)
         cell.changed.set()
         cell.changed = trio.Event()
 

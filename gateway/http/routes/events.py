@@ -10,13 +10,12 @@ only ever delays itself.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import trio
 from quart import Blueprint, make_response
 
-from gateway.engine.snapshots import DELETED, TERMINAL
+from gateway.engine.snapshots import DELETED, TERMINAL, encode
 from gateway.http.context import services
 from gateway.http.routes.campaigns import owned_campaign
 
@@ -30,39 +29,43 @@ SSE_HEADERS = {
 }
 
 
-def _event(event_id: int, data: dict, kind: str | None = None) -> bytes:
+def _event(event_id: int, data: str, kind: str | None = None) -> bytes:
     head = f"event: {kind}\n" if kind else ""
-    return f"{head}id: {event_id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"{head}id: {event_id}\ndata: {data}\n\n".encode()
 
 
 @bp.get("/campaigns/<uuid:campaign_id>/events")
 async def campaign_events(campaign_id: uuid.UUID):
-    await owned_campaign(campaign_id)  # 404 for another tenant's campaign
+    await owned_campaign(campaign_id, counts=False)  # 404 for another tenant's campaign
     svc = services()
     snapshots, heartbeat = svc.snapshots, svc.settings.sse.heartbeat_seconds
 
     async def stream():
         with snapshots.watch(campaign_id) as cell:
-            snapshot = cell.value or await snapshots.load(campaign_id)
+            if cell.value is not None:  # another stream watches: its latest value will do
+                snapshot, data = cell.value, cell.encoded
+            else:
+                snapshot = await snapshots.load(campaign_id)
+                data = None if snapshot is None else encode(snapshot)
             seen, event_id = cell.version, 1
             status = DELETED if snapshot is None else snapshot["status"]
             yield f"retry: {RECONNECT_MILLISECONDS}\n".encode()
-            if snapshot is not None:
-                yield _event(event_id, snapshot)
+            if data is not None:
+                yield _event(event_id, data)
             next_heartbeat = trio.current_time() + heartbeat
             while status not in TERMINAL and status != DELETED:
                 if await snapshots.newer(cell, seen, next_heartbeat):
                     seen, snapshot, event_id = cell.version, cell.value, event_id + 1
                     status = snapshot["status"]
                     if status != DELETED:  # a deleted campaign has no snapshot left to show
-                        yield _event(event_id, snapshot)
+                        yield _event(event_id, cell.encoded)
                 elif snapshots.closing.is_set():
                     return  # shutdown: the client reconnects to the next process
                 if trio.current_time() >= next_heartbeat:
                     next_heartbeat = trio.current_time() + heartbeat
                     yield b": heartbeat\n\n"
-            yield _event(event_id + 1, {"campaign_id": str(campaign_id), "status": status},
-                         "end")
+            yield _event(event_id + 1,
+                         encode({"campaign_id": str(campaign_id), "status": status}), "end")
 
     response = await make_response(stream(), 200, SSE_HEADERS)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would silently end the stream

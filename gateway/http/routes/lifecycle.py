@@ -84,7 +84,7 @@ async def stop_campaign(campaign_id: uuid.UUID):
 @validate_querystring(PageQuery)
 @document_response(CallPage)
 async def list_calls(campaign_id: uuid.UUID, query_args: PageQuery):
-    campaign = await owned_campaign(campaign_id)
+    campaign = await owned_campaign(campaign_id, counts=False)
     page = await calls.page(services().db, campaign.id, query_args.page)
     return respond(CallPage(data=[CallOut(**attrs.asdict(c)) for c in page.items],
                             **page_fields(page)))
