@@ -789,9 +789,9 @@ async def test_try_acquire_returns_none_at_a_cap(autojump_clock, limit):
     assert budget.account_live(account) == live
 
 
-async def test_try_acquire_yields_to_a_waiting_campaign(autojump_clock):
-    """While another campaign of the account waits, try_acquire does not jump the queue,
-    even with room in the account; once nobody waits it succeeds again."""
+async def test_try_acquire_is_not_held_back_by_a_campaign_at_its_own_cap(autojump_clock):
+    """A campaign waiting at its own cap could not use a free slot, so it does not stop
+    another campaign's try_acquire (that would end every other campaign's batching)."""
     budget = Budget()
     account, (busy, other) = one_account(budget, concurrent_max=5, campaigns=(1, 5))
     first = budget.try_acquire(busy)
@@ -801,13 +801,32 @@ async def test_try_acquire_yields_to_a_waiting_campaign(autojump_clock):
         nursery.start_soon(hold, budget, busy, held)
         await trio.testing.wait_all_tasks_blocked()
         assert budget.statistics(busy).campaign_waiting == 1
-        assert budget.try_acquire(other) is None
-        assert budget.account_live(account) == 1
-        budget.release(first)   # the waiter gets it: nobody waits any more
-        await trio.testing.wait_all_tasks_blocked()
-        assert len(held) == 1
         assert budget.try_acquire(other) is not None
         assert budget.account_live(account) == 2
+        budget.release(first)   # the waiter gets it
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(held) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_try_acquire_does_not_jump_a_waiter_the_rate_window_is_about_to_serve(
+        autojump_clock):
+    """When the rate window frees a dial, a waiting campaign below its cap is first in
+    line: try_acquire from another campaign at that instant gets nothing."""
+    budget = Budget()
+    account, (waiting, other) = one_account(budget, concurrent_max=5, campaigns=(5, 5))
+    budget.set_account_caps(account, concurrent_max=5, calls_per_minute=1)
+    first = budget.try_acquire(other)
+    assert first is not None
+    budget.release(first)
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, budget, waiting, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(waiting).campaign_waiting == 1
+        await trio.sleep(60)  # the window moves; the actor is not running in this test
+        assert budget.try_acquire(other) is None
+        nursery.cancel_scope.cancel()
 
 
 # -- 8. dials left today ---------------------------------------------------------------------

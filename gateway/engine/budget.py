@@ -152,10 +152,13 @@ class Budget:
         return waiter.slot
 
     def try_acquire(self, campaign_id: uuid.UUID) -> Slot | None:
-        """A slot now if one is free and nobody of the account is waiting, else None."""
+        """A slot now if one is free and no other campaign of the account waits for it,
+        else None. A campaign waiting at its own cap does not count: it could not use the
+        slot, and counting it would stop every other campaign's batching."""
         campaign = self._campaigns[campaign_id]
         account = campaign.account
-        if any(c.waiters for c in account.rotation):
+        if any(c is not campaign and c.waiters and c.live < c.max_concurrent
+               for c in account.rotation):
             return None
         if campaign.live >= campaign.max_concurrent or not account.can_grant(trio.current_time()):
             return None
