@@ -13,6 +13,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import sys
 import time
 import traceback
@@ -23,7 +24,7 @@ import attrs
 import trio
 import trio_asyncio
 
-from tests.bench.harness import HERE, Row, machine
+from tests.bench.harness import HERE, LOGS, Row, machine
 
 # name -> module (tests.bench.<module>); run in this order.
 BENCHMARKS = {"ingest": "ingest", "dispatch": "dispatch", "scale": "scale", "sse": "sse",
@@ -133,8 +134,13 @@ async def _run_all(names: list[str], ctx: Context) -> tuple[list[Row], list[dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description="Run the gateway's benchmarks (each against its own gateway process and "
+                    "database), print a table of figures, references, ratios and targets, "
+                    "and write it as JSON. Not part of CI's pass/fail.")
+    parser.add_argument("--only", metavar="NAME[,NAME]",
+                        help=f"a subset of: {', '.join(BENCHMARKS)} (run in that order)")
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes for a smoke run (10k rows/contacts, 1k live "
                              "calls, 100 subscribers, 500 SIP calls)")
@@ -147,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = list(BENCHMARKS)
     if args.only:
-        names = [name.strip() for name in args.only.split(",") if name.strip()]
-        unknown = [name for name in names if name not in BENCHMARKS]
+        wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in BENCHMARKS]
         if unknown:
             parser.error(f"unknown benchmark(s): {', '.join(unknown)}; "
                          f"known: {', '.join(BENCHMARKS)}")
+        names = [name for name in BENCHMARKS if name in wanted]
     _raise_open_files()
+    shutil.rmtree(LOGS, ignore_errors=True)  # the gateways' logs of the last run only
     ctx = Context(quick=args.quick, profile_dir=args.profile)
     info = machine()
     ctx.log(f"machine: {info['nproc']} CPUs, {info['cpu']}, {info['memory_gib']} GiB; "

@@ -1,8 +1,10 @@
 """The database floor of dispatch: the gateway's own claim and record statements
-(``dialing.claim``, ``dialing.record_result`` from sql/queries), issued the way the campaign
-actor issues them (up to 100 calls in flight, claims of up to 50, one record per call, 10
-connections) by a bare asyncio + asyncpg client: no trio, no trio-asyncio, no HTTP, no
-pool reset query, no logging. What PostgreSQL can do for these statements on this machine.
+(``dialing.claim``, and ``dialing.record_results``, batched like the engine's recorder:
+whatever accumulated while the previous write ran, up to 500; or, with an older
+sql/queries, ``dialing.record_result`` once per call), issued the way the campaign actor
+issues them (up to 100 calls in flight, claims of up to 50, 10 connections) by a bare
+asyncio + asyncpg client: no trio, no trio-asyncio, no HTTP, no pool reset query, no
+logging. What PostgreSQL can do for these statements on this machine.
 
     python -m tests.bench.dispatch_floor DATABASE_URL CAMPAIGN_ID  ->  JSON on stdout
 
@@ -20,12 +22,13 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from gateway.sql import query
+from gateway.sql import queries, query
 from gateway.telephony.base import RETRYABLE
 
 CONCURRENCY = 100
 BATCH = 50
 CONNECTIONS = 10
+MAX_RECORD_BATCH = 500
 
 
 def now() -> datetime:
@@ -33,7 +36,9 @@ def now() -> datetime:
 
 
 async def main(url: str, campaign_id: uuid.UUID) -> dict:
-    claim_sql, record_sql = query("dialing.claim"), query("dialing.record_result")
+    claim_sql = query("dialing.claim")
+    batched = "dialing.record_results" in queries()
+    record_sql = query("dialing.record_results" if batched else "dialing.record_result")
     retryable = sorted(RETRYABLE)
     idle: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
     connections = [await asyncpg.connect(url) for _ in range(CONNECTIONS)]
@@ -51,16 +56,40 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
     calls: set[asyncio.Task] = set()
     done = 0
 
+    pending: list[tuple[tuple, asyncio.Future]] = []
+    wakeup = asyncio.Event()
+
+    async def recorder() -> None:
+        nonlocal pending
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            while pending:
+                batch, pending = pending[:MAX_RECORD_BATCH], pending[MAX_RECORD_BATCH:]
+                columns = list(zip(*[values for values, _ in batch]))
+                await run("fetch", record_sql, *columns, retryable)
+                for _, written in batch:
+                    written.set_result(None)
+
+    async def record(values: tuple) -> None:
+        if not batched:
+            await run("fetchrow", record_sql, *values, retryable)
+            return
+        written = asyncio.get_running_loop().create_future()
+        pending.append((values, written))
+        wakeup.set()
+        await written
+
     async def call(row) -> None:
         nonlocal done
         try:
             at = now()
-            await run("fetchrow", record_sql, row["attempt_id"], "answered", at, at, 0.0,
-                      None, None, retryable)
+            await record((row["attempt_id"], "answered", at, at, 0.0, None, None))
             done += 1
         finally:
             slots.release()
 
+    writer = asyncio.create_task(recorder())
     started = time.perf_counter()
     try:
         while True:
@@ -82,6 +111,7 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
                 await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
         seconds = time.perf_counter() - started
     finally:
+        writer.cancel()
         for conn in connections:
             await conn.close()
     return {"attempts": done, "seconds": seconds}

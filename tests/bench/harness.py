@@ -30,6 +30,7 @@ ADMIN_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "gw_bench_" + "b" * 40
 HERE = Path(__file__).resolve().parent
+LOGS = HERE / "logs"
 PROJECT = HERE.parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -53,6 +54,7 @@ class Row:
     holds: bool | None = None                   # None: informational, no target
     ratio: float | None = None                  # figure / reference unless given
     note: str = ""
+    data: dict = attrs.field(factory=dict)      # raw figures, for the JSON only
 
     def __attrs_post_init__(self) -> None:
         if (self.ratio is None and isinstance(self.figure, (int, float))
@@ -155,10 +157,12 @@ async def fresh_database(tag: str):
 
 
 class Pg:
-    """One asyncpg connection used from trio, for the benchmarks' own reads."""
+    """One asyncpg connection used from trio, for the benchmarks' own reads. Calls are
+    serialised (a connection runs one statement at a time): samplers may share it."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._lock = trio.Lock()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -171,16 +175,20 @@ class Pg:
                 await aio(conn.close)()
 
     async def fetchval(self, sql: str, *args):
-        return await aio(self.conn.fetchval)(sql, *args)
+        async with self._lock:
+            return await aio(self.conn.fetchval)(sql, *args)
 
     async def fetchrow(self, sql: str, *args):
-        return await aio(self.conn.fetchrow)(sql, *args)
+        async with self._lock:
+            return await aio(self.conn.fetchrow)(sql, *args)
 
     async def fetch(self, sql: str, *args):
-        return await aio(self.conn.fetch)(sql, *args)
+        async with self._lock:
+            return await aio(self.conn.fetch)(sql, *args)
 
     async def execute(self, sql: str, *args):
-        return await aio(self.conn.execute)(sql, *args)
+        async with self._lock:
+            return await aio(self.conn.execute)(sql, *args)
 
 
 # -- the gateway process ------------------------------------------------------------------
@@ -239,15 +247,6 @@ class Gateway:
         await _stop(self.process, grace)
         return time.perf_counter() - started
 
-    async def cli(self, *args: str) -> str:
-        """Run ``python -m gateway ARGS`` against the same database (e.g. account caps)."""
-        result = await trio.run_process([sys.executable, "-m", "gateway", *args],
-                                        env=self.env, cwd=str(self.workdir),
-                                        capture_stdout=True, capture_stderr=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"gateway {' '.join(args)}: {result.stderr.decode()}")
-        return result.stdout.decode()
-
 
 @contextlib.asynccontextmanager
 async def gateway_process(database_url_: str, *, sim_rules: list[dict] | None = None,
@@ -274,7 +273,9 @@ async def gateway_process(database_url_: str, *, sim_rules: list[dict] | None = 
         "GATEWAY_TELEPHONY_SIM_RULES": sim_rules_toml(sim_rules or [rule("*")]),
     })
     full_env.update(env or {})
-    log_path = workdir / "gateway.log"
+    # Each gateway's log (warnings and errors) is kept after the run, for post-mortems.
+    LOGS.mkdir(exist_ok=True)
+    log_path = LOGS / f"{database_url_.rsplit('/', 1)[1]}.log"
     log_file = open(log_path, "wb")
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "gateway", "serve"], env=full_env, cwd=str(workdir),
@@ -400,29 +401,40 @@ class Api:
         return expect(await self.client.get(f"/api/v1/campaigns/{campaign_id}"), 200)
 
 
+async def campaign_status(pg: Pg, campaign_id: str) -> str:
+    """A campaign's status straight from PostgreSQL: polling it costs the gateway nothing
+    (``GET /campaigns/{id}`` counts the contacts by status, ~20 ms of database time at
+    100k contacts)."""
+    return await pg.fetchval("SELECT status FROM campaigns WHERE id = $1",
+                             uuid.UUID(str(campaign_id)))
+
+
 # -- sampling -----------------------------------------------------------------------------
 
-async def sample_latency(client: httpx.AsyncClient, path: str, every: float,
-                         out: list[tuple[float, float]], *, errors: list | None = None) -> None:
-    """GET ``path`` every ``every`` seconds (one request at a time, on a fixed schedule: a
-    slow answer delays the next request, it is not skipped) until cancelled; append
-    (start time, latency seconds) to ``out``."""
+# An API request the gateway answers without the database (401: no API key, checked before
+# any query): the full HTTP stack and the event loop, nothing else.
+NO_DB_PROBE = ("no-db 401", "/api/v1/call-limits", {"Authorization": ""}, 401)
+
+
+async def sample_in_turn(client, schedule: list[tuple], every: float,
+                         samples: dict[str, list], errors: list) -> None:
+    """GET each ``(name, path[, headers, expected status])`` of ``schedule`` in turn, one
+    every ``every`` s, until cancelled; append (start, latency) to ``samples[name]``."""
     next_at = trio.current_time()
     while True:
-        started = time.perf_counter()
-        try:
-            response = await client.get(path)
-            ok = response.status_code == 200
-        except httpx.HTTPError as exc:
-            ok = False
-            response = exc
-        elapsed = time.perf_counter() - started
-        if ok:
-            out.append((started, elapsed))
-        elif errors is not None:
-            errors.append((started, repr(response)))
-        next_at += every
-        await trio.sleep_until(max(next_at, trio.current_time()))
+        for name, path, *extra in schedule:
+            headers, expected = extra if extra else (None, 200)
+            started = time.perf_counter()
+            try:
+                response = await client.get(path, headers=headers)
+                if response.status_code == expected:
+                    samples[name].append((started, time.perf_counter() - started))
+                else:
+                    errors.append((name, response.status_code))
+            except httpx.HTTPError as exc:
+                errors.append((name, repr(exc)))
+            next_at += every
+            await trio.sleep_until(max(next_at, trio.current_time()))
 
 
 def latency_summary(samples: list[tuple[float, float]]) -> dict[str, float]:
@@ -454,6 +466,7 @@ async def maybe_profile(gateway: Gateway, name: str, profile_dir: Path | None,
                "--format", "raw", "--output", str(raw), "--nonblocking", "--threads"]
     process = await trio.lowlevel.open_process(command, stdout=subprocess.DEVNULL,
                                                stderr=subprocess.DEVNULL)
+    await trio.sleep(1)  # py-spy attaches before the measured work starts
     try:
         yield raw
     finally:

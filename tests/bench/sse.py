@@ -1,24 +1,27 @@
 """4. SSE fan-out: 1,000 subscribers to one running campaign.
 
-Subscribers live in load-generator processes (``sse_subscribers``, raw sockets on trio,
+Subscribers live in load-generator processes (``sse_subscribers``: raw sockets on trio,
 split over two processes), never in the gateway's or this process's event loop. The
-gateway's tick is ``sse.tick_seconds = 1`` (twice the default rate: more ticks measured).
+gateway ticks every ``sse.tick_seconds = 1`` (twice the default rate: more ticks measured).
 
-- Fan-out while dialing: campaigns of ring=talk=0 contacts are dialed four times, in turn
-  without and with the subscribers (A B A B), so drift on a shared machine hits both.
-  Throughput is attempts per second (started_at to the last ended_at, as in ``dispatch``);
-  the ratio is with / without. In the B runs, every tick published after all subscribers
-  were connected must reach every subscriber; the spread of a tick is the time between its
-  first and last arrival across subscribers (arrival = when the generator read the bytes:
-  it includes the generators' own scheduling, so it is an upper bound).
-- CPU per tick: a campaign kept running by one endless call; the gateway's CPU
+Two campaigns of ring=talk=0 contacts; each is dialed for two windows of equal length,
+paused in between, one window with the subscribers connected and one without, in the
+order A B (first campaign) B A (second), so drift on a shared machine hits both sides.
+- Throughput: attempts recorded in the window / its length; the ratio is with / without.
+- Every tick: each snapshot published after every subscriber was connected (its
+  ``updated_at`` is the gateway's publish time) must reach every subscriber.
+- Spread: for each tick published while dialing, the time between its first and its last
+  arrival across subscribers (arrival = when a generator read the bytes, so it includes
+  the generators' own scheduling: an upper bound). "Publish to last arrival" is reported too.
+- CPU per tick: the first campaign paused (nothing dialing), the gateway's CPU
   (/proc utime+stime) over the same number of seconds without and then with the
-  subscribers; the difference divided by the ticks delivered.
+  subscribers connected; the difference divided by the ticks delivered in that window.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,10 +32,10 @@ from pathlib import Path
 
 import trio
 
-from tests.bench.dispatch import attempt_stats
-from tests.bench.harness import (API_KEY, PROJECT, Api, Pg, Row, contacts_csv,
+from tests.bench.harness import (API_KEY, PROJECT, Api, Pg, Row, campaign_status,
+                                 contacts_csv, cpu_seconds, expect,
                                  fresh_database, gateway_process, maybe_profile, median,
-                                 percentile, rule)
+                                 percentile)
 
 NAME = "sse"
 PROCESSES = 2
@@ -41,27 +44,24 @@ SPREAD_TARGET_MS = 250.0
 
 
 class Subscribers:
-    """The load-generator processes for one campaign."""
+    """The load-generator processes for one campaign: connected on entry (every
+    subscriber has its first snapshot), stopped with SIGTERM by :meth:`stop`."""
 
-    def __init__(self, base_url: str, campaign_id: str, count: int, workdir: Path,
-                 stop_after: float = 0) -> None:
-        self.args = (base_url, campaign_id, count, workdir, stop_after)
+    def __init__(self, base_url: str, campaign_id: str, count: int, workdir: Path) -> None:
+        self.base_url, self.campaign_id, self.count, self.workdir = (base_url, campaign_id,
+                                                                     count, workdir)
         self.processes: list[trio.Process] = []
         self.outputs: list[Path] = []
 
     async def __aenter__(self) -> Subscribers:
-        base_url, campaign_id, count, workdir, stop_after = self.args
-        shares = [count // PROCESSES + (1 if i < count % PROCESSES else 0)
+        shares = [self.count // PROCESSES + (1 if i < self.count % PROCESSES else 0)
                   for i in range(PROCESSES)]
         for index, share in enumerate(s for s in shares if s):
-            out = workdir / f"sse-{uuid.uuid4().hex[:8]}-{index}.json"
-            command = [sys.executable, "-m", "tests.bench.sse_subscribers", base_url,
-                       campaign_id, API_KEY, str(share), str(out)]
-            if stop_after:
-                command += ["--stop-after", str(stop_after)]
-            process = await trio.lowlevel.open_process(command, cwd=str(PROJECT),
-                                                       stdout=subprocess.PIPE)
-            self.processes.append(process)
+            out = self.workdir / f"sse-{uuid.uuid4().hex[:8]}-{index}.json"
+            command = [sys.executable, "-m", "tests.bench.sse_subscribers", self.base_url,
+                       self.campaign_id, API_KEY, str(share), str(out)]
+            self.processes.append(await trio.lowlevel.open_process(
+                command, cwd=str(PROJECT), stdout=subprocess.PIPE))
             self.outputs.append(out)
         with trio.fail_after(120):
             for process in self.processes:
@@ -73,15 +73,24 @@ class Subscribers:
                     line += data
         return self
 
-    async def results(self, timeout: float = 60) -> dict:
-        """Wait for the generators to finish; merge their records."""
-        with trio.fail_after(timeout):
+    def cpu(self) -> float:
+        """CPU seconds the generators have used so far."""
+        return sum(cpu_seconds(process.pid) for process in self.processes
+                   if process.poll() is None)
+
+    async def stop(self) -> dict:
+        """Stop the generators; their records merged (``ready_at``: the last to be ready)."""
+        with trio.fail_after(60):
+            for process in self.processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
             for process in self.processes:
                 await process.wait()
-        merged = {"ready_at": 0.0, "subscribers": []}
+        merged = {"ready_at": 0.0, "stopped_at": float("inf"), "subscribers": []}
         for out in self.outputs:
             data = json.loads(out.read_text())
             merged["ready_at"] = max(merged["ready_at"], data["ready_at"])
+            merged["stopped_at"] = min(merged["stopped_at"], data["stopped_at"])
             merged["subscribers"] += data["subscribers"]
         return merged
 
@@ -91,133 +100,171 @@ class Subscribers:
                 if process.poll() is None:
                     process.kill()
                     await process.wait()
-                if process.stdout is not None:
-                    await process.stdout.aclose()
-
-
-def tick_figures(merged: dict, after: float, count: int) -> dict:
-    """Ticks first seen after ``after`` (every subscriber connected): who got each, spread."""
-    arrivals: dict[str, list[float]] = {}
-    for subscriber in merged["subscribers"]:
-        for key, at in subscriber["events"]:
-            arrivals.setdefault(key, []).append(at)
-    ticks = {key: times for key, times in arrivals.items() if min(times) > after}
-    spreads = [1000 * (max(times) - min(times)) for times in ticks.values()]
-    # updated_at is the gateway's wall clock when the snapshot was read: publish time.
-    lags = [1000 * (max(times) - _epoch(key)) for key, times in ticks.items()]
-    missing = sum(count - len(times) for times in ticks.values())
-    errors = [s["error"] for s in merged["subscribers"] if s["error"]]
-    return {"ticks": len(ticks), "missing": missing, "spreads": spreads, "lags": lags,
-            "errors": errors, "subscribers": len(merged["subscribers"]),
-            "ended": sum(1 for s in merged["subscribers"] if s["ended"])}
+                await process.stdout.aclose()
 
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-async def dial_run(ctx, api: Api, pg: Pg, gateway, contacts: bytes, subscribers: int,
-                   workdir: Path, label: str) -> dict:
-    campaign = await api.create_campaign(contacts, name=label)
-    await trio.sleep(0.5)
-    result: dict = {"subscribers": subscribers}
-    if subscribers:
-        async with Subscribers(gateway.base_url, campaign["id"], subscribers, workdir) as subs:
-            cpu = gateway.cpu()
-            await api.start(campaign["id"])
-            await _wait_completed(api, campaign["id"])
-            result["cpu"] = gateway.cpu() - cpu
-            merged = await subs.results()
-        result["ticks"] = tick_figures(merged, merged["ready_at"], subscribers)
-    else:
-        cpu = gateway.cpu()
-        await api.start(campaign["id"])
-        await _wait_completed(api, campaign["id"])
-        result["cpu"] = gateway.cpu() - cpu
-    result.update(await attempt_stats(pg, campaign["id"]))
-    ctx.log(f"sse {label}: {subscribers} subscribers, {result['rate']:.0f} attempts/s")
-    return result
+def ticks_of(merged: dict) -> dict[str, list[float]]:
+    """Arrival times of each tick (by its updated_at) published after every subscriber was
+    connected and at least 0.5 s before the generators stopped."""
+    arrivals: dict[str, list[float]] = {}
+    for subscriber in merged["subscribers"]:
+        for key, at in subscriber["events"]:
+            arrivals.setdefault(key, []).append(at)
+    return {key: times for key, times in arrivals.items()
+            if merged["ready_at"] < _epoch(key) < merged["stopped_at"] - 0.5}
 
 
-async def _wait_completed(api: Api, campaign_id: str, limit: float = 300) -> None:
-    with trio.fail_after(limit):
-        while (await api.get(campaign_id))["status"] != "completed":
-            await trio.sleep(0.2)
+def tick_figures(ticks: dict[str, list[float]], count: int,
+                 window: tuple[float, float] | None = None) -> dict:
+    if window is not None:
+        ticks = {key: times for key, times in ticks.items()
+                 if window[0] <= _epoch(key) <= window[1]}
+    return {"ticks": len(ticks),
+            "missing": sum(count - len(times) for times in ticks.values()),
+            "spreads": [1000 * (max(times) - min(times)) for times in ticks.values()],
+            "lags": [1000 * (max(times) - _epoch(key)) for key, times in ticks.items()]}
+
+
+async def _recorded(pg: Pg, campaign_id: str) -> int:
+    return await pg.fetchval("SELECT count(outcome) FROM attempts WHERE campaign_id = $1",
+                             uuid.UUID(campaign_id))
+
+
+async def dial_window(api: Api, pg: Pg, gateway, campaign_id: str, verb: str,
+                      seconds: float) -> dict:
+    """Start or resume the campaign, let it dial ``seconds`` (or until it completes),
+    pause it and let its calls drain: attempts recorded per second of the window."""
+    cid = uuid.UUID(campaign_id)
+    before = await _recorded(pg, campaign_id)
+    cpu = gateway.cpu()
+    began, wall_began = time.perf_counter(), time.time()
+    expect(await api.client.post(f"/api/v1/campaigns/{campaign_id}/{verb}"), 200)
+    completed = False
+    with trio.move_on_after(seconds):
+        while not completed:
+            await trio.sleep(0.1)
+            completed = await campaign_status(pg, campaign_id) == "completed"
+    if not completed:
+        response = await api.client.post(f"/api/v1/campaigns/{campaign_id}/pause")
+        if response.status_code != 200:  # it completed just now
+            expect(await api.client.get(f"/api/v1/campaigns/{campaign_id}"), 200)
+    ended, wall_ended = time.perf_counter(), time.time()
+    while await pg.fetchval("SELECT count(*) FROM attempts WHERE campaign_id = $1 "
+                            "AND outcome IS NULL", cid):
+        await trio.sleep(0.05)
+    attempts = await _recorded(pg, campaign_id) - before
+    return {"attempts": attempts, "seconds": ended - began, "rate": attempts / (ended - began),
+            "cpu": gateway.cpu() - cpu, "window": (wall_began, wall_ended),
+            "completed": completed}
 
 
 async def run(ctx) -> list[Row]:
     count = ctx.size(full=1000, quick=100)
-    per_run = ctx.size(full=10_000, quick=2_500)
-    window = ctx.size(full=15, quick=6)
-    contacts = contacts_csv(per_run)
-    rules = [rule("+1213*", talk=3600.0), rule("*")]
+    contacts = ctx.size(full=100_000, quick=30_000)
+    window = ctx.size(full=8.0, quick=3.0)
+    idle_window = ctx.size(full=10.0, quick=5.0)
+    csv = contacts_csv(contacts)
     with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp:
         workdir = Path(tmp)
         async with fresh_database(NAME) as url, Pg.connect(url) as pg, \
-                gateway_process(url, sim_rules=rules,
-                                env={"GATEWAY_SSE_TICK_SECONDS": str(TICK_SECONDS)}) as gateway, \
-                gateway.client() as client:
+                gateway_process(url, env={"GATEWAY_SSE_TICK_SECONDS": str(TICK_SECONDS)}
+                                ) as gateway, gateway.client() as client:
             api = Api(client)
-            # CPU per tick: a campaign that stays running (one endless call).
-            idle = await api.create_campaign(contacts_csv(1, area=213), name="sse idle",
-                                             max_concurrent_calls=1)
-            await api.start(idle["id"])
-            await trio.sleep(2)
+            first = (await api.create_campaign(csv, name="sse 1"))["id"]
+            second = (await api.create_campaign(csv, name="sse 2"))["id"]
+            await trio.sleep(1)
+            runs: list[tuple[int, dict]] = []
+
+            async def dial(campaign_id: str, verb: str, subs: Subscribers | None) -> None:
+                subscribers = subs.count if subs else 0
+                generators = subs.cpu() if subs else 0.0
+                result = await dial_window(api, pg, gateway, campaign_id, verb, window)
+                result["generators_cpu"] = (subs.cpu() - generators) if subs else 0.0
+                runs.append((subscribers, result))
+                ctx.log(f"sse: {subscribers} subscribers, {result['attempts']} attempts in "
+                        f"{result['seconds']:.1f} s ({result['rate']:.0f}/s)")
+
+            # First campaign: A (no subscribers), idle CPU without/with, B (subscribers).
+            await dial(first, "start", None)
             cpu = gateway.cpu()
-            await trio.sleep(window)
+            await trio.sleep(idle_window)
             cpu_without = gateway.cpu() - cpu
-            async with maybe_profile(gateway, f"{NAME}-idle", ctx.profile_dir), \
-                    Subscribers(gateway.base_url, idle["id"], count, workdir,
-                                stop_after=window + 1) as subs:
-                cpu = gateway.cpu()
-                await trio.sleep(window)
-                cpu_with = gateway.cpu() - cpu
-                merged = await subs.results()
-            idle_ticks = tick_figures(merged, merged["ready_at"], count)
-            ctx.log(f"sse idle: {idle_ticks['ticks']} ticks to {count} subscribers, "
-                    f"CPU {cpu_without:.2f} s without, {cpu_with:.2f} s with")
+            async with Subscribers(gateway.base_url, first, count, workdir) as subs:
+                async with maybe_profile(gateway, f"{NAME}-idle", ctx.profile_dir):
+                    idle_began = time.time()
+                    cpu = gateway.cpu()
+                    await trio.sleep(idle_window)
+                    cpu_with = gateway.cpu() - cpu
+                    idle_ended = time.time()
+                async with maybe_profile(gateway, f"{NAME}-dialing-1", ctx.profile_dir):
+                    await dial(first, "resume", subs)
+                await trio.sleep(1.5 * TICK_SECONDS)
+                merged_first = await subs.stop()
+            # Second campaign: B, then A.
+            async with Subscribers(gateway.base_url, second, count, workdir) as subs:
+                async with maybe_profile(gateway, f"{NAME}-dialing-2", ctx.profile_dir):
+                    await dial(second, "start", subs)
+                await trio.sleep(1.5 * TICK_SECONDS)
+                merged_second = await subs.stop()
+            await dial(second, "resume", None)
 
-            runs = []
-            async with maybe_profile(gateway, f"{NAME}-dialing", ctx.profile_dir):
-                for index, subscribers in enumerate((0, count, 0, count)):
-                    runs.append(await dial_run(ctx, api, pg, gateway, contacts, subscribers,
-                                               workdir, f"run {index + 1}"))
+    ticks_first, ticks_second = ticks_of(merged_first), ticks_of(merged_second)
+    idle = tick_figures(ticks_first, count, (idle_began, idle_ended))
+    dialing = [tick_figures(ticks, count, result["window"])
+               for ticks, (_, result) in zip((ticks_first, ticks_second),
+                                             [r for r in runs if r[0]])]
+    every = [tick_figures(ticks, count) for ticks in (ticks_first, ticks_second)]
+    ticks = sum(f["ticks"] for f in every)
+    missing = sum(f["missing"] for f in every)
+    errors = [s["error"] for merged in (merged_first, merged_second)
+              for s in merged["subscribers"] if s["error"]]
+    spreads = [s for f in dialing for s in f["spreads"]]
+    lags = [s for f in dialing for s in f["lags"]]
+    worst = max(spreads, default=float("nan"))
+    without = [r for n, r in runs if not n]
+    with_ = [r for n, r in runs if n]
+    rate_without = sum(r["attempts"] for r in without) / sum(r["seconds"] for r in without)
+    rate_with = sum(r["attempts"] for r in with_) / sum(r["seconds"] for r in with_)
+    per_tick = (cpu_with - cpu_without) / max(idle["ticks"], 1)
+    generators_share = (sum(r["generators_cpu"] for r in with_)
+                        / sum(r["seconds"] for r in with_))
 
-    without = [r for r in runs if not r["subscribers"]]
-    with_ = [r for r in runs if r["subscribers"]]
-    rate_without = sum(r["recorded"] for r in without) / sum(r["seconds"] for r in without)
-    rate_with = sum(r["recorded"] for r in with_) / sum(r["seconds"] for r in with_)
-    ticks = sum(r["ticks"]["ticks"] for r in with_)
-    missing = sum(r["ticks"]["missing"] for r in with_) + idle_ticks["missing"]
-    errors = sum(len(r["ticks"]["errors"]) for r in with_) + len(idle_ticks["errors"])
-    spreads = [s for r in with_ for s in r["ticks"]["spreads"]]
-    lags = [s for r in with_ for s in r["ticks"]["lags"]]
-    ended = sum(r["ticks"]["ended"] for r in with_)
-    per_tick = (cpu_with - cpu_without) / max(idle_ticks["ticks"], 1)
-    worst = max(spreads) if spreads else float("nan")
+    def cpu_per_attempt(results) -> float:
+        return 1000 * sum(r["cpu"] for r in results) / max(sum(r["attempts"] for r in results), 1)
+
     return [
-        Row(NAME, f"{count} subscribers got every tick (dialing + idle)",
-            f"{ticks + idle_ticks['ticks']} ticks, {missing} missed", "", None, "",
-            "none missed", missing == 0 and errors == 0 and ticks > 0,
-            note=f"{ticks} ticks while dialing, {idle_ticks['ticks']} idle; connection "
-                 f"errors {errors}; streams ended with 'end' {ended}/{count * len(with_)}"),
-        Row(NAME, "tick delivery spread, worst tick (while dialing)", worst, "ms",
+        Row(NAME, f"{count} subscribers got every tick", f"{ticks} ticks, {missing} missed",
+            "", None, "", "none missed", missing == 0 and not errors and ticks > 0,
+            note=f"ticks published after all {count} were connected: {ticks} "
+                 f"({sum(f['ticks'] for f in dialing)} while dialing, {idle['ticks']} while "
+                 f"paused); connection errors {len(errors)}"
+                 + (f" (first: {errors[0]})" if errors else "")),
+        Row(NAME, "tick delivery spread while dialing, worst tick", worst, "ms",
             median(spreads), "median tick", f"< {SPREAD_TARGET_MS:.0f} ms",
             worst < SPREAD_TARGET_MS,
             note=f"first to last arrival across {count} subscribers, {len(spreads)} ticks: "
                  f"p50 {median(spreads):.0f}, p90 {percentile(spreads, 90):.0f}, max "
-                 f"{worst:.0f} ms; publish to last arrival p50 {median(lags):.0f} ms; idle "
-                 f"campaign: spread p50 {median(idle_ticks['spreads']):.0f}, max "
-                 f"{max(idle_ticks['spreads'], default=float('nan')):.0f} ms"),
-        Row(NAME, f"gateway CPU per tick for {count} subscribers", 1000 * per_tick, "ms",
+                 f"{worst:.0f} ms; publish to last arrival p50 {median(lags):.0f}, max "
+                 f"{max(lags, default=float('nan')):.0f} ms; paused campaign: spread p50 "
+                 f"{median(idle['spreads']):.0f}, max "
+                 f"{max(idle['spreads'], default=float('nan')):.0f} ms",
+            data={"spreads_ms_dialing": [round(x, 1) for x in spreads],
+                  "spreads_ms_paused": [round(x, 1) for x in idle["spreads"]],
+                  "publish_to_last_ms_dialing": [round(x, 1) for x in lags]}),
+        Row(NAME, f"gateway CPU per tick, {count} subscribers", 1000 * per_tick, "ms",
             1000 * TICK_SECONDS, "tick period",
-            note=f"idle campaign, {window} s each: {cpu_without:.2f} CPU-s without, "
-                 f"{cpu_with:.2f} CPU-s with subscribers, {idle_ticks['ticks']} ticks"),
+            note=f"campaign paused, {idle_window:g} s each: {cpu_without:.2f} CPU-s without, "
+                 f"{cpu_with:.2f} CPU-s with the subscribers, {idle['ticks']} ticks"),
         Row(NAME, f"dialing throughput with {count} subscribers", rate_with, "/s",
             rate_without, "no subscribers", "≥ 0.9× without", rate_with >= 0.9 * rate_without,
-            note=f"runs A B A B of {per_run} contacts: "
-                 + ", ".join(f"{r['rate']:.0f}" for r in runs) + " attempts/s; gateway CPU "
-                 f"per attempt {1000 * sum(r['cpu'] for r in with_) / sum(r['recorded'] for r in with_):.2f}"
-                 f" ms with, {1000 * sum(r['cpu'] for r in without) / sum(r['recorded'] for r in without):.2f}"
-                 " ms without"),
+            note=f"{window:g}-s windows, A B B A: "
+                 + ", ".join(f"{r['rate']:.0f}{'' if n else ' (none)'}" for n, r in runs)
+                 + f" attempts/s; gateway CPU per attempt {cpu_per_attempt(with_):.3f} ms "
+                   f"with, {cpu_per_attempt(without):.3f} ms without; the load generators "
+                   f"used {100 * generators_share:.0f}% of a core during the windows with "
+                   "subscribers (same 2 cores)"),
     ]

@@ -1,15 +1,13 @@
 """SSE load generator: N subscribers to one campaign's ``/events``, in this process.
 
     python -m tests.bench.sse_subscribers BASE_URL CAMPAIGN_ID API_KEY COUNT OUT.json
-                                          [--stop-after SECONDS]
 
 Raw sockets on trio (no HTTP client: 1,000 of them must stay cheap). Each subscriber sends
 its GET, reads the response head, then records, for every snapshot, its ``updated_at``
 (the same for every subscriber of one tick: it is set once per refresh by the gateway's
 snapshot actor) and the wall time (``time.time()``, comparable across processes) at which
 the bytes were received. Prints ``ready`` once every subscriber has its first snapshot,
-and writes the records as JSON when every stream has ended (``event: end``), or after
-``--stop-after`` seconds from ready.
+and writes the records as JSON when every stream has ended (``event: end``) or on SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import sys
 import time
 from urllib.parse import urlsplit
@@ -93,19 +92,29 @@ async def main(args: argparse.Namespace) -> None:
                "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n").encode()
     subscribers = [Subscriber() for _ in range(args.count)]
     connects = trio.Semaphore(CONNECTS_AT_ONCE)
-    async with trio.open_nursery() as nursery:
-        for subscriber in subscribers:
-            nursery.start_soon(subscriber.run, url.hostname, url.port, request, connects)
-        for subscriber in subscribers:
-            await subscriber.first.wait()
-        ready_at = time.time()
-        print("ready", flush=True)
-        if args.stop_after:
-            nursery.cancel_scope.deadline = trio.current_time() + args.stop_after
+    ready_at = stopped_at = None
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async with trio.open_nursery() as outer:
+            async def stop_on_signal() -> None:
+                nonlocal stopped_at
+                async for _ in signals:
+                    stopped_at = time.time()
+                    outer.cancel_scope.cancel()
+
+            outer.start_soon(stop_on_signal)
+            async with trio.open_nursery() as nursery:
+                for subscriber in subscribers:
+                    nursery.start_soon(subscriber.run, url.hostname, url.port, request,
+                                       connects)
+                for subscriber in subscribers:
+                    await subscriber.first.wait()
+                ready_at = time.time()
+                print("ready", flush=True)
+            outer.cancel_scope.cancel()  # every stream ended by itself
+    records = [{"events": s.events, "ended": s.ended, "error": s.error} for s in subscribers]
     with open(args.out, "w") as out:
-        json.dump({"ready_at": ready_at, "subscribers": [
-            {"events": s.events, "ended": s.ended, "error": s.error} for s in subscribers]},
-            out)
+        json.dump({"ready_at": ready_at, "stopped_at": stopped_at or time.time(),
+                   "subscribers": records}, out)
 
 
 if __name__ == "__main__":
@@ -115,7 +124,6 @@ if __name__ == "__main__":
     parser.add_argument("api_key")
     parser.add_argument("count", type=int)
     parser.add_argument("out")
-    parser.add_argument("--stop-after", type=float, default=0)
     _raise_open_files()
     trio.run(main, parser.parse_args())
     sys.exit(0)

@@ -1,0 +1,165 @@
+"""5. SIP: calls per second the gateway completes against a sipp UAS (ring, answer, the
+caller hangs up 100 ms after the answer, 200 to the BYE), at 100 concurrent calls,
+against sipp's own UAC (``sipp -sn uac -l 100 -d 100 -r 5000``) driving the same UAS
+scenario (``tests/bench/sip/uas.xml``) in the same run: reference, gateway, reference
+again (the reference figure is the mean of the two). ``-r 5000`` is far above what 100
+concurrent calls of 100 ms allow, so the concurrency binds (a much higher ``-r`` makes
+sipp abort calls on retransmission timeouts).
+
+The gateway runs the SIP adapter (``max_call_seconds = 0.1``: it sends the BYE), one
+campaign of N contacts with ``max_concurrent_calls = 100``, caps that do not bind. Its
+rate: N / (campaign ``started_at`` to the last attempt's ``ended_at``). sipp's: its final
+``CallRate(C)`` statistic (calls / elapsed time). Failed calls: every attempt whose outcome
+is not ``answered``, plus the UAS's ``FailedCall(C)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import trio
+
+from tests.bench.dispatch import attempt_stats
+from tests.bench.harness import (HERE, Api, Pg, Row, campaign_status, contacts_csv,
+                                 fresh_database, gateway_process, maybe_profile)
+
+NAME = "sip"
+CONCURRENT = 100
+TALK_MS = 100
+SCENARIO = HERE / "sip" / "uas.xml"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def udp_port_bound(port: int) -> bool:
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1].endswith(f":{port:04X}") for line in table.readlines()[1:])
+
+
+def statistics(path: Path) -> dict[str, str]:
+    """sipp's last ``-trace_stat`` row (written at exit)."""
+    with open(path, newline="") as stats:
+        rows = list(csv.reader(stats, delimiter=";"))
+    return dict(zip(rows[0], rows[-1]))
+
+
+class Uas:
+    """``sipp`` as the UAS for ``calls`` calls, on a free port of 127.0.0.1."""
+
+    def __init__(self, workdir: Path, calls: int, timeout: int) -> None:
+        self.workdir, self.calls, self.timeout = workdir, calls, timeout
+        self.port = free_udp_port()
+        self.stats = workdir / f"uas-{self.port}.csv"
+        self.process: trio.Process | None = None
+
+    async def __aenter__(self) -> Uas:
+        command = ["sipp", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(self.port),
+                   "-mp", str(free_udp_port()), "-m", str(self.calls),
+                   "-timeout", f"{self.timeout}s", "-timeout_error", "-nostdin",
+                   "-trace_stat", "-stf", str(self.stats)]
+        self.process = await trio.lowlevel.open_process(
+            command, cwd=str(self.workdir), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with trio.fail_after(5):
+            while not udp_port_bound(self.port):
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"sipp UAS exited at once ({self.process.returncode})")
+                await trio.sleep(0.01)
+        return self
+
+    async def wait(self, seconds: float) -> dict[str, str]:
+        with trio.fail_after(seconds):
+            await self.process.wait()
+        return statistics(self.stats)
+
+    async def __aexit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            with trio.CancelScope(shield=True):
+                await self.process.wait()
+
+
+async def sipp_reference(workdir: Path, calls: int) -> dict:
+    """sipp's UAC against the UAS: calls/s (its CallRate(C)), failures on both sides."""
+    async with Uas(workdir, calls, timeout=120) as uas:
+        stats_file = workdir / f"uac-{uuid.uuid4().hex[:6]}.csv"
+        command = ["sipp", "-sn", "uac", f"127.0.0.1:{uas.port}", "-i", "127.0.0.1",
+                   "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+                   "-m", str(calls), "-l", str(CONCURRENT), "-r", "5000",
+                   "-d", str(TALK_MS), "-timeout", "120s", "-timeout_error", "-nostdin",
+                   "-trace_stat", "-stf", str(stats_file)]
+        started = time.perf_counter()
+        result = await trio.run_process(command, cwd=str(workdir), check=False,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        uac = statistics(stats_file)
+        uas_stats = await uas.wait(10)
+    return {"rate": float(uac["CallRate(C)"]), "wall_rate": calls / wall,
+            "successful": int(uac["SuccessfulCall(C)"]),
+            "failed": int(uac["FailedCall(C)"]) + int(uas_stats["FailedCall(C)"]),
+            "exit": result.returncode}
+
+
+async def run(ctx) -> list[Row]:
+    calls = ctx.size(full=5_000, quick=500)
+    with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
+        workdir = Path(tmp)
+        references = [await sipp_reference(workdir, calls)]
+        ctx.log(f"sip: sipp UAC {references[0]['rate']:.0f} calls/s")
+        async with fresh_database(NAME) as url, Pg.connect(url) as pg, \
+                Uas(workdir, calls, timeout=300) as uas, \
+                gateway_process(url, env={
+                    "GATEWAY_TELEPHONY_ADAPTER": "sip",
+                    "GATEWAY_TELEPHONY_SIP_PROXY": f"127.0.0.1:{uas.port}",
+                    "GATEWAY_TELEPHONY_SIP_BIND_HOST": "127.0.0.1",
+                    "GATEWAY_TELEPHONY_SIP_BIND_PORT": "0",
+                    "GATEWAY_TELEPHONY_SIP_RING_TIMEOUT_SECONDS": "5",
+                    "GATEWAY_TELEPHONY_SIP_MAX_CALL_SECONDS": str(TALK_MS / 1000),
+                }) as gateway, gateway.client() as client:
+            api = Api(client)
+            campaign = await api.create_campaign(contacts_csv(calls), name="sip",
+                                                 max_concurrent_calls=CONCURRENT)
+            cpu = gateway.cpu()
+            async with maybe_profile(gateway, NAME, ctx.profile_dir):
+                await api.start(campaign["id"])
+                with trio.fail_after(ctx.size(full=300, quick=120)):
+                    while await campaign_status(pg, campaign["id"]) != "completed":
+                        await trio.sleep(0.25)
+            cpu = gateway.cpu() - cpu
+            stats = await attempt_stats(pg, campaign["id"])
+            outcomes = {row["outcome"]: row["n"] for row in await pg.fetch(
+                "SELECT outcome, count(*) AS n FROM attempts WHERE campaign_id = $1 "
+                "GROUP BY outcome", uuid.UUID(campaign["id"]))}
+            uas_stats = await uas.wait(30)
+        ctx.log(f"sip: gateway {stats['rate']:.0f} calls/s")
+        references.append(await sipp_reference(workdir, calls))
+        ctx.log(f"sip: sipp UAC {references[1]['rate']:.0f} calls/s")
+
+    reference = sum(r["rate"] for r in references) / len(references)
+    answered = outcomes.get("answered", 0)
+    failed = stats["attempts"] - answered + int(uas_stats["FailedCall(C)"])
+    sipp_failed = sum(r["failed"] for r in references)
+    return [
+        Row(NAME, f"completed calls/s, {CONCURRENT} concurrent, {TALK_MS} ms talk",
+            stats["rate"], "/s", reference, "sipp -sn uac, same UAS", "≥ 0.5× sipp",
+            stats["rate"] >= 0.5 * reference,
+            note=f"{calls} calls each; sipp runs before/after: "
+                 + ", ".join(f"{r['rate']:.0f}" for r in references)
+                 + f" calls/s; gateway {stats['seconds']:.1f} s, CPU "
+                   f"{1000 * cpu / max(stats['attempts'], 1):.2f} ms per call"),
+        Row(NAME, "failed calls (gateway outcomes ≠ answered + UAS failures)", failed, "",
+            sipp_failed, "sipp UAC runs", "0", failed == 0,
+            note=f"gateway outcomes {outcomes}; UAS successful "
+                 f"{uas_stats['SuccessfulCall(C)']}, failed {uas_stats['FailedCall(C)']}"),
+    ]
