@@ -66,6 +66,10 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.OperatorInterventionError,  # 57P0x: admin/crash shutdown
 )
+# Transient conflicts PostgreSQL resolves by aborting one side: the transaction is re-run.
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+TRANSACTION_ATTEMPTS = 3
+
 _INTEGRITY = {
     asyncpg.UniqueViolationError: UniqueViolation,
     asyncpg.ForeignKeyViolationError: ForeignKeyViolation,
@@ -170,14 +174,24 @@ class Database:
 
     async def transaction(self, fn: Callable[[Tx], Awaitable[T]], *,
                           isolation: str = "read_committed") -> T:
-        """Run the asyncio coroutine function ``fn(tx)`` in one transaction; return its value."""
+        """Run the asyncio coroutine function ``fn(tx)`` in one transaction; return its value.
+
+        A deadlock or serialization failure re-runs the whole transaction (up to
+        ``TRANSACTION_ATTEMPTS`` times), so ``fn`` must read what it decides on."""
         pool = self._pool
 
         @_translated
         async def run() -> T:
-            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                async with conn.transaction(isolation=isolation):
-                    return await fn(Tx(conn))
+            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+                try:
+                    async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+                        async with conn.transaction(isolation=isolation):
+                            return await fn(Tx(conn))
+                except _RETRYABLE:
+                    if attempt == TRANSACTION_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(0.01 * attempt)
+            raise AssertionError("unreachable")
 
         return await trio_asyncio.aio_as_trio(run)()
 

@@ -160,3 +160,18 @@ async def test_running_paused_and_completed_transitions(api, create_campaign):
     assert await code("stop") == 200
     assert [await code(v) for v in ("start", "pause", "resume", "stop")] == [409] * 4
     assert (await api.delete(f"/api/v1/campaigns/{cid}")).status_code == 409
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    engine_settings([rule("*", "answered", ring=0, talk=0)], claim_batch_size=100)])
+async def test_stop_during_full_speed_dialing_is_not_a_deadlock(api, create_campaign):
+    """Stop locks the campaign row while claims insert attempts that reference it (a
+    foreign-key lock) and hold contact rows: the two must not deadlock (it was a 500)."""
+    for round_ in range(3):
+        created = (await create_campaign(contacts_csv(3000, start=round_ * 3000),
+                                         max_concurrent_calls=50)).json()
+        await start(api, created["id"])
+        await wait_for(api, created["id"], lambda c: c["contact_counts"]["completed"] > 200)
+        stopped = await api.post(f"/api/v1/campaigns/{created['id']}/stop")
+        assert stopped.status_code == 200, stopped.text
+        assert stopped.json()["status"] == "completed"

@@ -16,15 +16,17 @@ WITH campaign AS (
          AND pn.outbound_enabled AND pn.deleted_at IS NULL
     WHERE cp.id = $1 AND cp.status = 'running'
 ), retries AS (
-    SELECT c.id FROM contacts c, campaign
-    WHERE c.campaign_id = campaign.id AND c.status = 'retry_pending'
-      AND c.next_attempt_at <= $2 AND c.attempts <= campaign.retries_per_contact
+    -- campaign_id = $1 (not a join) lets the planner walk the indexes in order and stop
+    -- at the limit, instead of sorting every pending contact.
+    SELECT c.id FROM contacts c
+    WHERE c.campaign_id = $1 AND c.status = 'retry_pending' AND c.next_attempt_at <= $2
+      AND c.attempts <= (SELECT retries_per_contact FROM campaign)
     ORDER BY c.next_attempt_at
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), fresh AS (
-    SELECT c.id FROM contacts c, campaign
-    WHERE c.campaign_id = campaign.id AND c.status = 'pending'
+    SELECT c.id FROM contacts c
+    WHERE c.campaign_id = $1 AND c.status = 'pending' AND EXISTS (SELECT 1 FROM campaign)
     ORDER BY c.seq
     LIMIT $3 - (SELECT count(*) FROM retries)
     FOR UPDATE OF c SKIP LOCKED

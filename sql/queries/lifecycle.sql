@@ -6,9 +6,12 @@
 SELECT concurrent_max FROM accounts WHERE id = $1 FOR UPDATE;
 
 -- name: lock_campaign
+-- NO KEY UPDATE: it must not conflict with the KEY SHARE lock that a claim's attempt
+-- insert takes on the campaign row (the attempts.campaign_id foreign key) while it holds
+-- contact rows, or a stop during full-speed dialing deadlocks with the claim.
 SELECT id, status, max_concurrent_calls, agent_id, phone_number_id FROM campaigns
 WHERE id = $1 AND account_id = $2
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: reserved
 -- Concurrency reserved by the account's other running campaigns.

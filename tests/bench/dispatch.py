@@ -129,7 +129,8 @@ async def run(ctx) -> list[Row]:
             db_cpu = backends.seconds()
             rss = gateway.rss()
             stats = await attempt_stats(pg, campaign["id"])
-            beside = await beside_capped(ctx, api, pg, ctx.size(full=20_000, quick=5_000),
+            beside_contacts = ctx.size(full=20_000, quick=5_000)
+            beside = await beside_capped(ctx, api, pg, beside_contacts,
                                          ctx.size(full=15, quick=8))
         # The gateway has stopped: the floor client dials the second campaign alone.
         await pg.execute("UPDATE campaigns SET status = 'running', started_at = now() "
@@ -162,6 +163,8 @@ async def run(ctx) -> list[Row]:
         Row(NAME, "attempts/s while another campaign of the account is at its cap",
             beside["rate"], "/s", rate, "alone (row above)", f"≥ {TARGET:.0f}/s",
             beside["rate"] >= TARGET,
-            note=f"{beside['recorded']} attempts in {beside['seconds']:.1f} s; the other "
-                 "campaign: max_concurrent_calls 1, one endless call, a contact waiting"),
+            note=f"{beside['recorded']} attempts in {beside['seconds']:.1f} s, a campaign of "
+                 f"{beside_contacts} contacts (smaller than the row above's: the claim costs "
+                 "more the more contacts are pending); the other campaign: "
+                 "max_concurrent_calls 1, one endless call, a contact waiting"),
     ]
