@@ -29,6 +29,7 @@ from gateway.db import Database
 from gateway.logs import configure_logging
 from gateway.migrations import migrate
 from gateway.serve import serve
+from multipart_body import multipart  # noqa: F401 (tests import it from here)
 
 ADMIN_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -184,21 +185,6 @@ def contacts_csv(count: int, *, extra: str = "first_name", start: int = 0) -> by
     lines = [f"phone_number,{extra}"]
     lines += [f"{us_number(i)},name{i}" for i in range(start, start + count)]
     return ("\n".join(lines) + "\n").encode()
-
-
-def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
-    """A multipart/form-data body built by hand, so tests control every part."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                     .encode() + value.encode() + b"\r\n")
-    for name, content in files.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                     f'filename="{name}.csv"\r\nContent-Type: text/csv\r\n\r\n'.encode()
-                     + content + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 @pytest.fixture

@@ -29,8 +29,9 @@ def settings_overrides():
     return settings
 
 
-async def _read(api, campaign_id, *, until_end=True, limit=None):
-    """(arrival time, event type, id, data) for every event and heartbeat, until `end`."""
+async def _read(api, campaign_id, *, until_end=True, limit=None, on_event=None):
+    """(arrival time, event type, id, data) for every event and heartbeat, until `end`;
+    ``on_event(event)`` is called as each one arrives."""
     received = []
     async with api.stream("GET", f"/api/v1/campaigns/{campaign_id}/events") as response:
         assert response.status_code == 200
@@ -47,6 +48,8 @@ async def _read(api, campaign_id, *, until_end=True, limit=None):
                 data = json.loads(line[6:])
             elif line == "" and data is not None:
                 received.append((trio.current_time(), kind, event_id, data))
+                if on_event is not None:
+                    on_event(received[-1])
                 if kind == "end" or (limit and len(received) >= limit):
                     break
                 kind, event_id, data = "message", None, None
@@ -87,14 +90,20 @@ async def test_terminal_campaign_gets_one_snapshot_and_end(api, create_campaign)
 async def test_end_on_stop(api, create_campaign):
     created = (await create_campaign(contacts_csv(50), max_concurrent_calls=2)).json()
     await start(api, created["id"])
+    running = trio.Event()
+
+    def on_event(event) -> None:
+        if event[1] == "message" and event[3]["status"] == "running":
+            running.set()
+
     async with trio.open_nursery() as nursery:
         result = []
 
         async def read():
-            result.extend(await _read(api, created["id"]))
+            result.extend(await _read(api, created["id"], on_event=on_event))
 
         nursery.start_soon(read)
-        await trio.sleep(3 * TICK)  # let the stream deliver a few running ticks first
+        await running.wait()  # the stream is live and has shown the campaign running
         await start(api, created["id"], "stop")
     assert result[-1][1] == "end" and result[-1][3]["status"] == "completed"
     assert any(e[3]["status"] == "running" for e in result if e[1] == "message")

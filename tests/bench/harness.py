@@ -26,6 +26,8 @@ import httpx
 import trio
 import trio_asyncio
 
+from tests.multipart_body import multipart
+
 ADMIN_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "gw_bench_" + "b" * 40
@@ -338,20 +340,6 @@ def contacts_csv(count: int, *, area: int = 212, wide: bool = False) -> bytes:
         lines = ["phone_number,first_name"]
         lines += [f"{us_number(i, area)},name{i}" for i in range(count)]
     return ("\n".join(lines) + "\n").encode()
-
-
-def multipart(fields: dict[str, str], files: dict[str, bytes]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                     .encode() + value.encode() + b"\r\n")
-    for name, content in files.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                     f'filename="{name}.csv"\r\nContent-Type: text/csv\r\n\r\n'.encode()
-                     + content + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def expect(response: httpx.Response, status: int) -> dict:
