@@ -16,7 +16,7 @@ import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import trio_asyncio
@@ -130,9 +130,30 @@ class Tx:
         """Run raw SQL text (several statements, no parameters): for migrations only."""
         await self._conn.execute(sql)
 
-    async def copy_csv(self, table: str, columns: tuple[str, ...], source: BinaryIO) -> int:
-        """COPY ``source`` (CSV bytes, no header) into ``table``; return the rows copied."""
-        status = await self._conn.copy_to_table(table, source=source, columns=list(columns),
+    async def copy_chunks(self, table: str, columns: tuple[str, ...],
+                          produce: Callable[[], bytes | None]) -> int:
+        """COPY CSV chunks into ``table``; return the rows copied.
+
+        ``produce`` is blocking (a parser): it runs in a worker thread, one call per chunk
+        until it returns None, and the next chunk is produced while the previous one is
+        sent, so the parse and the server's COPY overlap. An exception from ``produce``
+        aborts the COPY (and so the transaction) and propagates as it is.
+        """
+        loop = asyncio.get_running_loop()
+
+        async def chunks():
+            pending = loop.run_in_executor(None, produce)
+            try:
+                while (chunk := await pending) is not None:
+                    pending = loop.run_in_executor(None, produce)
+                    yield chunk
+            finally:
+                if not pending.done():  # the COPY failed: let the parser's call finish
+                    await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: it is the COPY's failure that counts
+
+        status = await self._conn.copy_to_table(table, source=chunks(), columns=list(columns),
                                                 format="csv")
         return int(status.split()[-1])
 
@@ -173,22 +194,24 @@ class Database:
         await trio_asyncio.aio_as_trio(close_pool)()
 
     async def transaction(self, fn: Callable[[Tx], Awaitable[T]], *,
-                          isolation: str = "read_committed") -> T:
+                          isolation: str = "read_committed", rerun: bool = True) -> T:
         """Run the asyncio coroutine function ``fn(tx)`` in one transaction; return its value.
 
         A deadlock or serialization failure re-runs the whole transaction (up to
-        ``TRANSACTION_ATTEMPTS`` times), so ``fn`` must read what it decides on."""
+        ``TRANSACTION_ATTEMPTS`` times), so ``fn`` must read what it decides on; with
+        ``rerun=False`` (``fn`` consumes something it cannot read twice) it is raised."""
         pool = self._pool
+        attempts = TRANSACTION_ATTEMPTS if rerun else 1
 
         @_translated
         async def run() -> T:
-            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            for attempt in range(1, attempts + 1):
                 try:
                     async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
                         async with conn.transaction(isolation=isolation):
                             return await fn(Tx(conn))
                 except _RETRYABLE:
-                    if attempt == TRANSACTION_ATTEMPTS:
+                    if attempt == attempts:
                         raise
                     await asyncio.sleep(0.01 * attempt)
             raise AssertionError("unreachable")
@@ -201,8 +224,15 @@ class Database:
 
         @_translated
         async def run() -> Any:
-            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                return await getattr(conn, method)(sql, *args)
+            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+                try:
+                    async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+                        return await getattr(conn, method)(sql, *args)
+                except _RETRYABLE:  # the statement was rolled back whole: run it again
+                    if attempt == TRANSACTION_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(0.01 * attempt)
+            raise AssertionError("unreachable")
 
         return await trio_asyncio.aio_as_trio(run)()
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import contacts_csv, us_number
-from gateway.contacts_csv import ParsedContacts
+from gateway.contacts_csv import ContactsFileError, ContactsImport
 from gateway.db import DatabaseError
 from gateway.store import accounts, campaigns
 
@@ -108,21 +108,53 @@ async def test_unknown_campaign_is_404(api):
     assert response.json()["error"]["code"] == "not_found"
 
 
-async def test_failed_copy_rolls_back_the_campaign(db, api, agent_id, number_id):
-    """The campaign row and its contacts are one transaction: a COPY that fails half-way
-    (here on the second row) leaves no campaign behind."""
-    principal = await accounts.authenticate(db, "gw_test_" + "k" * 40)
-    campaign_id = uuid.uuid4()
-    payload = (f"{campaign_id},0,1,+12025550143,{{}}\n"
-               f"{campaign_id},1,2,+12025550144,not-json\n").encode()
-    parsed = ParsedContacts(accepted=2, rejected=[], columns=[], copy_data=io.BytesIO(payload))
-    settings = campaigns.CampaignSettings(
+class _BrokenImport:
+    """An import whose second chunk is not a valid COPY payload."""
+
+    accepted, rejected, columns = 2, [], []
+
+    def __init__(self, campaign_id: uuid.UUID) -> None:
+        self.campaign_id = campaign_id
+
+    def chunks(self):
+        yield f"{uuid.uuid4()},{self.campaign_id},0,1,+12025550143,{{}}\n".encode()
+        yield f"{uuid.uuid4()},{self.campaign_id},1,2,+12025550144,not-json\n".encode()
+
+
+def _settings(agent_id, number_id):
+    return campaigns.CampaignSettings(
         name="broken", agent_id=uuid.UUID(agent_id), phone_number_id=uuid.UUID(number_id),
         max_concurrent_calls=1, retries_per_contact=0, retry_delay_seconds=60,
         scheduled_at=None)
+
+
+async def test_failed_copy_rolls_back_the_campaign(db, api, agent_id, number_id):
+    """The campaign row and its contacts are one transaction: a COPY that fails half-way
+    (here on the second chunk) leaves no campaign behind."""
+    principal = await accounts.authenticate(db, "gw_test_" + "k" * 40)
+    campaign_id = uuid.uuid4()
     with pytest.raises(DatabaseError.__base__):
         await campaigns.create(db, campaign_id=campaign_id, account_id=principal.account.id,
-                               api_key_id=principal.api_key_id, settings=settings,
-                               contacts=parsed)
+                               api_key_id=principal.api_key_id,
+                               settings=_settings(agent_id, number_id),
+                               contacts=_BrokenImport(campaign_id))
+    assert await db.fetchval("testing.count_campaigns") == 0
+    assert await db.fetchval("testing.count_contacts") == 0
+
+
+async def test_file_error_after_rows_were_copied_rolls_back(db, api, agent_id, number_id):
+    """The parse runs while earlier chunks are already copied: a file-level error found
+    late (an unclosed quote on the last row) still leaves nothing behind."""
+    principal = await accounts.authenticate(db, "gw_test_" + "k" * 40)
+    rows = "".join(f"+1202555{i:04d},name{i}\n" for i in range(100, 160))
+    data = f"phone_number,first_name\n{rows}+12025559999,\"unclosed\n".encode()
+    campaign_id = uuid.uuid4()
+    contacts = ContactsImport(io.BytesIO(data), campaign_id=campaign_id, default_region="US",
+                              chunk_rows=7)
+    with pytest.raises(ContactsFileError, match="unclosed"):
+        await campaigns.create(db, campaign_id=campaign_id, account_id=principal.account.id,
+                               api_key_id=principal.api_key_id,
+                               settings=_settings(agent_id, number_id), contacts=contacts)
+    assert contacts.accepted >= 56  # chunks of 7 were copied before the error
     assert await db.fetchval("testing.count_campaigns") == 0
     assert await db.fetchval("testing.count_contacts") == 0

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import uuid
 
 import phonenumbers
 import pytest
+
+from gateway import contacts_csv
 
 from gateway.contacts_csv import (
     COPY_COLUMNS,
@@ -38,8 +41,19 @@ def parse(data: bytes, region: str = "US") -> tuple[ParsedContacts, list[list]]:
         result.copy_data.close()
     assert not source.closed  # the caller's file is left alone
     rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline="")))
-    decoded = [[c, int(seq), int(row), phone, json.loads(fields)] for c, seq, row, phone, fields in rows]
+    check_ids([r[0] for r in rows], [int(r[2]) for r in rows])
+    decoded = [[c, int(seq), int(row), phone, json.loads(fields)]
+               for _, c, seq, row, phone, fields in rows]
     return result, decoded
+
+
+def check_ids(ids: list[str], seqs: list[int]) -> None:
+    """Contact ids are UUIDv7-style: one prefix per import, the seq in the last 48 bits."""
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert len({u.int >> 48 for u in parsed}) <= 1
+    assert [u.int & (2**48 - 1) for u in parsed] == seqs
+    assert ids == [str(u) for u in parsed]  # canonical text
 
 
 def file_error(data: bytes, region: str = "US") -> str:
@@ -60,7 +74,8 @@ def test_fixture_numbers_are_valid():
 
 
 def test_copy_columns():
-    assert COPY_COLUMNS == ("campaign_id", "seq", "row_number", "phone_number", "custom_fields")
+    assert COPY_COLUMNS == ("id", "campaign_id", "seq", "row_number", "phone_number",
+                            "custom_fields")
 
 
 # --- accepted rows --------------------------------------------------------------------------
@@ -304,17 +319,20 @@ def test_copy_payload_round_trips_and_matches_csv_writer_and_json_dumps():
     result = parse_contacts(source, campaign_id=uuid.UUID(CAMPAIGN), default_region="US")
     with result.copy_data as payload_file:
         payload = payload_file.read()
+    ids = [line.split(",", 1)[0] for line in payload.decode().split("\n") if line[:1].isalnum()]
+    ids = [i for i in ids if len(i) == 36]
+    check_ids(ids, [0, 1])
 
     # The exact bytes csv.writer would produce for the rows, with compact json.dumps fields.
     expected = io.StringIO()
     writer = csv.writer(expected, lineterminator="\n")
     for seq, (phone, values) in enumerate([(NY, awkward), (SF, awkward[::-1])]):
         fields = json.dumps(dict(zip(header[1:], values)), ensure_ascii=False, separators=(",", ":"))
-        writer.writerow([CAMPAIGN, seq, seq + 1, phone, fields])
+        writer.writerow([ids[seq], CAMPAIGN, seq, seq + 1, phone, fields])
     assert payload == expected.getvalue().encode("utf-8")
 
     rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline="")))
-    assert [json.loads(r[4]) for r in rows] == [dict(zip(header[1:], awkward)), dict(zip(header[1:], awkward[::-1]))]
+    assert [json.loads(r[5]) for r in rows] == [dict(zip(header[1:], awkward)), dict(zip(header[1:], awkward[::-1]))]
     # PostgreSQL CSV COPY: one record per "\n", no raw carriage return outside quotes.
     assert payload.count(b"\n") == 2 and b"\r" not in payload
 
@@ -326,3 +344,74 @@ def test_large_payload_spills_to_disk_and_stays_readable():
     assert result.accepted == len(rows) == 2000
     assert [r[1] for r in rows] == list(range(2000))
     assert all(r[4] == {"notes": notes} for r in rows)
+
+
+# --- the two readers ------------------------------------------------------------------------
+
+
+def _both_readers(monkeypatch, data: bytes):
+    """The payload and report from the comma-splitting reader and from the csv reader."""
+    monkeypatch.setattr(contacts_csv, "_contact_id_prefix", lambda: "01234567-89ab-7cde-8f01-")
+    results = []
+    for simple in (True, False):
+        if not simple:
+            monkeypatch.setattr(contacts_csv, "_is_simple", lambda source: False)
+        try:
+            result = parse_contacts(io.BytesIO(data), campaign_id=CAMPAIGN, default_region="US")
+        except ContactsFileError as exc:
+            results.append(("error", exc.message))
+            continue
+        with result.copy_data as payload:
+            results.append((payload.read(), result.accepted, result.rejected, result.columns))
+    return results
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_simple_files_read_the_same_by_both_readers(monkeypatch, seed):
+    """A file with nothing to quote is split on commas; the bytes and the report must be
+    exactly what the csv reader gives, whatever the rows look like."""
+    rng = random.Random(seed)
+    columns = rng.randint(0, 3)
+    header = ["phone_number"] + [f"col {i} ü%s" for i in range(columns)]
+    rng.shuffle(header)
+    cells = ["", " ", "Ann", "ünïcödé 中文", "x" * 40, "+", "%d", "{}", "a;b", "'q'"]
+    numbers = [NY, NJ, SF, LONDON, "(212) 456-7890", "212-456-7891", "+1 415 555 2671",
+               "not a number", "", "  ", "+12125550100", "+11235550100", "+4420794600", "0"]
+    lines = [",".join(header)]
+    for _ in range(rng.randint(1, 60)):
+        shape = rng.random()
+        if shape < 0.05:
+            lines.append("")
+        elif shape < 0.1:
+            lines.append("," * rng.randint(1, columns + 2))
+        else:
+            row = [rng.choice(cells) for _ in header]
+            row[header.index("phone_number")] = rng.choice(numbers)
+            del row[len(header) - rng.choice([0] * 8 + [1, 2]):]  # sometimes short
+            if rng.random() < 0.05:
+                row.append("extra")
+            lines.append(",".join(row))
+    lines += [""] * rng.randint(0, 2)
+    ending = rng.choice(["\n", "\r\n"])
+    text = ending.join(lines) + rng.choice(["", ending])
+    data = (b"\xef\xbb\xbf" if rng.random() < 0.3 else b"") + text.encode()
+    assert contacts_csv._is_simple(io.BytesIO(data))
+    simple, csv_reader = _both_readers(monkeypatch, data)
+    assert simple == csv_reader
+
+
+@pytest.mark.parametrize("data", [
+    b'phone_number,a\n+12125550100,"quoted"\n', b"phone_number,a\n+12125550100,back\\slash\n",
+    b"phone_number,a\n+12125550100,tab\there\n", b"phone_number,a\n+12125550100,lone\rcr\n",
+    b"phone_number,a\n+12125550100,nul\x00\n", b"phone_number,a\n+12125550100,end\r",
+    b"phone_number,a\n+12125550100,bell\x07\n",
+])
+def test_anything_to_quote_or_escape_takes_the_csv_reader(data):
+    assert not contacts_csv._is_simple(io.BytesIO(data))
+
+
+def test_simple_scan_sees_a_carriage_return_split_across_blocks(monkeypatch):
+    monkeypatch.setattr(contacts_csv, "_SCAN_BYTES", 4)
+    assert contacts_csv._is_simple(io.BytesIO(b"ab\r\ncd\r\nef\r\n"))
+    assert contacts_csv._is_simple(io.BytesIO(b"abc\r\nd"))  # \r ends a block, \n starts one
+    assert not contacts_csv._is_simple(io.BytesIO(b"abc\rd\n"))

@@ -7,7 +7,7 @@ import random
 import phonenumbers
 import pytest
 
-from gateway.contacts_csv import _fast_parse
+from gateway.phone_fast import fast_parse as _fast_parse
 
 
 def _full(raw: str):

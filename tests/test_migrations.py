@@ -19,7 +19,7 @@ from gateway.migrations import MigrationError, available, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 TABLES = {"accounts", "api_keys", "agents", "phone_numbers", "campaigns", "contacts",
-          "attempts", "schema_migrations"}
+          "attempts", "contact_counts", "schema_migrations"}
 
 
 async def _admin(statement: str) -> None:
@@ -74,20 +74,23 @@ def test_migration_files_are_numbered_from_one():
     assert found[0].checksum == hashlib.sha256(text.encode()).hexdigest()
 
 
+ALL = list(range(1, len(available()) + 1))
+
+
 async def test_empty_database_gets_every_table(empty_db, empty_database_url):
     assert await tables(empty_database_url) == set()
-    assert await migrate(empty_db) == [1]
+    assert await migrate(empty_db) == ALL
     assert TABLES <= await tables(empty_database_url)
-    rows = await query(empty_database_url,
-                       "SELECT version, name, checksum, applied_at FROM schema_migrations")
-    assert len(rows) == 1
+    rows = await query(empty_database_url, "SELECT version, name, checksum, applied_at "
+                                           "FROM schema_migrations ORDER BY version")
+    assert len(rows) == len(ALL)
     expected = hashlib.sha256((MIGRATIONS_DIR / "0001_initial.sql").read_bytes()).hexdigest()
     assert (rows[0]["version"], rows[0]["name"], rows[0]["checksum"]) == (1, "initial", expected)
-    assert rows[0]["applied_at"] is not None
+    assert all(row["applied_at"] is not None for row in rows)
 
 
 async def test_second_migrate_applies_nothing(empty_db, empty_database_url):
-    assert await migrate(empty_db) == [1]
+    assert await migrate(empty_db) == ALL
     before = await query(empty_database_url, "SELECT * FROM schema_migrations")
     assert await migrate(empty_db) == []
     assert await query(empty_database_url, "SELECT * FROM schema_migrations") == before
@@ -115,10 +118,11 @@ async def test_concurrent_migrators_apply_once(aio_loop, empty_database_url):
         with trio.CancelScope(shield=True):
             await first.close()
             await second.close()
-    # Both succeeded; exactly one of them applied version 1.
-    assert sorted(results.values()) == [[], [1]]
-    rows = await query(empty_database_url, "SELECT version FROM schema_migrations")
-    assert [row["version"] for row in rows] == [1]
+    # Both succeeded; exactly one of them applied the migrations.
+    assert sorted(results.values()) == [[], ALL]
+    rows = await query(empty_database_url,
+                       "SELECT version FROM schema_migrations ORDER BY version")
+    assert [row["version"] for row in rows] == ALL
     assert TABLES <= await tables(empty_database_url)
 
 
@@ -172,3 +176,68 @@ def test_gap_in_versions(migrations_dir):
     (migrations_dir / "0003_three.sql").write_text("SELECT 1;\n")
     with pytest.raises(MigrationError, match="without gaps"):
         available()
+
+
+async def test_0002_keeps_existing_contacts_and_counts_them(tmp_path, monkeypatch, empty_db,
+                                                           empty_database_url):
+    """A database with campaigns made under 0001 upgrades in place: contacts keep their
+    fields, counts are backfilled, and deleting a campaign still deletes its contacts."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    monkeypatch.setattr("gateway.migrations.sql_dir", lambda: tmp_path)
+    (folder / "0001_initial.sql").write_bytes((MIGRATIONS_DIR / "0001_initial.sql").read_bytes())
+    assert await migrate(empty_db) == [1]
+    await query(empty_database_url, """
+        WITH account AS (
+            INSERT INTO accounts (name, concurrent_max, calls_per_minute)
+            VALUES ('old', 10, 60) RETURNING id
+        ), agent AS (
+            INSERT INTO agents (account_id, name) SELECT id, 'a' FROM account RETURNING id
+        ), number AS (
+            INSERT INTO phone_numbers (account_id, number)
+            SELECT id, '+12025550143' FROM account RETURNING id
+        ), campaign AS (
+            INSERT INTO campaigns (id, account_id, name, agent_id, phone_number_id, status,
+                                   max_concurrent_calls, retries_per_contact,
+                                   retry_delay_seconds, contacts_total)
+            SELECT '00000000-0000-4000-8000-000000000001', account.id, 'c', agent.id,
+                   number.id, 'running', 1, 0, 60, 3
+            FROM account, agent, number RETURNING id
+        )
+        INSERT INTO contacts (campaign_id, seq, row_number, phone_number, custom_fields, status)
+        SELECT campaign.id, s, s + 1, '+1202555010' || s, jsonb_build_object('name', 'n' || s),
+               CASE WHEN s = 0 THEN 'completed' ELSE 'pending' END
+        FROM campaign, generate_series(0, 2) AS s""", method="execute")
+    (folder / "0002_contacts_at_copy_speed.sql").write_bytes(
+        (MIGRATIONS_DIR / "0002_contacts_at_copy_speed.sql").read_bytes())
+    assert await migrate(empty_db) == [2]
+
+    campaign = uuid.UUID("00000000-0000-4000-8000-000000000001")
+    counts = await query(empty_database_url,
+                         "SELECT status, n FROM contact_counts WHERE campaign_id = $1", campaign)
+    assert {row["status"]: row["n"] for row in counts} == {"completed": 1, "pending": 2}
+    fields = await query(empty_database_url, "SELECT custom_fields::text AS f FROM contacts "
+                                             "ORDER BY seq", method="fetch")
+    assert [row["f"] for row in fields] == ['{"name": "n0"}', '{"name": "n1"}', '{"name": "n2"}']
+    # The triggers keep the counts from here on.
+    await query(empty_database_url, "UPDATE contacts SET status = 'skipped' "
+                                    "WHERE status = 'pending'", method="execute")
+    counts = await query(empty_database_url,
+                         "SELECT status, n FROM contact_counts WHERE campaign_id = $1 AND n > 0",
+                         campaign)
+    assert {row["status"]: row["n"] for row in counts} == {"completed": 1, "skipped": 2}
+    await query(empty_database_url, "DELETE FROM campaigns", method="execute")
+    assert await query(empty_database_url, "SELECT count(*) FROM contacts",
+                       method="fetchval") == 0
+    assert await query(empty_database_url, "SELECT count(*) FROM contact_counts",
+                       method="fetchval") == 0
+
+
+async def test_contacts_of_a_missing_campaign_are_refused(db, database_url):
+    """Without a per-row foreign key, the counts row every contact statement writes still
+    references the campaign: a contact of no campaign cannot be written."""
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await query(database_url, "INSERT INTO contacts (id, campaign_id, seq, row_number, "
+                                  "phone_number) VALUES ($1, $2, 0, 1, '+12025550143')",
+                    uuid.uuid4(), uuid.uuid4(), method="execute")
+    assert await query(database_url, "SELECT count(*) FROM contacts", method="fetchval") == 0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 
 import attrs
 
-from gateway.contacts_csv import COPY_COLUMNS, ParsedContacts
+from gateway.contacts_csv import COPY_COLUMNS, ContactsImport
 from gateway.db import Database, Tx
 from gateway.store.pages import PAGE_SIZE, Page, offset
 from gateway.store.records import from_row
@@ -110,23 +111,31 @@ async def agent_greeting(db: Database, account_id: uuid.UUID, settings: Campaign
 
 async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
                  api_key_id: uuid.UUID, settings: CampaignSettings,
-                 contacts: ParsedContacts) -> Campaign:
-    """Insert the campaign and COPY its contacts in one transaction: all or nothing."""
+                 contacts: ContactsImport) -> Campaign:
+    """Insert the campaign and COPY its contacts in one transaction: all or nothing.
+
+    The CSV is parsed (in a worker thread) while it is copied; a ``ContactsFileError``
+    from the parse rolls everything back and propagates. After it returns, ``contacts``
+    holds the import report."""
     status = "scheduled" if settings.scheduled_at is not None else "draft"
 
     async def insert(tx: Tx):
         await check_references(tx, account_id, settings)
-        row = await tx.fetchrow(
+        await tx.fetchrow(
             "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
             settings.phone_number_id, status, settings.max_concurrent_calls,
             settings.retries_per_contact, settings.retry_delay_seconds, settings.scheduled_at,
-            contacts.accepted, len(contacts.rejected), api_key_id)
-        copied = await tx.copy_csv("contacts", COPY_COLUMNS, contacts.copy_data)
+            0, 0, api_key_id)
+        chunks = contacts.chunks()
+        copied = await tx.copy_chunks("contacts", COPY_COLUMNS,
+                                      functools.partial(next, chunks, None))
         if copied != contacts.accepted:  # a broken payload must not leave a short campaign
             raise RuntimeError(f"copied {copied} contacts, expected {contacts.accepted}")
-        return row
+        return await tx.fetchrow("campaigns.set_totals", campaign_id, contacts.accepted,
+                                 len(contacts.rejected))
 
-    row = await db.transaction(insert)
+    # Not re-run on a deadlock: the upload is parsed once, as it is copied.
+    row = await db.transaction(insert, rerun=False)
     return _campaign(row, {"pending": contacts.accepted})
 
 

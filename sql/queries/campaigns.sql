@@ -34,11 +34,15 @@ SELECT status FROM campaigns WHERE id = $1 AND account_id = $2 FOR UPDATE;
 -- name: delete
 DELETE FROM campaigns WHERE id = $1;
 
+-- name: set_totals
+-- After the contacts' COPY: how many rows were accepted and rejected.
+UPDATE campaigns SET contacts_total = $2, rows_rejected = $3 WHERE id = $1
+RETURNING *;
+
 -- name: contact_counts
-SELECT campaign_id, status, count(*) AS n
-FROM contacts
-WHERE campaign_id = ANY($1::uuid[])
-GROUP BY campaign_id, status;
+-- Kept by triggers on contacts (migration 0002): a few index rows per campaign.
+SELECT campaign_id, status, n FROM contact_counts
+WHERE campaign_id = ANY($1::uuid[]) AND n > 0;
 
 -- name: contacts_range
 -- Unfiltered pages: seq is dense, so a page is one index range.
@@ -53,4 +57,4 @@ ORDER BY seq
 LIMIT $3 OFFSET $4;
 
 -- name: count_contacts_by_status
-SELECT count(*) FROM contacts WHERE campaign_id = $1 AND status = $2;
+SELECT coalesce((SELECT n FROM contact_counts WHERE campaign_id = $1 AND status = $2), 0);

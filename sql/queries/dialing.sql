@@ -84,16 +84,18 @@ RETURNING d.attempt_id, c.status;
 
 -- name: progress
 -- What is left of campaign $1, and its status (the actor stops when it is not running).
+-- The counts come from contact_counts (kept by triggers), the next retry from its index.
 SELECT cp.status,
-       count(c.id) FILTER (WHERE c.status = 'pending') AS pending,
-       count(c.id) FILTER (WHERE c.status = 'retry_pending') AS retry_pending,
-       count(c.id) FILTER (WHERE c.status = 'in_progress') AS in_progress,
-       min(c.next_attempt_at) FILTER (WHERE c.status = 'retry_pending') AS next_retry_at
+       coalesce((SELECT n FROM contact_counts
+                 WHERE campaign_id = cp.id AND status = 'pending'), 0) AS pending,
+       coalesce((SELECT n FROM contact_counts
+                 WHERE campaign_id = cp.id AND status = 'retry_pending'), 0) AS retry_pending,
+       coalesce((SELECT n FROM contact_counts
+                 WHERE campaign_id = cp.id AND status = 'in_progress'), 0) AS in_progress,
+       (SELECT min(next_attempt_at) FROM contacts
+        WHERE campaign_id = cp.id AND status = 'retry_pending') AS next_retry_at
 FROM campaigns cp
-LEFT JOIN contacts c ON c.campaign_id = cp.id
-     AND c.status IN ('pending', 'retry_pending', 'in_progress')
-WHERE cp.id = $1
-GROUP BY cp.status;
+WHERE cp.id = $1;
 
 -- name: complete
 UPDATE campaigns SET status = 'completed', completed_at = $2, updated_at = now()

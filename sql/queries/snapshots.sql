@@ -3,8 +3,7 @@
 SELECT cp.id AS campaign_id, cp.account_id, cp.status, cp.contacts_total AS total,
        cp.max_concurrent_calls, cp.started_at, cp.completed_at,
        (SELECT coalesce(jsonb_object_agg(status, n), '{}')
-        FROM (SELECT status, count(*) AS n FROM contacts
-              WHERE campaign_id = cp.id GROUP BY status) AS by_status) AS contacts,
+        FROM contact_counts WHERE campaign_id = cp.id) AS contacts,
        (SELECT coalesce(jsonb_object_agg(coalesce(outcome, 'live'), n), '{}')
         FROM (SELECT outcome, count(*) AS n FROM attempts
               WHERE campaign_id = cp.id GROUP BY outcome) AS by_outcome) AS outcomes

@@ -6,14 +6,13 @@ import uuid
 from datetime import datetime, timezone
 
 import attrs
-import trio
 from pydantic import ValidationError
 from quart import Blueprint, request
 from quart_schema import (DataSource, document_request, validate_querystring,
                           document_response)
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from gateway.contacts_csv import ContactsFileError, ParsedContacts, parse_contacts
+from gateway.contacts_csv import ContactsFileError, ContactsImport
 from gateway.http.context import no_content, page_fields, principal, respond, services
 from gateway.http.errors import ApiError, conflict, describe_validation, not_found, validation_error
 from gateway.http.multipart import Form, read_form
@@ -94,28 +93,25 @@ async def _create_from_form(form: Form):
     upload = form.files["contacts"]
     upload.seek(0)
     region = svc.settings.contacts.default_region
-    try:
-        # Number validation is CPU work (~20 µs a row): off the event loop.
-        parsed = await trio.to_thread.run_sync(
-            lambda: parse_contacts(upload, campaign_id=str(campaign_id), default_region=region))
-    except ContactsFileError as exc:
-        raise validation_error("contacts", exc.message) from None
+    # Parsed in a worker thread (number validation is CPU work) while PostgreSQL copies
+    # the rows already parsed; a file-level problem rolls the whole campaign back.
+    parsed = ContactsImport(upload, campaign_id=campaign_id, default_region=region)
     try:
         campaign = await campaigns.create(svc.db, campaign_id=campaign_id,
                                           account_id=who.account.id,
                                           api_key_id=who.api_key_id, settings=settings,
                                           contacts=parsed)
+    except ContactsFileError as exc:
+        raise validation_error("contacts", exc.message) from None
     except InvalidReference as exc:  # changed between the first check and the insert
         raise validation_error(exc.field, exc.message) from None
-    finally:
-        parsed.copy_data.close()
     log.info("campaign.created", campaign_id=str(campaign.id), account_id=str(who.account.id),
              status=campaign.status, contacts=parsed.accepted, rejected=len(parsed.rejected))
     report = _report(parsed, greeting)
     return respond(CampaignCreated(**campaign_out(campaign), import_report=report), 201)
 
 
-def _report(parsed: ParsedContacts, greeting: str) -> dict:
+def _report(parsed: ContactsImport, greeting: str) -> dict:
     columns = set(parsed.columns)
     warnings = [f"the agent's greeting uses {{{{{name}}}}} but the CSV has no '{name}' "
                 "column; it will be empty" for name in greeting_variables(greeting)
