@@ -37,6 +37,7 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+    auth_cache_seconds: float = Field(5.0, ge=0)
 
 
 class DatabaseSettings(_Section):

@@ -17,9 +17,13 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
-def configure_logging(level: str = "info", stream=None) -> None:
+def configure_logging(level: str = "info", stream=None, *, cache: bool = True) -> None:
     """Route structlog, and the standard library's logging (hypercorn, asyncpg, trio-asyncio),
-    to JSON lines at ``level``."""
+    to JSON lines at ``level``.
+
+    ``cache``: each module logger binds its configuration on first use instead of on every
+    call (a few % of the dial loop's CPU); tests that swap the configuration later
+    (``structlog.testing.capture_logs``) pass False."""
     stream = stream or sys.stderr
     numeric = _LEVELS[level]
     shared = [structlog.processors.add_log_level,
@@ -29,7 +33,7 @@ def configure_logging(level: str = "info", stream=None) -> None:
                     structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.WriteLoggerFactory(file=stream),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(

@@ -39,7 +39,7 @@ API_KEY = "gw_test_" + "k" * 40
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): time bound of an async test")
-    configure_logging("warning")
+    configure_logging("warning", cache=False)
 
 
 def _bounded_run(seconds: float):

@@ -144,29 +144,22 @@ def _campaign(row, counts: dict[str, int]) -> Campaign:
     return from_row(Campaign, {**row, "contact_counts": full})
 
 
-async def _with_counts(db: Database, rows) -> list[Campaign]:
-    counts: dict[uuid.UUID, dict[str, int]] = {row["id"]: {} for row in rows}
-    if rows:
-        for count in await db.fetch("campaigns.contact_counts", list(counts)):
-            counts[count["campaign_id"]][count["status"]] = count["n"]
-    return [_campaign(row, counts[row["id"]]) for row in rows]
-
-
 async def get(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, *,
               counts: bool = True) -> Campaign | None:
-    """The campaign if the account owns it. ``counts=False`` skips counting its contacts by
-    status (a scan of the campaign's contacts) for callers that only need the row."""
-    row = await db.fetchrow("campaigns.get", campaign_id, account_id)
+    """The campaign if the account owns it, with its contacts by status unless
+    ``counts=False``."""
+    row = await db.fetchrow("campaigns.get_with_counts" if counts else "campaigns.get",
+                            campaign_id, account_id)
     if row is None:
         return None
-    return (await _with_counts(db, [row]))[0] if counts else _campaign(row, {})
+    return _campaign(row, row["contact_counts"] if counts else {})
 
 
 async def page(db: Database, account_id: uuid.UUID, number: int,
                status: str | None = None) -> Page[Campaign]:
     rows = await db.fetch("campaigns.page", account_id, status, PAGE_SIZE, offset(number))
     total = await db.fetchval("campaigns.count", account_id, status)
-    return Page(await _with_counts(db, rows), number, total)
+    return Page([_campaign(row, row["contact_counts"]) for row in rows], number, total)
 
 
 async def delete(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) -> bool:

@@ -19,10 +19,20 @@ RETURNING *;
 -- name: get
 SELECT * FROM campaigns WHERE id = $1 AND account_id = $2;
 
+-- name: get_with_counts
+-- The campaign and its contacts by status (contact_counts, kept by triggers): one round trip.
+SELECT cp.*,
+       (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM contact_counts
+        WHERE campaign_id = cp.id AND n > 0) AS contact_counts
+FROM campaigns cp WHERE cp.id = $1 AND cp.account_id = $2;
+
 -- name: page
-SELECT * FROM campaigns
-WHERE account_id = $1 AND ($2::text IS NULL OR status = $2)
-ORDER BY created_at DESC, id
+SELECT cp.*,
+       (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM contact_counts
+        WHERE campaign_id = cp.id AND n > 0) AS contact_counts
+FROM campaigns cp
+WHERE cp.account_id = $1 AND ($2::text IS NULL OR cp.status = $2)
+ORDER BY cp.created_at DESC, cp.id
 LIMIT $3 OFFSET $4;
 
 -- name: count
@@ -38,11 +48,6 @@ DELETE FROM campaigns WHERE id = $1;
 -- After the contacts' COPY: how many rows were accepted and rejected.
 UPDATE campaigns SET contacts_total = $2, rows_rejected = $3 WHERE id = $1
 RETURNING *;
-
--- name: contact_counts
--- Kept by triggers on contacts (migration 0002): a few index rows per campaign.
-SELECT campaign_id, status, n FROM contact_counts
-WHERE campaign_id = ANY($1::uuid[]) AND n > 0;
 
 -- name: contacts_range
 -- Unfiltered pages: seq is dense, so a page is one index range.

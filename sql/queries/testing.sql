@@ -6,6 +6,9 @@ SELECT count(*) FROM campaigns;
 -- name: count_contacts
 SELECT count(*) FROM contacts;
 
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1;
+
 -- name: attempts
 SELECT a.id, a.contact_id, a.attempt, a.outcome, a.dialed_at, a.answered_at, a.ended_at,
        a.phone_number, a.campaign_id

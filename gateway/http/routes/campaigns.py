@@ -17,7 +17,7 @@ from gateway.http.context import no_content, page_fields, principal, respond, se
 from gateway.http.errors import ApiError, conflict, describe_validation, not_found, validation_error
 from gateway.http.multipart import Form, read_form
 from gateway.http.schemas import (CampaignCreated, CampaignCreateForm, CampaignFields,
-                                  CampaignOut, CampaignPage, CampaignPageQuery, ContactOut,
+                                  CampaignOut, CampaignPage, CampaignPageQuery,
                                   ContactPage, ContactPageQuery, greeting_variables)
 from gateway.logs import get_logger
 from gateway.store import campaigns
@@ -169,5 +169,5 @@ async def list_contacts(campaign_id: uuid.UUID, query_args: ContactPageQuery):
     campaign = await owned_campaign(campaign_id, counts=False)
     page = await campaigns.contacts_page(services().db, campaign, query_args.page,
                                          query_args.status)
-    return respond(ContactPage(data=[ContactOut(**attrs.asdict(c)) for c in page.items],
-                               **page_fields(page)))
+    return respond(ContactPage.model_validate(
+        {"data": [attrs.asdict(c, recurse=False) for c in page.items], **page_fields(page)}))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from quart import Blueprint
 from quart_schema import document_response
 
-from gateway.http.context import principal, respond
+from gateway.http.errors import ApiError
+from gateway.http.context import principal, respond, services
 from gateway.http.schemas import CallLimits
+from gateway.store import accounts
 
 bp = Blueprint("limits", __name__)
 
@@ -14,7 +16,11 @@ bp = Blueprint("limits", __name__)
 @bp.get("/call-limits")
 @document_response(CallLimits)
 async def call_limits():
-    account = principal().account
+    # Read fresh: the principal may come from the key cache, and an operator may just
+    # have changed the caps.
+    account = await accounts.get(services().db, principal().account.id)
+    if account is None:  # deleted while its key was cached
+        raise ApiError(401, "unauthorized", "invalid API key")
     return respond(CallLimits(concurrent_max=account.concurrent_max,
                               calls_per_minute=account.calls_per_minute,
                               daily_calls_max=account.daily_calls_max,
