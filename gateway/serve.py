@@ -120,7 +120,8 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 recorder = await root.start(Recorder(db).run)
                 supervisor = await root.start(
                     Supervisor(EngineDeps(db, budget, recorder, adapter, settings.engine)).run)
-                snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds).run)
+                snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds,
+                                                          settings.sse.heartbeat_seconds).run)
                 app = create_app(Services(db=db, settings=settings, engine=supervisor,
                                           snapshots=snapshots))
                 http_done = trio.Event()
