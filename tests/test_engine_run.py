@@ -6,10 +6,13 @@ above a cap, exact attempt counts, retry spacing, pause and stop semantics.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+import asyncpg
 import pytest
 import trio
+import trio_asyncio
 
 from conftest import contacts_csv, us_number
 from engine_helpers import (check_attempt_invariants, engine_settings, max_overlap,
@@ -175,3 +178,31 @@ async def test_stop_during_full_speed_dialing_is_not_a_deadlock(api, create_camp
         stopped = await api.post(f"/api/v1/campaigns/{created['id']}/stop")
         assert stopped.status_code == 200, stopped.text
         assert stopped.json()["status"] == "completed"
+
+
+async def test_a_contact_locked_while_the_claims_passed_it_is_still_dialed(
+        api, db, database_url, create_campaign):
+    """New contacts are claimed from a cursor past the last claim; one that was locked
+    (SKIP LOCKED) when the cursor passed it is found once the rest are done."""
+    created = (await create_campaign(contacts_csv(30, start=5000), max_concurrent_calls=5)
+               ).json()
+    campaign_id = uuid.UUID(created["id"])
+    conn = await trio_asyncio.aio_as_trio(asyncpg.connect)(database_url)
+    try:
+        locker = conn.transaction()
+        await trio_asyncio.aio_as_trio(locker.start)()
+        await trio_asyncio.aio_as_trio(conn.fetch)(
+            "SELECT id FROM contacts WHERE campaign_id = $1 AND seq = 0 FOR UPDATE", campaign_id)
+        await start(api, created["id"])
+        with trio.fail_after(20):
+            while await db.fetchval("testing.engine_attempt_count", campaign_id) < 29:
+                await trio.sleep(0.05)
+        first = (await db.fetch("testing.contacts", campaign_id))[0]
+        assert first["status"] == "pending" and first["attempts"] == 0
+        await trio_asyncio.aio_as_trio(locker.rollback)()
+    finally:
+        await trio_asyncio.aio_as_trio(conn.close)()
+    done = await wait_status(api, created["id"], "completed")
+    assert done["contact_counts"]["pending"] == 0
+    attempts = await _attempts(db, campaign_id)
+    assert len(attempts) == 30 and len({a["contact_id"] for a in attempts}) == 30

@@ -76,6 +76,7 @@ async def run_campaign(deps: EngineDeps, handle: CampaignHandle, *,
 async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.Nursery,
                      on_result) -> None:
     refs, refs_checked = None, -math.inf
+    from_seq = 0  # new contacts are claimed in seq order: the next claim starts here
     while True:
         if handle.failure_reason is not None and handle.dialing:
             await _fail(deps, handle, handle.failure_reason)
@@ -94,30 +95,35 @@ async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.
                 if not refs.number_ok:
                     handle.fail("the campaign's phone number was disabled or deleted")
                     continue
-            if (await _dial_batch(deps, handle, row, refs, calls, on_result)
-                    or not handle.dialing or handle.failure_reason is not None):
+            claimed_to = await _dial_batch(deps, handle, row, refs, calls, on_result, from_seq)
+            if claimed_to is not None:
+                from_seq = max(from_seq, claimed_to + 1)
+                continue
+            if not handle.dialing or handle.failure_reason is not None:
                 continue
             if await _idle(deps, handle, row):
                 refs_checked = -math.inf  # contacts are due but none was claimable: why?
+                from_seq = 0  # and one that was locked when the cursor passed it is found
         except DatabaseUnavailable:
             log.warning("campaign.waiting_for_database", campaign_id=str(row.id))
             with handle.interruptible():
                 await trio.sleep(DATABASE_RETRY_SECONDS)
 
 
-async def _dial_batch(deps, handle, row, refs, calls, on_result) -> bool:
-    """Take slots, claim that many contacts, start their calls. True if any started."""
+async def _dial_batch(deps, handle, row, refs, calls, on_result, from_seq: int) -> int | None:
+    """Take slots, claim that many contacts (new ones from ``from_seq``), start their
+    calls. The highest seq claimed, or None if nothing was."""
     budget = deps.budget
     slot = None
     with handle.interruptible():
         slot = await budget.acquire(row.id)
     if slot is None:
-        return False
+        return None
     slots = [slot]
     while len(slots) < deps.settings.claim_batch_size and (more := budget.try_acquire(row.id)):
         slots.append(more)
     try:
-        claims = await dialing.claim(deps.db, row.id, utcnow(), len(slots))
+        claims = await dialing.claim(deps.db, row.id, utcnow(), len(slots), from_seq)
     except BaseException:
         for unused in slots:
             budget.release(unused)
@@ -132,7 +138,7 @@ async def _dial_batch(deps, handle, row, refs, calls, on_result) -> bool:
         calls.start_soon(run_call, deps, handle, request, slots.pop(), claim, on_result)
     for unused in slots:
         budget.release(unused)
-    return bool(claims)
+    return max((claim.seq for claim in claims), default=None)
 
 
 async def _idle(deps: EngineDeps, handle: CampaignHandle, row) -> bool:

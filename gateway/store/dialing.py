@@ -19,6 +19,7 @@ class Claim:
 
     attempt_id: uuid.UUID
     contact_id: uuid.UUID
+    seq: int  # the contact's position in its import
     attempt: int
     phone_number: str
     custom_fields: dict
@@ -65,8 +66,12 @@ class Caps:
     dials_left_today: int | None
 
 
-async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int) -> list[Claim]:
-    rows = await db.fetch("dialing.claim", campaign_id, now, limit)
+async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int,
+                from_seq: int = 0) -> list[Claim]:
+    """Claim up to ``limit`` due contacts: retries first, then new contacts from ``from_seq``
+    on (new contacts are claimed in seq order, so a claimer passes the seq after its last
+    claim and the scan skips what it already took)."""
+    rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq)
     return [Claim(**dict(row)) for row in rows]
 
 

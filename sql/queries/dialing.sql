@@ -2,7 +2,7 @@
 
 -- name: claim
 -- Claim up to $3 due contacts of running campaign $1 in one statement: due retries first,
--- then new contacts in import order. Each claimed contact becomes in_progress with its
+-- then new contacts in import order from seq $4. Each claimed contact becomes in_progress with its
 -- attempt row written, before any dial. SKIP LOCKED + the status change make a second
 -- claim of the same contact impossible; the attempt cap is checked here and by the
 -- (contact_id, attempt) key.
@@ -25,8 +25,11 @@ WITH campaign AS (
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), fresh AS (
+    -- From seq $4 on: the actor's cursor past the contacts it already claimed, whose
+    -- dead 'pending' index entries a scan from the start would walk over every time.
     SELECT c.id FROM contacts c
-    WHERE c.campaign_id = $1 AND c.status = 'pending' AND EXISTS (SELECT 1 FROM campaign)
+    WHERE c.campaign_id = $1 AND c.status = 'pending' AND c.seq >= $4
+      AND EXISTS (SELECT 1 FROM campaign)
     ORDER BY c.seq
     LIMIT $3 - (SELECT count(*) FROM retries)
     FOR UPDATE OF c SKIP LOCKED
@@ -38,7 +41,7 @@ WITH campaign AS (
         next_attempt_at = NULL, updated_at = now()
     FROM due
     WHERE c.id = due.id
-    RETURNING c.id, c.phone_number, c.custom_fields, c.attempts
+    RETURNING c.id, c.seq, c.phone_number, c.custom_fields, c.attempts
 ), inserted AS (
     INSERT INTO attempts (account_id, campaign_id, contact_id, attempt, phone_number, dialed_at)
     SELECT campaign.account_id, campaign.id, claimed.id, claimed.attempts,
@@ -46,7 +49,7 @@ WITH campaign AS (
     FROM claimed, campaign
     RETURNING id, contact_id, attempt
 )
-SELECT i.id AS attempt_id, i.contact_id, i.attempt, c.phone_number, c.custom_fields
+SELECT i.id AS attempt_id, i.contact_id, c.seq, i.attempt, c.phone_number, c.custom_fields
 FROM inserted i JOIN claimed c ON c.id = i.contact_id;
 
 -- name: record_results

@@ -91,6 +91,7 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
 
     writer = asyncio.create_task(recorder())
     started = time.perf_counter()
+    from_seq = 0  # the same cursor the campaign actor keeps
     try:
         while True:
             await slots.acquire()
@@ -98,7 +99,8 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
             while taken < BATCH and not slots.locked():
                 await slots.acquire()
                 taken += 1
-            rows = await run("fetch", claim_sql, campaign_id, now(), taken)
+            rows = await run("fetch", claim_sql, campaign_id, now(), taken, from_seq)
+            from_seq = max([from_seq] + [row["seq"] + 1 for row in rows])
             for row in rows:
                 task = asyncio.create_task(call(row))
                 calls.add(task)
@@ -107,6 +109,9 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
                 slots.release()
             if not rows:
                 if not calls:
+                    if from_seq:  # as the actor does before it concludes
+                        from_seq = 0
+                        continue
                     break
                 await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
         seconds = time.perf_counter() - started
