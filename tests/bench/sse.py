@@ -6,9 +6,10 @@ gateway ticks at its default ``sse.tick_seconds`` (2 s): what a deployment pays.
 ticks the gateway's cost per tick is the same, so its share of the CPU doubles; the
 README gives that figure too.)
 
-Two campaigns of ring=talk=0 contacts; each is dialed for two windows of equal length,
-paused in between, one window with the subscribers connected and one without, in the
-order A B (first campaign) B A (second), so drift on a shared machine hits both sides.
+Two campaigns of ring=talk=0 contacts; each is dialed for four windows of equal length,
+paused in between, two with the subscribers connected (B) and two without (A), in the
+order A B B A (first campaign) B A A B (second): drift on a shared machine (autovacuum,
+a growing database) hits both sides alike.
 - Throughput: attempts recorded in the window / its length; the ratio is with / without.
 - Every tick: each snapshot published after every subscriber was connected (its
   ``updated_at`` is the gateway's publish time) must reach every subscriber.
@@ -167,8 +168,8 @@ async def dial_window(api: Api, pg: Pg, gateway, campaign_id: str, verb: str,
 
 async def run(ctx) -> list[Row]:
     count = ctx.size(full=1000, quick=100)
-    contacts = ctx.size(full=100_000, quick=30_000)
-    window = ctx.size(full=10.0, quick=3.0)
+    contacts = ctx.size(full=150_000, quick=30_000)
+    window = ctx.size(full=5.0, quick=2.0)
     idle_window = ctx.size(full=10.0, quick=5.0)
     csv = contacts_csv(contacts)
     with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp:
@@ -181,8 +182,10 @@ async def run(ctx) -> list[Row]:
             second = (await api.create_campaign(csv, name="sse 2"))["id"]
             await trio.sleep(1)
             runs: list[tuple[int, dict]] = []
+            sessions: list[tuple[dict, list[dict]]] = []  # (merged records, its windows)
+            idle: dict = {}
 
-            async def dial(campaign_id: str, verb: str, subs: Subscribers | None) -> None:
+            async def dial(campaign_id: str, verb: str, subs: Subscribers | None) -> dict:
                 subscribers = subs.count if subs else 0
                 generators = subs.cpu() if subs else 0.0
                 result = await dial_window(api, pg, gateway, campaign_id, verb, window)
@@ -190,40 +193,47 @@ async def run(ctx) -> list[Row]:
                 runs.append((subscribers, result))
                 ctx.log(f"sse: {subscribers} subscribers, {result['attempts']} attempts in "
                         f"{result['seconds']:.1f} s ({result['rate']:.0f}/s)")
+                return result
 
-            # First campaign: A (no subscribers), idle CPU without/with, B (subscribers).
+            async def watched(campaign_id: str, verbs: list[str], *, measure_idle=False):
+                """Windows dialed with the subscribers connected (one connection for all)."""
+                async with Subscribers(gateway.base_url, campaign_id, count, workdir) as subs:
+                    if measure_idle:
+                        async with maybe_profile(gateway, f"{NAME}-idle", ctx.profile_dir,
+                                                 rate=1000):
+                            idle["began"], cpu = time.time(), gateway.cpu()
+                            await trio.sleep(idle_window)
+                            idle["cpu_with"], idle["ended"] = gateway.cpu() - cpu, time.time()
+                    results = []
+                    for verb in verbs:
+                        async with maybe_profile(gateway, f"{NAME}-dialing-{len(sessions)}",
+                                                 ctx.profile_dir):
+                            results.append(await dial(campaign_id, verb, subs))
+                    await trio.sleep(1.5 * TICK_SECONDS)
+                    sessions.append((await subs.stop(), results))
+
+            # A = no subscribers, B = subscribers. First campaign A B B A (with the idle CPU
+            # measured while it is paused, before and after the subscribers connect),
+            # second B A A B: both conditions sit at the same mean position in the run.
             await dial(first, "start", None)
             cpu = gateway.cpu()
             await trio.sleep(idle_window)
-            cpu_without = gateway.cpu() - cpu
-            async with Subscribers(gateway.base_url, first, count, workdir) as subs:
-                async with maybe_profile(gateway, f"{NAME}-idle", ctx.profile_dir, rate=1000):
-                    idle_began = time.time()
-                    cpu = gateway.cpu()
-                    await trio.sleep(idle_window)
-                    cpu_with = gateway.cpu() - cpu
-                    idle_ended = time.time()
-                async with maybe_profile(gateway, f"{NAME}-dialing-1", ctx.profile_dir):
-                    await dial(first, "resume", subs)
-                await trio.sleep(1.5 * TICK_SECONDS)
-                merged_first = await subs.stop()
-            # Second campaign: B, then A.
-            async with Subscribers(gateway.base_url, second, count, workdir) as subs:
-                async with maybe_profile(gateway, f"{NAME}-dialing-2", ctx.profile_dir):
-                    await dial(second, "start", subs)
-                await trio.sleep(1.5 * TICK_SECONDS)
-                merged_second = await subs.stop()
+            idle["cpu_without"] = gateway.cpu() - cpu
+            await watched(first, ["resume", "resume"], measure_idle=True)
+            await dial(first, "resume", None)
+            await watched(second, ["start"])
             await dial(second, "resume", None)
+            await dial(second, "resume", None)
+            await watched(second, ["resume"])
 
-    ticks_first, ticks_second = ticks_of(merged_first), ticks_of(merged_second)
-    idle = tick_figures(ticks_first, count, (idle_began, idle_ended))
-    dialing = [tick_figures(ticks, count, result["window"])
-               for ticks, (_, result) in zip((ticks_first, ticks_second),
-                                             [r for r in runs if r[0]])]
-    every = [tick_figures(ticks, count) for ticks in (ticks_first, ticks_second)]
+    cpu_with, cpu_without = idle["cpu_with"], idle["cpu_without"]
+    idle_figures = tick_figures(ticks_of(sessions[0][0]), count, (idle["began"], idle["ended"]))
+    dialing = [tick_figures(ticks_of(merged), count, result["window"])
+               for merged, results in sessions for result in results]
+    every = [tick_figures(ticks_of(merged), count) for merged, _ in sessions]
     ticks = sum(f["ticks"] for f in every)
     missing = sum(f["missing"] for f in every)
-    errors = [s["error"] for merged in (merged_first, merged_second)
+    errors = [s["error"] for merged, _ in sessions
               for s in merged["subscribers"] if s["error"]]
     spreads = [s for f in dialing for s in f["spreads"]]
     lags = [s for f in dialing for s in f["lags"]]
@@ -232,7 +242,7 @@ async def run(ctx) -> list[Row]:
     with_ = [r for n, r in runs if n]
     rate_without = sum(r["attempts"] for r in without) / sum(r["seconds"] for r in without)
     rate_with = sum(r["attempts"] for r in with_) / sum(r["seconds"] for r in with_)
-    per_tick = (cpu_with - cpu_without) / max(idle["ticks"], 1)
+    per_tick = (cpu_with - cpu_without) / max(idle_figures["ticks"], 1)
     generators_share = (sum(r["generators_cpu"] for r in with_)
                         / sum(r["seconds"] for r in with_))
 
@@ -243,7 +253,7 @@ async def run(ctx) -> list[Row]:
         Row(NAME, f"{count} subscribers got every tick", f"{ticks} ticks, {missing} missed",
             "", None, "", "none missed", missing == 0 and not errors and ticks > 0,
             note=f"ticks published after all {count} were connected: {ticks} "
-                 f"({sum(f['ticks'] for f in dialing)} while dialing, {idle['ticks']} while "
+                 f"({sum(f['ticks'] for f in dialing)} while dialing, {idle_figures['ticks']} while "
                  f"paused); connection errors {len(errors)}"
                  + (f" (first: {errors[0]})" if errors else "")),
         Row(NAME, "tick delivery spread while dialing, worst tick", worst, "ms",
@@ -253,18 +263,18 @@ async def run(ctx) -> list[Row]:
                  f"p50 {median(spreads):.0f}, p90 {percentile(spreads, 90):.0f}, max "
                  f"{worst:.0f} ms; publish to last arrival p50 {median(lags):.0f}, max "
                  f"{max(lags, default=float('nan')):.0f} ms; paused campaign: spread p50 "
-                 f"{median(idle['spreads']):.0f}, max "
-                 f"{max(idle['spreads'], default=float('nan')):.0f} ms",
+                 f"{median(idle_figures['spreads']):.0f}, max "
+                 f"{max(idle_figures['spreads'], default=float('nan')):.0f} ms",
             data={"spreads_ms_dialing": [round(x, 1) for x in spreads],
-                  "spreads_ms_paused": [round(x, 1) for x in idle["spreads"]],
+                  "spreads_ms_paused": [round(x, 1) for x in idle_figures["spreads"]],
                   "publish_to_last_ms_dialing": [round(x, 1) for x in lags]}),
         Row(NAME, f"gateway CPU per tick, {count} subscribers", 1000 * per_tick, "ms",
             1000 * TICK_SECONDS, "tick period",
             note=f"campaign paused, {idle_window:g} s each: {cpu_without:.2f} CPU-s without, "
-                 f"{cpu_with:.2f} CPU-s with the subscribers, {idle['ticks']} ticks"),
+                 f"{cpu_with:.2f} CPU-s with the subscribers, {idle_figures['ticks']} ticks"),
         Row(NAME, f"dialing throughput with {count} subscribers", rate_with, "/s",
             rate_without, "no subscribers", "≥ 0.9× without", rate_with >= 0.9 * rate_without,
-            note=f"{window:g}-s windows, A B B A: "
+            note=f"{window:g}-s windows, A B B A B A A B: "
                  + ", ".join(f"{r['rate']:.0f}{'' if n else ' (none)'}" for n, r in runs)
                  + f" attempts/s; gateway CPU per attempt {cpu_per_attempt(with_):.3f} ms "
                    f"with, {cpu_per_attempt(without):.3f} ms without; the load generators "
