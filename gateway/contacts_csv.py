@@ -20,16 +20,14 @@ import collections
 import csv
 import io
 import json.encoder
-import os
-import re
 import tempfile
-import time
 import typing
 import uuid
 
 import attrs
 import phonenumbers
 
+from gateway.ids import uuid7_fields
 from gateway.phone_fast import e164_validity
 
 __all__ = ["COPY_COLUMNS", "ContactsFileError", "ContactsImport", "ParsedContacts", "RejectedRow",
@@ -37,9 +35,10 @@ __all__ = ["COPY_COLUMNS", "ContactsFileError", "ContactsImport", "ParsedContact
 
 COPY_COLUMNS: tuple[str, ...] = ("id", "campaign_id", "seq", "row_number", "phone_number",
                                  "custom_fields")
-# Rows per payload chunk: ~1 MB, small enough that COPY starts early, large enough that
-# the hand-over between threads is noise.
-CHUNK_ROWS = 10_000
+# Rows per payload chunk: ~1 MB, large enough that the hand-over between threads is
+# noise. The first chunk is smaller, so the database starts copying a few ms in.
+CHUNK_ROWS = 5_000
+FIRST_CHUNK_ROWS = 1_000
 
 PHONE_COLUMN = "phone_number"
 
@@ -179,7 +178,7 @@ class ContactsImport:
             blank_rows: list[int] = []  # blank lines not yet known to be non-trailing
             seq = 0
             pending: list[str] = []  # simple mode's payload lines since the last chunk
-            chunk_at = self.chunk_rows
+            chunk_at = min(FIRST_CHUNK_ROWS, self.chunk_rows)
 
             for row in reader:
                 row_number += 1
@@ -233,15 +232,15 @@ class ContactsImport:
                     continue
                 del row[phone_idx]
                 if simple:
-                    pending.append(f"{id_prefix}{seq:012x},{campaign},{seq},{row_number},"
+                    pending.append(f"{id_prefix}{seq:08x},{campaign},{seq},{row_number},"
                                    f"{e164},{template % tuple(row)}\n")
                 else:
                     fields = ",".join([key + encode(value) for key, value in zip(keys, row)])
-                    write((f"{id_prefix}{seq:012x}", campaign, seq, row_number, e164,
+                    write((f"{id_prefix}{seq:08x}", campaign, seq, row_number, e164,
                            "{" + fields + "}"))
                 seq += 1
                 if seq == chunk_at:
-                    chunk_at += self.chunk_rows
+                    chunk_at = seq + self.chunk_rows
                     self.accepted = seq
                     yield _take(pending, out)
         except csv.Error as exc:
@@ -283,42 +282,40 @@ def _take(pending: list[str], out: io.StringIO) -> bytes:
 
 
 def _contact_id_prefix() -> str:
-    """The first 80 bits of this import's contact ids, in UUID text form ("xxxxxxxx-xxxx-
-    7xxx-yxxx-"); the last 48 bits are the contact's seq.
+    """The first 96 bits of this import's contact ids, in UUID text form ("xxxxxxxx-xxxx-
+    7xxx-yxxx-xxxx"); the last 32 bits are the contact's seq.
 
-    UUIDv7 layout (RFC 9562): 48 bits of Unix milliseconds, version 7, 12 random bits, the
-    variant, 14 random bits, then a counter in place of the last random bits. Ids of one
-    import are consecutive and later imports sort later, so the primary key index takes
-    them at its right edge instead of at random pages (a third of the COPY's cost with
-    random UUIDs). Two imports in the same millisecond share a prefix with probability
-    2^-26; the primary key would refuse the second (the tenant retries).
+    A UUIDv7 (:mod:`gateway.ids`) whose last 32 random bits are replaced by a counter (the
+    seq), as RFC 9562 allows. Contacts are keyed by (campaign_id, seq) in the database; the
+    id is what the API and the logs show, unique by construction: two imports in the same
+    millisecond share a prefix with probability 2^-42.
     """
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(4), "big")
-    high = (millis << 16) | 0x7000 | (rand >> 20)  # 48 + 4 + 12 bits
-    low = 0x8000 | ((rand >> 6) & 0x3FFF)  # variant 10, 14 bits
-    hex_high = f"{high:016x}"
-    return f"{hex_high[:8]}-{hex_high[8:12]}-{hex_high[12:]}-{low:04x}-"
+    high, low = uuid7_fields()
+    text = f"{high:016x}{low:016x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:24]}"
 
 
 # Anything that makes a file "not simple": quotes and backslashes (CSV quoting, JSON
 # escaping) and control characters (NUL, tab...; carriage returns are checked apart).
-_NOT_SIMPLE = re.compile(rb'["\\\x00-\x09\x0b\x0c\x0e-\x1f]')
+_NOT_SIMPLE = b'"\\' + bytes(range(0x0A)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
+_SIMPLE = bytes(set(range(256)) - set(_NOT_SIMPLE))
 _SCAN_BYTES = 1 << 20
 
 
 def _is_simple(source: typing.BinaryIO) -> bool:
-    """Whether the whole file is UTF-8-free of anything CSV or JSON would quote or escape,
-    with \\n or \\r\\n line ends: then a line is its cells joined by commas. One pass over
-    the bytes, at C speed (a few ms for 10 MB)."""
+    """Whether the whole file is free of anything CSV or JSON would quote or escape, with
+    \\n or \\r\\n line ends: then a line is its cells joined by commas. One pass over the
+    bytes at C speed (``bytes.translate`` deleting every allowed byte: ~6 ms for 10 MB;
+    a regex character class took 30 times as long)."""
     source.seek(0)
     tail = b""
     while block := source.read(_SCAN_BYTES):
-        if _NOT_SIMPLE.search(block):
+        if block.translate(None, _SIMPLE):
             return False
-        joined = tail + block
-        if joined.count(b"\r") != joined.count(b"\r\n") + joined.endswith(b"\r"):
-            return False
+        if b"\r" in block or tail == b"\r":
+            joined = tail + block
+            if joined.count(b"\r") != joined.count(b"\r\n") + joined.endswith(b"\r"):
+                return False
         tail = block[-1:]
     return tail != b"\r"  # a lone carriage return at the very end
 

@@ -40,7 +40,7 @@ import typing
 import phonenumbers
 from phonenumbers import PhoneMetadata, phonenumberutil
 
-__all__ = ["e164_validity", "fast_parse"]
+__all__ = ["e164_validity", "fast_parse", "prepare"]
 
 _PLAIN_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _NON_GEO = "001"  # phonenumbers.phonemetadata.REGION_CODE_FOR_NON_GEO_ENTITY
@@ -176,6 +176,14 @@ def _leading_steps(run: list[tuple[str, tuple]]) -> list[tuple[int, typing.Any, 
     names = [f"_r{i}" for i in range(len(run))]
     combined = "|".join(f"(?P<{name}>{pattern})" for name, (pattern, _) in zip(names, run))
     return [(_LEADS, re.compile(combined).match, dict(zip(names, (p for _, p in run))))]
+
+
+def prepare(region: str) -> None:
+    """Build the region's calling code now rather than on the first number of the first
+    import (the +1 plan alone compiles ~25 regions' patterns: tens of ms)."""
+    country_code = phonenumbers.country_code_for_region(region)
+    if country_code:
+        _entry_for(str(country_code))
 
 
 def fast_parse(raw: str) -> phonenumbers.PhoneNumber | None:

@@ -18,6 +18,7 @@ import hypercorn.trio
 import trio
 import trio_asyncio
 
+from gateway import phone_fast
 from gateway.aio_timers import sweep_timers
 from gateway.bootstrap import bootstrap
 from gateway.config import Settings
@@ -107,6 +108,7 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
     """
     shutdown = trio.Event() if shutdown is None else shutdown
     adapter = make_adapter(settings)
+    phone_fast.prepare(settings.contacts.default_region)
     async with trio_asyncio.open_loop(), database_url(settings) as url:
         db = await open_database(url, settings)
         try:

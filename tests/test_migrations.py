@@ -208,6 +208,12 @@ async def test_0002_keeps_existing_contacts_and_counts_them(tmp_path, monkeypatc
         SELECT campaign.id, s, s + 1, '+1202555010' || s, jsonb_build_object('name', 'n' || s),
                CASE WHEN s = 0 THEN 'completed' ELSE 'pending' END
         FROM campaign, generate_series(0, 2) AS s""", method="execute")
+    await query(empty_database_url, """
+        INSERT INTO attempts (account_id, campaign_id, contact_id, attempt, phone_number,
+                              outcome)
+        SELECT cp.account_id, cp.id, c.id, 1, c.phone_number, 'answered'
+        FROM contacts c JOIN campaigns cp ON cp.id = c.campaign_id WHERE c.seq = 0""",
+                method="execute")
     (folder / "0002_contacts_at_copy_speed.sql").write_bytes(
         (MIGRATIONS_DIR / "0002_contacts_at_copy_speed.sql").read_bytes())
     assert await migrate(empty_db) == [2]
@@ -219,6 +225,10 @@ async def test_0002_keeps_existing_contacts_and_counts_them(tmp_path, monkeypatc
     fields = await query(empty_database_url, "SELECT custom_fields::text AS f FROM contacts "
                                              "ORDER BY seq", method="fetch")
     assert [row["f"] for row in fields] == ['{"name": "n0"}', '{"name": "n1"}', '{"name": "n2"}']
+    # Attempts now point at their contact by (campaign, seq); the old ids stay as they were.
+    attempt = (await query(empty_database_url, "SELECT a.contact_seq, a.contact_id = c.id AS same "
+                                               "FROM attempts a JOIN contacts c ON c.seq = 0"))[0]
+    assert (attempt["contact_seq"], attempt["same"]) == (0, True)
     # The triggers keep the counts from here on.
     await query(empty_database_url, "UPDATE contacts SET status = 'skipped' "
                                     "WHERE status = 'pending'", method="execute")
@@ -227,8 +237,9 @@ async def test_0002_keeps_existing_contacts_and_counts_them(tmp_path, monkeypatc
                          campaign)
     assert {row["status"]: row["n"] for row in counts} == {"completed": 1, "skipped": 2}
     await query(empty_database_url, "DELETE FROM campaigns", method="execute")
-    assert await query(empty_database_url, "SELECT count(*) FROM contacts",
-                       method="fetchval") == 0
+    for table in ("contacts", "attempts"):
+        assert await query(empty_database_url, f"SELECT count(*) FROM {table}",
+                           method="fetchval") == 0
     assert await query(empty_database_url, "SELECT count(*) FROM contact_counts",
                        method="fetchval") == 0
 

@@ -14,6 +14,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 
+from gateway import phone_fast
 from gateway.phone_fast import fast_parse as _fast_parse
 from gateway.phone_fast import e164_validity
 
@@ -286,3 +287,10 @@ def test_merged_leading_digits_pick_the_first_matching_region():
     for nsn in ["1234", "13", "9", "56", "46", "7", "0", "12"]:
         first = next(payload for pattern, payload in run if re.match(pattern, nsn))
         assert table[match(nsn).lastgroup] == first, nsn
+
+
+def test_prepare_builds_the_regions_calling_code_ahead():
+    phone_fast._entries.pop("44", None)
+    phone_fast.prepare("GB")
+    assert "44" in phone_fast._entries
+    phone_fast.prepare("ZZ")  # unknown region: nothing to build, no error

@@ -23,7 +23,7 @@ def _run(main, **kwargs):
 
 
 def test_every_watcher_wakes_on_each_publish_in_lane_order():
-    woken: list[tuple[int, int]] = []  # (watcher, version seen)
+    woken: list[tuple[int, int, int]] = []  # (watcher, version seen, its lane)
     watchers = 2 * LANE_SIZE + 7
 
     async def main():
@@ -38,7 +38,7 @@ def test_every_watcher_wakes_on_each_publish_in_lane_order():
                     for _ in range(2):
                         assert await snapshots.newer(watch, seen, deadline=float("inf"))
                         seen = watch.version
-                        woken.append((number, seen))
+                        woken.append((number, seen, watch.lane))
 
             for number in range(watchers):
                 nursery.start_soon(stream, number)
@@ -50,10 +50,14 @@ def test_every_watcher_wakes_on_each_publish_in_lane_order():
             await snapshots.publish(CAMPAIGN, {"status": "running", "n": 2})
 
     _run(main)
-    assert sorted(woken) == sorted((n, v) for n in range(watchers) for v in (1, 2))
-    first = [n for n, v in woken if v == 1]
-    lanes = [n // LANE_SIZE for n in first]
-    assert lanes == sorted(lanes)  # lane 0 ran before lane 1, before lane 2
+    assert sorted((n, v) for n, v, _ in woken) == sorted(
+        (n, v) for n in range(watchers) for v in (1, 2))
+    # Seats are given in the order the streams registered: lanes of LANE_SIZE.
+    seated = sorted(lane for n, v, lane in woken if v == 1)
+    assert seated == [i // LANE_SIZE for i in range(watchers)]
+    for version in (1, 2):
+        lanes = [lane for _, v, lane in woken if v == version]
+        assert lanes == sorted(lanes)  # lane 0 ran before lane 1, before lane 2
 
 
 def test_a_tick_without_a_new_value_still_wakes_streams_for_their_heartbeats():

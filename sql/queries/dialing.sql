@@ -5,7 +5,7 @@
 -- then new contacts in import order from seq $4. Each claimed contact becomes in_progress with its
 -- attempt row written, before any dial. SKIP LOCKED + the status change make a second
 -- claim of the same contact impossible; the attempt cap is checked here and by the
--- (contact_id, attempt) key.
+-- (campaign_id, contact_seq, attempt) key.
 WITH campaign AS (
     -- Nothing is claimed unless the campaign runs with an active agent and an enabled
     -- number, so a deactivation stops dialing at once, not at the actor's next check.
@@ -18,39 +18,41 @@ WITH campaign AS (
 ), retries AS (
     -- campaign_id = $1 (not a join) lets the planner walk the indexes in order and stop
     -- at the limit, instead of sorting every pending contact.
-    SELECT c.id FROM contacts c
+    SELECT c.seq FROM contacts c
     WHERE c.campaign_id = $1 AND c.status = 'retry_pending' AND c.next_attempt_at <= $2
       AND c.attempts <= (SELECT retries_per_contact FROM campaign)
     ORDER BY c.next_attempt_at
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), fresh AS (
-    -- From seq $4 on: the actor's cursor past the contacts it already claimed, whose
-    -- dead 'pending' index entries a scan from the start would walk over every time.
-    SELECT c.id FROM contacts c
+    -- Through the primary key, from seq $4 on: the actor's cursor past the contacts it
+    -- already claimed, which a scan from the start would walk over every time.
+    SELECT c.seq FROM contacts c
     WHERE c.campaign_id = $1 AND c.status = 'pending' AND c.seq >= $4
       AND EXISTS (SELECT 1 FROM campaign)
     ORDER BY c.seq
     LIMIT $3 - (SELECT count(*) FROM retries)
     FOR UPDATE OF c SKIP LOCKED
 ), due AS (
-    SELECT id FROM retries UNION ALL SELECT id FROM fresh
+    SELECT seq FROM retries UNION ALL SELECT seq FROM fresh
 ), claimed AS (
     UPDATE contacts c
     SET status = 'in_progress', attempts = c.attempts + 1, last_attempt_at = $2,
         next_attempt_at = NULL, updated_at = now()
     FROM due
-    WHERE c.id = due.id
+    WHERE c.campaign_id = $1 AND c.seq = due.seq
     RETURNING c.id, c.seq, c.phone_number, c.custom_fields, c.attempts
 ), inserted AS (
-    INSERT INTO attempts (account_id, campaign_id, contact_id, attempt, phone_number, dialed_at)
-    SELECT campaign.account_id, campaign.id, claimed.id, claimed.attempts,
+    INSERT INTO attempts (account_id, campaign_id, contact_id, contact_seq, attempt,
+                          phone_number, dialed_at)
+    SELECT campaign.account_id, campaign.id, claimed.id, claimed.seq, claimed.attempts,
            claimed.phone_number, $2
     FROM claimed, campaign
-    RETURNING id, contact_id, attempt
+    RETURNING id, contact_seq, attempt
 )
-SELECT i.id AS attempt_id, i.contact_id, c.seq, i.attempt, c.phone_number, c.custom_fields
-FROM inserted i JOIN claimed c ON c.id = i.contact_id;
+SELECT i.id AS attempt_id, c.id AS contact_id, c.seq, i.attempt, c.phone_number,
+       c.custom_fields
+FROM inserted i JOIN claimed c ON c.seq = i.contact_seq;
 
 -- name: record_results
 -- Finish a batch of attempts (parallel arrays $1..$7) and decide each one's contact:
@@ -68,9 +70,10 @@ WITH input AS (
         sip_status = i.sip_status
     FROM input i
     WHERE a.id = i.id AND a.outcome IS NULL
-    RETURNING a.id, a.contact_id, a.campaign_id, a.attempt, a.outcome, a.ended_at
+    RETURNING a.id, a.campaign_id, a.contact_seq, a.attempt, a.outcome, a.ended_at
 ), decision AS (
-    SELECT a.id AS attempt_id, a.contact_id, a.outcome, a.ended_at, cp.retry_delay_seconds,
+    SELECT a.id AS attempt_id, a.campaign_id, a.contact_seq, a.outcome, a.ended_at,
+           cp.retry_delay_seconds,
            CASE WHEN a.outcome = 'answered' THEN 'completed'
                 WHEN a.outcome = ANY($8::text[]) AND a.attempt <= cp.retries_per_contact
                      AND cp.status IN ('running', 'paused') THEN 'retry_pending'
@@ -82,7 +85,7 @@ SET status = d.status, last_outcome = d.outcome, updated_at = now(),
     next_attempt_at = CASE WHEN d.status = 'retry_pending'
                            THEN d.ended_at + make_interval(secs => d.retry_delay_seconds) END
 FROM decision d
-WHERE c.id = d.contact_id AND c.status = 'in_progress'
+WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
 RETURNING d.attempt_id, c.status;
 
 -- name: progress
@@ -103,8 +106,9 @@ WHERE cp.id = $1;
 -- name: complete
 UPDATE campaigns SET status = 'completed', completed_at = $2, updated_at = now()
 WHERE id = $1 AND status = 'running'
-  AND NOT EXISTS (SELECT 1 FROM contacts
-                  WHERE campaign_id = $1 AND status IN ('pending', 'retry_pending', 'in_progress'))
+  AND NOT EXISTS (SELECT 1 FROM contact_counts
+                  WHERE campaign_id = $1 AND n > 0
+                    AND status IN ('pending', 'retry_pending', 'in_progress'))
 RETURNING id;
 
 -- name: references
@@ -127,9 +131,9 @@ FROM campaigns WHERE id = $1;
 WITH open AS (
     UPDATE attempts SET outcome = 'interrupted', ended_at = coalesce(ended_at, $1)
     WHERE outcome IS NULL
-    RETURNING contact_id, campaign_id, attempt
+    RETURNING campaign_id, contact_seq, attempt
 ), decision AS (
-    SELECT o.contact_id, cp.retry_delay_seconds,
+    SELECT o.campaign_id, o.contact_seq, cp.retry_delay_seconds,
            CASE WHEN o.attempt <= cp.retries_per_contact
                      AND cp.status IN ('running', 'paused') THEN 'retry_pending'
                 ELSE 'failed' END AS status
@@ -140,7 +144,7 @@ SET status = d.status, last_outcome = 'interrupted', updated_at = now(),
     next_attempt_at = CASE WHEN d.status = 'retry_pending'
                            THEN $1 + make_interval(secs => d.retry_delay_seconds) END
 FROM decision d
-WHERE c.id = d.contact_id AND c.status = 'in_progress'
+WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
 RETURNING c.id;
 
 -- name: running

@@ -90,7 +90,7 @@ async def run(ctx) -> list[Row]:
                 await trio.sleep(0.5)
                 before = gateway.rss()
                 gateway.reset_peak()
-                async with maybe_profile(gateway, f"{NAME}-{repetition}", ctx.profile_dir):
+                async with maybe_profile(gateway, f"{NAME}-{repetition}", ctx.profile_dir, rate=1000):
                     started = time.perf_counter()
                     response = await client.post("/api/v1/campaigns", content=body,
                                                  headers={"Content-Type": content_type})

@@ -19,6 +19,7 @@ from gateway.http.multipart import Form, read_form
 from gateway.http.schemas import (CampaignCreated, CampaignCreateForm, CampaignFields,
                                   CampaignOut, CampaignPage, CampaignPageQuery,
                                   ContactPage, ContactPageQuery, greeting_variables)
+from gateway.ids import uuid7
 from gateway.logs import get_logger
 from gateway.store import campaigns
 from gateway.store.campaigns import Campaign, CampaignSettings, InvalidReference, WrongStatus
@@ -89,7 +90,7 @@ async def _create_from_form(form: Form):
         greeting = await campaigns.agent_greeting(svc.db, who.account.id, settings)
     except InvalidReference as exc:
         raise validation_error(exc.field, exc.message) from None
-    campaign_id = uuid.uuid4()
+    campaign_id = uuid7()  # time-ordered: see gateway.ids
     upload = form.files["contacts"]
     upload.seek(0)
     region = svc.settings.contacts.default_region
