@@ -185,11 +185,7 @@ async def contacts_page(db: Database, campaign: Campaign, number: int,
         rows = await db.fetch("campaigns.contacts_range", campaign.id, start, start + PAGE_SIZE)
         total = campaign.contacts_total
     else:
-        if status == "pending":
-            rows = await db.fetch("campaigns.pending_contacts", campaign.id, PAGE_SIZE,
-                                  offset(number))
-        else:
-            rows = await db.fetch("campaigns.contacts_by_status", campaign.id, status,
-                                  PAGE_SIZE, offset(number))
+        rows = await db.fetch("campaigns.contacts_by_status", campaign.id, status, PAGE_SIZE,
+                              offset(number))
         total = await db.fetchval("campaigns.count_contacts_by_status", campaign.id, status)
     return Page([from_row(Contact, row) for row in rows], number, total)

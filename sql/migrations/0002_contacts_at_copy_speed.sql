@@ -16,9 +16,6 @@
 --   an index of its own: nothing looks a contact up by it;
 -- * jsonb parsing: custom_fields is json, kept as written (which also keeps the CSV's
 --   column order). Nothing queries inside it.
--- * an index entry per new contact in contacts_campaign_status: it now holds only contacts
---   past 'pending'. New contacts are claimed in seq order through the primary key (from
---   the claimer's cursor), and their counts come from contact_counts.
 
 ALTER TABLE attempts ADD COLUMN contact_seq integer;
 UPDATE attempts a SET contact_seq = c.seq FROM contacts c WHERE c.id = a.contact_id;
@@ -31,9 +28,6 @@ ALTER TABLE contacts ADD PRIMARY KEY (campaign_id, seq);
 -- What made a double dial impossible, on the new key: one row per (contact, attempt number).
 ALTER TABLE attempts ADD CONSTRAINT attempts_contact_attempt_key
     UNIQUE (campaign_id, contact_seq, attempt);
-DROP INDEX contacts_campaign_status;
-CREATE INDEX contacts_campaign_status ON contacts (campaign_id, status, seq)
-    WHERE status <> 'pending';
 ALTER TABLE attempts ADD CONSTRAINT attempts_contact_fkey
     FOREIGN KEY (campaign_id, contact_seq) REFERENCES contacts (campaign_id, seq)
     ON DELETE CASCADE;

@@ -56,19 +56,10 @@ WHERE campaign_id = $1 AND seq >= $2 AND seq < $3
 ORDER BY seq;
 
 -- name: contacts_by_status
--- Any status but 'pending': contacts_campaign_status holds exactly those (the literal
--- condition lets even a generic plan use that partial index).
 SELECT * FROM contacts
-WHERE campaign_id = $1 AND status = $2 AND status <> 'pending'
+WHERE campaign_id = $1 AND status = $2
 ORDER BY seq
 LIMIT $3 OFFSET $4;
-
--- name: pending_contacts
--- New contacts are not in contacts_campaign_status: the primary key in seq order.
-SELECT * FROM contacts
-WHERE campaign_id = $1 AND status = 'pending'
-ORDER BY seq
-LIMIT $2 OFFSET $3;
 
 -- name: count_contacts_by_status
 SELECT coalesce((SELECT n FROM contact_counts WHERE campaign_id = $1 AND status = $2), 0);

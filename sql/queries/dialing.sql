@@ -25,16 +25,20 @@ WITH campaign AS (
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), fresh AS (
-    -- Through the primary key, from seq $4 on: the actor's cursor past the contacts it
-    -- already claimed, which a scan from the start would walk over every time.
+    -- From seq $4 on: the actor's cursor past the contacts it already claimed, whose
+    -- dead 'pending' index entries a scan from the start would walk over every time.
     SELECT c.seq FROM contacts c
     WHERE c.campaign_id = $1 AND c.status = 'pending' AND c.seq >= $4
       AND EXISTS (SELECT 1 FROM campaign)
     ORDER BY c.seq
-    LIMIT $3 - (SELECT count(*) FROM retries)
+    -- A plain LIMIT (the plan walks contacts_campaign_status in order and stops); the
+    -- retries taken are subtracted in `due`.
+    LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), due AS (
-    SELECT seq FROM retries UNION ALL SELECT seq FROM fresh
+    SELECT seq FROM retries
+    UNION ALL
+    (SELECT seq FROM fresh LIMIT $3 - (SELECT count(*) FROM retries))
 ), claimed AS (
     UPDATE contacts c
     SET status = 'in_progress', attempts = c.attempts + 1, last_attempt_at = $2,
