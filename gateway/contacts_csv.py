@@ -172,6 +172,11 @@ class ContactsImport:
                 # except the JSON field's (quotes doubled in the template itself).
                 template = ('"{' + ",".join(key.replace('"', '""').replace("%", "%%")
                                             + '""%s""' for key in keys) + '}"') if keys else "{}"
+                # The whole payload line in one %-format when the phone is the first column
+                # and kept as written (the usual case): (seq, seq, row, phone, *fields).
+                line = (id_prefix.replace("%", "%%") + "%08x," + campaign + ",%d,%d,%s,"
+                        + template + "\n")
+                one_format = phone_idx == 0
             first_seen: dict[str, int] = {}  # E.164 -> row number of its accepted row
             rejected = self.rejected
             reject = rejected.append
@@ -230,11 +235,14 @@ class ContactsImport:
                     reject(RejectedRow(row_number, "duplicate",
                         f"Row {row_number}: {e164} is a duplicate of row {first}."))
                     continue
-                del row[phone_idx]
-                if simple:
+                if simple and one_format and e164 is raw:
+                    pending.append(line % (seq, seq, row_number, *row))
+                elif simple:
+                    del row[phone_idx]
                     pending.append(f"{id_prefix}{seq:08x},{campaign},{seq},{row_number},"
                                    f"{e164},{template % tuple(row)}\n")
                 else:
+                    del row[phone_idx]
                     fields = ",".join([key + encode(value) for key, value in zip(keys, row)])
                     write((f"{id_prefix}{seq:08x}", campaign, seq, row_number, e164,
                            "{" + fields + "}"))
