@@ -9,104 +9,41 @@ the processes themselves).
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 
 from conftest import API_KEY, contacts_csv, multipart
 from engine_helpers import check_attempt_invariants
+from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env, free_port
 
 LIVE_CALLS = 5
 CONTACTS = 30
 SLOW_RULES = '[{pattern="*", outcome="answered", ring_seconds=0.05, talk_seconds=1.0}]'
 FAST_RULES = '[{pattern="*", outcome="answered", ring_seconds=0.01, talk_seconds=0.02}]'
-GRACE_SECONDS = 5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _gateway(workdir: Path, database_url: str, name: str, rules: str) -> GatewayProcess:
+    """`gateway serve` on the test's database; logs go to files in ``workdir``."""
+    return GatewayProcess(workdir, clean_env(
+        GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(free_port()),
+        GATEWAY_BOOTSTRAP_API_KEY=API_KEY, GATEWAY_LIMITS_MIN_RETRY_DELAY_SECONDS="0",
+        GATEWAY_ENGINE_SCHEDULER_POLL_SECONDS="0.05",
+        GATEWAY_ACCOUNTS_DEFAULT_CALLS_PER_MINUTE="1000000",
+        GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
+        GATEWAY_TELEPHONY_SIM_RULES=rules), name)
 
 
-class GatewayProcess:
-    """`python -m gateway serve` on the test's database; logs go to files in tmp_path."""
-
-    def __init__(self, workdir: Path, database_url: str, name: str, rules: str) -> None:
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.out_path = workdir / f"{name}.stdout"
-        self.err_path = workdir / f"{name}.stderr"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        self.env.update(
-            GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(self.port),
-            GATEWAY_BOOTSTRAP_API_KEY=API_KEY, GATEWAY_LIMITS_MIN_RETRY_DELAY_SECONDS="0",
-            GATEWAY_ENGINE_SCHEDULER_POLL_SECONDS="0.05",
-            GATEWAY_ACCOUNTS_DEFAULT_CALLS_PER_MINUTE="1000000",
-            GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
-            GATEWAY_TELEPHONY_SIM_RULES=rules)
-        self.proc: trio.Process | None = None
-
-    async def start(self) -> None:
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "gateway", "serve"], cwd=self.workdir, env=self.env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
-            with trio.fail_after(30):
-                while True:
-                    assert self.proc.poll() is None, f"gateway exited early:\n{self.stderr}"
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            return
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.05)
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {API_KEY}"})
-
-    async def signal_and_wait(self, signum: int, seconds: float) -> int:
-        self.proc.send_signal(signum)
-        with trio.fail_after(seconds):
-            return await self.proc.wait()
-
-    async def ensure_dead(self) -> None:
-        """For ``finally``: never leave a gateway behind."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await self.proc.wait()
-
-    @property
-    def stderr(self) -> str:
-        return self.err_path.read_text()
-
-    def events(self, name: str) -> list[dict]:
-        found = []
-        for line in self.stderr.splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == name:
-                found.append(record)
-        return found
+async def _started(gateway: GatewayProcess) -> None:
+    await gateway.start()
+    await gateway.wait_healthy(30)
 
 
 async def _create_and_start(gw: GatewayProcess, *, retries: int) -> str:
-    async with gw.client() as api:
+    async with gw.client(API_KEY) as api:
         agent = await api.post("/api/v1/agents", json={"name": "Ava", "greeting": "Hi"})
         assert agent.status_code == 201, agent.text
         number = await api.post("/api/v1/phone-numbers", json={"number": "+14155550100"})
@@ -148,6 +85,16 @@ async def _wait_finished(db, campaign_id: str) -> dict:
     return await _until(finished, poll=0.05)
 
 
+async def _restart_to_completion(second: GatewayProcess, db, campaign_id: str) -> None:
+    """Start ``second`` on the same database and let it finish the campaign."""
+    try:
+        await _started(second)
+        done = await _wait_finished(db, campaign_id)
+    finally:
+        await second.kill()
+    assert done["status"] == "completed", done
+
+
 async def _history(db, campaign_id):
     attempts = [dict(row) for row in await db.fetch("testing.attempts", campaign_id)]
     contacts = [dict(row) for row in await db.fetch("testing.contacts", campaign_id)]
@@ -160,21 +107,21 @@ async def _history(db, campaign_id):
 async def _crash_mid_call(tmp_path, database_url, db, retries: int):
     """Start a campaign, SIGKILL the gateway while LIVE_CALLS calls are live, and return
     (campaign id, contact ids whose calls were live, a fresh gateway process to restart)."""
-    first = GatewayProcess(tmp_path, database_url, "first", SLOW_RULES)
+    first = _gateway(tmp_path, database_url, "first", SLOW_RULES)
     try:
-        await first.start()
+        await _started(first)
         campaign_id = await _create_and_start(first, retries=retries)
         await _wait_live_calls(db, campaign_id)
         first.proc.kill()  # SIGKILL: no clean-up of any kind
         with trio.fail_after(10):
             assert await first.proc.wait() == -signal.SIGKILL
     finally:
-        await first.ensure_dead()
+        await first.kill()
     live = [a for a in await db.fetch("testing.attempts", campaign_id) if a["outcome"] is None]
     assert len(live) >= LIVE_CALLS
     assert all(a["attempt"] == 1 for a in live)
     return campaign_id, {a["contact_id"] for a in live}, \
-        GatewayProcess(tmp_path, database_url, "second", FAST_RULES)
+        _gateway(tmp_path, database_url, "second", FAST_RULES)
 
 
 @pytest.mark.timeout(60)
@@ -182,13 +129,7 @@ async def test_sigkill_mid_call_recovers_interrupted_calls_and_retries_them(
         tmp_path, database_url, db):
     campaign_id, interrupted, second = await _crash_mid_call(tmp_path, database_url, db,
                                                              retries=1)
-    try:
-        await second.start()
-        done = await _wait_finished(db, campaign_id)
-    finally:
-        await second.ensure_dead()
-
-    assert done["status"] == "completed", done
+    await _restart_to_completion(second, db, campaign_id)
     attempts, contacts, by_contact = await _history(db, campaign_id)
     assert all(a["outcome"] is not None for a in attempts)
     assert all(c["status"] == "completed" and c["last_outcome"] == "answered" for c in contacts)
@@ -203,7 +144,7 @@ async def test_sigkill_mid_call_recovers_interrupted_calls_and_retries_them(
         else:
             assert [(a["attempt"], a["outcome"]) for a in mine] == [(1, "answered")]
     assert len(attempts) == CONTACTS + len(interrupted)
-    recovered = second.events("supervisor.recovered_interrupted_calls")
+    recovered = second.named("supervisor.recovered_interrupted_calls")
     assert [e["attempts"] for e in recovered] == [len(interrupted)]
 
 
@@ -212,13 +153,7 @@ async def test_sigkill_without_retries_left_fails_interrupted_contacts(tmp_path,
                                                                        db):
     campaign_id, interrupted, second = await _crash_mid_call(tmp_path, database_url, db,
                                                              retries=0)
-    try:
-        await second.start()
-        done = await _wait_finished(db, campaign_id)
-    finally:
-        await second.ensure_dead()
-
-    assert done["status"] == "completed", done
+    await _restart_to_completion(second, db, campaign_id)
     attempts, contacts, by_contact = await _history(db, campaign_id)
     check_attempt_invariants(attempts, retries_per_contact=0)
     assert len(attempts) == CONTACTS  # the interrupted contacts were never dialed again
@@ -235,16 +170,16 @@ async def test_sigkill_without_retries_left_fails_interrupted_contacts(tmp_path,
 @pytest.mark.timeout(60)
 async def test_sigterm_lets_live_calls_finish_then_a_restart_resumes(tmp_path, database_url,
                                                                      db):
-    first = GatewayProcess(tmp_path, database_url, "first", SLOW_RULES)
+    first = _gateway(tmp_path, database_url, "first", SLOW_RULES)
     try:
-        await first.start()
+        await _started(first)
         campaign_id = await _create_and_start(first, retries=1)
         await _wait_live_calls(db, campaign_id)
         signalled = trio.current_time()
-        assert await first.signal_and_wait(signal.SIGTERM, GRACE_SECONDS + 10) == 0
+        assert await first.stop(signal.SIGTERM) == 0
         took = trio.current_time() - signalled
     finally:
-        await first.ensure_dead()
+        await first.kill()
 
     # The live calls (1 s of talk) ended on their own, well within the grace period, and
     # were recorded; nothing new was dialed after the signal.
@@ -255,29 +190,15 @@ async def test_sigterm_lets_live_calls_finish_then_a_restart_resumes(tmp_path, d
     # Each talked its full second: the calls were not cut short by the shutdown.
     assert all((a["ended_at"] - a["answered_at"]).total_seconds() >= 0.95 for a in attempts)
     assert (await db.fetchrow("testing.engine_campaign", campaign_id))["status"] == "running"
-    names = [e.get("event") for e in map(_json_or_empty, first.stderr.splitlines())]
-    assert "gateway.stopped" in names
+    assert first.named("gateway.stopped")
 
-    second = GatewayProcess(tmp_path, database_url, "second", FAST_RULES)
-    try:
-        await second.start()
-        done = await _wait_finished(db, campaign_id)
-    finally:
-        await second.ensure_dead()
-    assert done["status"] == "completed", done
+    second = _gateway(tmp_path, database_url, "second", FAST_RULES)
+    await _restart_to_completion(second, db, campaign_id)
     attempts, contacts, by_contact = await _history(db, campaign_id)
     assert len(attempts) == CONTACTS and all(a["outcome"] == "answered" for a in attempts)
     assert all(c["status"] == "completed" for c in contacts)
     check_attempt_invariants(attempts, retries_per_contact=0)  # nobody dialed twice
-    assert second.events("supervisor.recovered_interrupted_calls") == []
-
-
-def _json_or_empty(line: str) -> dict:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return {}
-    return record if isinstance(record, dict) else {}
+    assert second.named("supervisor.recovered_interrupted_calls") == []
 
 
 @pytest.mark.timeout(60)
@@ -286,15 +207,15 @@ async def test_sigterm_past_the_grace_period_records_live_calls_as_interrupted(
     """Calls outlive a 0.2 s grace period: the process cancels them, records them as
     interrupted itself (nothing left for a restart to guess), exits 0, and the restart
     retries them."""
-    first = GatewayProcess(tmp_path, database_url, "first", SLOW_RULES)
+    first = _gateway(tmp_path, database_url, "first", SLOW_RULES)
     first.env["GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS"] = "0.2"
     try:
-        await first.start()
+        await _started(first)
         campaign_id = await _create_and_start(first, retries=1)
         await _wait_live_calls(db, campaign_id)
-        assert await first.signal_and_wait(signal.SIGTERM, 10) == 0
+        assert await first.stop(signal.SIGTERM, 10) == 0
     finally:
-        await first.ensure_dead()
+        await first.kill()
     attempts, contacts, _ = await _history(db, campaign_id)
     assert len(attempts) == LIVE_CALLS
     assert [a["outcome"] for a in attempts] == ["interrupted"] * LIVE_CALLS
@@ -303,14 +224,9 @@ async def test_sigterm_past_the_grace_period_records_live_calls_as_interrupted(
     assert all(c["status"] == "retry_pending" for c in contacts if c["id"] in cut)
     assert (await db.fetchrow("testing.engine_campaign", campaign_id))["status"] == "running"
 
-    second = GatewayProcess(tmp_path, database_url, "second", FAST_RULES)
-    try:
-        await second.start()
-        done = await _wait_finished(db, campaign_id)
-    finally:
-        await second.ensure_dead()
-    assert done["status"] == "completed", done
-    assert second.events("supervisor.recovered_interrupted_calls") == []
+    second = _gateway(tmp_path, database_url, "second", FAST_RULES)
+    await _restart_to_completion(second, db, campaign_id)
+    assert second.named("supervisor.recovered_interrupted_calls") == []
     attempts, contacts, by_contact = await _history(db, campaign_id)
     check_attempt_invariants(attempts, retries_per_contact=1)
     assert all(c["status"] == "completed" for c in contacts)

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import struct
 import subprocess
@@ -19,23 +18,20 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import pytest
 import structlog.testing
 import trio
 import trio.testing
-import trio_asyncio
 
 from conftest import API_KEY, make_settings
+from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env, free_port
 from gateway.db import Database, DatabaseUnavailable
 from gateway.embedded_pg import (EmbeddedPostgresError, _Cluster, _find_bindir, _server_user,
                                  embedded_postgres)
 from gateway.keys import generate_key
 from gateway.serve import serve
 
-GATEWAY = str(Path(sys.executable).with_name("gateway"))
-GRACE_SECONDS = 5
 KEY_LINE = re.compile(r"^gw_[A-Za-z0-9_-]{43}$", re.MULTILINE)
 
 try:
@@ -47,88 +43,10 @@ needs_pg_binaries = pytest.mark.skipif(not HAVE_PG_BINARIES,
                                        reason="no PostgreSQL server binaries on this machine")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any GATEWAY_* variable, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(extra)
-    return env
-
-
-class Process:
-    """``gateway serve`` as a real subprocess; stdout and stderr go to files."""
-
-    def __init__(self, workdir: Path, env: dict[str, str], name: str) -> None:
-        self.workdir, self.env = workdir, env
-        self.port = int(env["GATEWAY_HTTP_PORT"])
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.out_path = workdir / f"{name}.stdout"
-        self.err_path = workdir / f"{name}.stderr"
-        self.proc: trio.Process | None = None
-
-    async def start(self) -> None:
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = await trio.lowlevel.open_process(
-                [GATEWAY, "serve"], cwd=self.workdir, env=self.env, stdout=out, stderr=err,
-                stdin=subprocess.DEVNULL)
-
-    @property
-    def stdout(self) -> str:
-        return self.out_path.read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.err_path.read_text()
-
-    async def wait_healthy(self, seconds: float = 60) -> None:
-        """Poll /healthz until the process answers 200 (bounded; fails if it exits)."""
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
-            with trio.fail_after(seconds):
-                while True:
-                    assert self.proc.poll() is None, f"gateway exited early:\n{self.stderr}"
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            return
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.05)
-
-    def client(self, key: str | None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
-
-    async def stop(self, signum: int = signal.SIGTERM) -> int:
-        """Send ``signum``; return the exit code, which must come within the grace period."""
-        self.proc.send_signal(signum)
-        with trio.fail_after(GRACE_SECONDS + 10):
-            return await self.proc.wait()
-
-    async def kill(self) -> None:
-        """Safety net for ``finally``: never leave a gateway behind."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                await self.proc.wait()
-
-    def events(self) -> list[dict]:
-        """Every stderr line, each of which must be a JSON object with an ``event``."""
-        parsed = []
-        for line in self.stderr.splitlines():
-            record = json.loads(line)
-            assert isinstance(record, dict) and "event" in record, line
-            parsed.append(record)
-        return parsed
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_serve_and_stop_on_signal(database_url, tmp_path, signum):
     key = generate_key()
-    gateway = Process(tmp_path, clean_env(
+    gateway = GatewayProcess(tmp_path, clean_env(
         GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(free_port()),
         GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
         GATEWAY_BOOTSTRAP_API_KEY=key), "gateway")
@@ -185,7 +103,7 @@ async def test_embedded_default_end_to_end(traversable_dir):
     assert "GATEWAY_DATABASE_URL" not in env and "GATEWAY_BOOTSTRAP_API_KEY" not in env
 
     # First start: a new cluster, a default account, its key printed once and saved 0600.
-    first = Process(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_port())}, "first")
+    first = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_port())}, "first")
     try:
         await first.start()
         await first.wait_healthy(90)
@@ -215,7 +133,7 @@ async def test_embedded_default_end_to_end(traversable_dir):
     assert key not in first.stderr and password not in first.stderr + first.stdout
 
     # Second start on the same data dir: no new key, the old one works, data persisted.
-    second = Process(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_port())}, "second")
+    second = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_port())}, "second")
     try:
         await second.start()
         await second.wait_healthy(90)
