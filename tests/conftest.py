@@ -108,6 +108,15 @@ def template_database():
 
 
 @pytest.fixture
+def empty_database_url():
+    """A brand-new database with nothing in it (not cloned from the migrated template)."""
+    name = f"gateway_empty_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield _database_url(name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
 def database_url(template_database):
     """The URL of a fresh, migrated database of this test's own."""
     name = f"gateway_test_{uuid.uuid4().hex[:12]}"

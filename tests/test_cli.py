@@ -14,7 +14,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from conftest import ADMIN_URL
 from gateway.migrations import available
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
@@ -152,22 +151,6 @@ def test_negative_or_bad_caps_are_usage_errors(run, args, database_url):
     assert result.returncode == 2
     assert "usage:" in result.stderr
     assert fetch(database_url, "SELECT count(*) AS n FROM accounts")[0]["n"] == 0
-
-
-@pytest.fixture
-def empty_database_url():
-    name = f"gateway_cli_{uuid.uuid4().hex[:12]}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(ADMIN_URL, timeout=10)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_migrate(empty_database_url, tmp_path):

@@ -3,7 +3,6 @@ concurrent migrators, and refusing a migration whose file changed after it was a
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from pathlib import Path
@@ -13,30 +12,12 @@ import pytest
 import trio
 import trio_asyncio
 
-from conftest import ADMIN_URL
 from gateway.db import Database
 from gateway.migrations import MigrationError, available, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 TABLES = {"accounts", "api_keys", "agents", "phone_numbers", "campaigns", "contacts",
           "attempts", "contact_counts", "schema_migrations"}
-
-
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL, timeout=10)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def empty_database_url():
-    """A brand-new database with nothing in it (not cloned from the migrated template)."""
-    name = f"gateway_empty_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
