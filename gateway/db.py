@@ -108,6 +108,19 @@ def _translated(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     return wrapper
 
 
+async def _rerun_conflicts(once: Callable[[], Awaitable[T]], attempts: int) -> T:
+    """``once()``, run again (up to ``attempts`` times in all) when PostgreSQL aborted it
+    for a deadlock or a serialization failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await once()
+        except _RETRYABLE:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")
+
+
 class Tx:
     """A connection inside a transaction, used from asyncio code run by ``transaction``."""
 
@@ -203,18 +216,14 @@ class Database:
         pool = self._pool
         attempts = TRANSACTION_ATTEMPTS if rerun else 1
 
+        async def once() -> T:
+            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+                async with conn.transaction(isolation=isolation):
+                    return await fn(Tx(conn))
+
         @_translated
         async def run() -> T:
-            for attempt in range(1, attempts + 1):
-                try:
-                    async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                        async with conn.transaction(isolation=isolation):
-                            return await fn(Tx(conn))
-                except _RETRYABLE:
-                    if attempt == attempts:
-                        raise
-                    await asyncio.sleep(0.01 * attempt)
-            raise AssertionError("unreachable")
+            return await _rerun_conflicts(once, attempts)
 
         return await trio_asyncio.aio_as_trio(run)()
 
@@ -222,17 +231,14 @@ class Database:
         pool = self._pool
         sql = query(name)
 
+        async def once() -> Any:
+            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+                return await getattr(conn, method)(sql, *args)
+
         @_translated
         async def run() -> Any:
-            for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-                try:
-                    async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                        return await getattr(conn, method)(sql, *args)
-                except _RETRYABLE:  # the statement was rolled back whole: run it again
-                    if attempt == TRANSACTION_ATTEMPTS:
-                        raise
-                    await asyncio.sleep(0.01 * attempt)
-            raise AssertionError("unreachable")
+            # A statement on its own is its own transaction, rolled back whole.
+            return await _rerun_conflicts(once, TRANSACTION_ATTEMPTS)
 
         return await trio_asyncio.aio_as_trio(run)()
 

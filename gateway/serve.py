@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import signal
-from functools import partial
 
 import hypercorn
 import hypercorn.trio
@@ -151,10 +150,10 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
 
 
 def _freeze_heap() -> None:
-    """Move everything start-up made (modules, classes, the app: ~0.5M objects that live as
-    long as the process) out of the cyclic collector's reach. A full collection otherwise
-    walks them all, and under full-speed dialing one came every second or so, each
-    stopping the event loop for ~100 ms (``python -m tests.bench --only api``, p99)."""
+    """Move everything start-up made (modules, classes, the app: ~80,000 objects that live
+    as long as the process) out of the cyclic collector's reach, so the full collections
+    that come every second or so under full-speed dialing walk only what the running
+    gateway made (with :mod:`gateway.aio_timers`, they went from up to 117 ms to ~5 ms)."""
     gc.collect()
     gc.freeze()
 

@@ -6,7 +6,6 @@ import json
 import socket
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import trio
 from httpx_sse import aconnect_sse

@@ -10,7 +10,7 @@ from gateway import __version__
 from gateway.http import errors
 from gateway.http.context import Services, services
 from gateway.http.routes import agents, campaigns, events, lifecycle, limits, phone_numbers
-from gateway.http.routes.auth import authenticate
+from gateway.http.routes.auth import KeyCache, authenticate
 
 _DESCRIPTION = """Outbound voice campaign gateway.
 
@@ -23,6 +23,7 @@ Every `/api/v1` call needs `Authorization: Bearer <api key>`. Errors are JSON:
 def create_app(svc: Services) -> QuartTrio:
     app = QuartTrio("gateway")
     app.extensions["gateway"] = svc
+    app.extensions["gateway_keys"] = KeyCache(svc.settings.http.auth_cache_seconds)
     # Uploads are streamed and counted by the campaign route itself; this only turns away a
     # declared Content-Length that could never fit.
     app.config["MAX_CONTENT_LENGTH"] = (svc.settings.limits.max_csv_bytes

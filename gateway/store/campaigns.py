@@ -122,7 +122,7 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
     async def insert(tx: Tx):
         await check_references(tx, account_id, settings)
         await tx.execute("campaigns.import_memory")
-        await tx.fetchrow(
+        await tx.execute(
             "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
             settings.phone_number_id, status, settings.max_concurrent_calls,
             settings.retries_per_contact, settings.retry_delay_seconds, settings.scheduled_at,

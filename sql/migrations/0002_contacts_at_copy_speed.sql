@@ -54,6 +54,14 @@ CREATE TABLE contact_counts (
 INSERT INTO contact_counts (campaign_id, status, n)
 SELECT campaign_id, status, count(*) FROM contacts GROUP BY campaign_id, status;
 
+-- A campaign's contacts by status as {"status": n}, statuses with none left out: what
+-- campaign reads and live-metrics snapshots show.
+CREATE FUNCTION campaign_contact_counts(campaign uuid) RETURNS jsonb
+    LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM contact_counts
+    WHERE campaign_id = campaign AND n > 0
+$$;
+
 CREATE FUNCTION contact_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN

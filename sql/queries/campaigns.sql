@@ -22,14 +22,12 @@ SELECT * FROM campaigns WHERE id = $1 AND account_id = $2;
 -- name: get_with_counts
 -- The campaign and its contacts by status (contact_counts, kept by triggers): one round trip.
 SELECT cp.*,
-       (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM contact_counts
-        WHERE campaign_id = cp.id AND n > 0) AS contact_counts
+       campaign_contact_counts(cp.id) AS contact_counts
 FROM campaigns cp WHERE cp.id = $1 AND cp.account_id = $2;
 
 -- name: page
 SELECT cp.*,
-       (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM contact_counts
-        WHERE campaign_id = cp.id AND n > 0) AS contact_counts
+       campaign_contact_counts(cp.id) AS contact_counts
 FROM campaigns cp
 WHERE cp.account_id = $1 AND ($2::text IS NULL OR cp.status = $2)
 ORDER BY cp.created_at DESC, cp.id

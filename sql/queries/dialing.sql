@@ -96,16 +96,15 @@ RETURNING d.attempt_id, c.status;
 -- What is left of campaign $1, and its status (the actor stops when it is not running).
 -- The counts come from contact_counts (kept by triggers), the next retry from its index.
 SELECT cp.status,
-       coalesce((SELECT n FROM contact_counts
-                 WHERE campaign_id = cp.id AND status = 'pending'), 0) AS pending,
-       coalesce((SELECT n FROM contact_counts
-                 WHERE campaign_id = cp.id AND status = 'retry_pending'), 0) AS retry_pending,
-       coalesce((SELECT n FROM contact_counts
-                 WHERE campaign_id = cp.id AND status = 'in_progress'), 0) AS in_progress,
+       coalesce(sum(cc.n) FILTER (WHERE cc.status = 'pending'), 0)::bigint AS pending,
+       coalesce(sum(cc.n) FILTER (WHERE cc.status = 'retry_pending'), 0)::bigint AS retry_pending,
+       coalesce(sum(cc.n) FILTER (WHERE cc.status = 'in_progress'), 0)::bigint AS in_progress,
        (SELECT min(next_attempt_at) FROM contacts
         WHERE campaign_id = cp.id AND status = 'retry_pending') AS next_retry_at
 FROM campaigns cp
-WHERE cp.id = $1;
+LEFT JOIN contact_counts cc ON cc.campaign_id = cp.id
+WHERE cp.id = $1
+GROUP BY cp.id;
 
 -- name: complete
 UPDATE campaigns SET status = 'completed', completed_at = $2, updated_at = now()

@@ -2,8 +2,7 @@
 -- Everything a live-metrics snapshot shows, in one round trip.
 SELECT cp.id AS campaign_id, cp.account_id, cp.status, cp.contacts_total AS total,
        cp.max_concurrent_calls, cp.started_at, cp.completed_at,
-       (SELECT coalesce(jsonb_object_agg(status, n), '{}')
-        FROM contact_counts WHERE campaign_id = cp.id) AS contacts,
+       campaign_contact_counts(cp.id) AS contacts,
        (SELECT coalesce(jsonb_object_agg(coalesce(outcome, 'live'), n), '{}')
         FROM (SELECT outcome, count(*) AS n FROM attempts
               WHERE campaign_id = cp.id GROUP BY outcome) AS by_outcome) AS outcomes

@@ -47,11 +47,7 @@ class KeyCache:
 
 
 def key_cache() -> KeyCache:
-    cache = current_app.extensions.get("gateway_keys")
-    if cache is None:
-        cache = current_app.extensions["gateway_keys"] = KeyCache(
-            services().settings.http.auth_cache_seconds)
-    return cache
+    return current_app.extensions["gateway_keys"]  # made by create_app
 
 
 async def authenticate() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from quart import Blueprint
 from quart_schema import document_response
 
-from gateway.http.errors import ApiError
 from gateway.http.context import principal, respond, services
+from gateway.http.errors import ApiError
 from gateway.http.schemas import CallLimits
 from gateway.store import accounts
 
