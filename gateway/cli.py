@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     exit_code = 0
     try:
         if args.command == "serve":
-            trio.run(partial(serve, settings, freeze_heap=True,
+            trio.run(partial(serve, settings, tune_gc=True,
                              bootstrap_key=os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") or None))
         else:
             exit_code = trio.run(_with_database, settings, args)

@@ -17,6 +17,7 @@ import trio_asyncio
 from conftest import contacts_csv, us_number
 from engine_helpers import (check_attempt_invariants, engine_settings, max_overlap,
                             outcome_counts, rule, start, wait_for, wait_status)
+from gateway.engine.snapshots import snapshot_from_row
 
 RULES = [rule("*1", "busy"), rule("*2", "no_answer"), rule("*3", "invalid_number"),
          rule("*4", "failed"), rule("*", "answered", talk=0.02)]
@@ -46,6 +47,11 @@ async def test_thousand_contacts_complete_with_the_counts_the_rules_imply(api, d
     attempts = await _attempts(db, created["id"])
     assert outcome_counts(attempts) == {"answered": 600, "busy": 300, "no_answer": 300,
                                         "failed": 300, "invalid_number": 100}
+    # The counts the triggers kept while 1,600 attempts were claimed and recorded in
+    # concurrent batches are the ones the attempts themselves give.
+    snapshot = snapshot_from_row(await db.fetchrow("snapshots.snapshot", created["id"]))
+    assert snapshot["outcomes"] == {**outcome_counts(attempts), "interrupted": 0}
+    assert (snapshot["attempts"], snapshot["in_flight"]) == (1600, 0)
     check_attempt_invariants(attempts, retries_per_contact=2)
     assert max_overlap(attempts) <= 20
     contacts = await db.fetch("testing.contacts", created["id"])

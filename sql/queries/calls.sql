@@ -7,4 +7,5 @@ ORDER BY dialed_at, id
 LIMIT $2 OFFSET $3;
 
 -- name: count
-SELECT count(*) FROM attempts WHERE campaign_id = $1;
+-- Every attempt of campaign $1, from the counts the attempts triggers keep (0003).
+SELECT coalesce((SELECT n FROM attempt_counts WHERE campaign_id = $1 AND kind = 'dialed'), 0);

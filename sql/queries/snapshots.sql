@@ -3,8 +3,6 @@
 SELECT cp.id AS campaign_id, cp.account_id, cp.status, cp.contacts_total AS total,
        cp.max_concurrent_calls, cp.started_at, cp.completed_at,
        campaign_contact_counts(cp.id) AS contacts,
-       (SELECT coalesce(jsonb_object_agg(coalesce(outcome, 'live'), n), '{}')
-        FROM (SELECT outcome, count(*) AS n FROM attempts
-              WHERE campaign_id = cp.id GROUP BY outcome) AS by_outcome) AS outcomes
+       campaign_attempt_counts(cp.id) AS outcomes
 FROM campaigns cp
 WHERE cp.id = $1;
