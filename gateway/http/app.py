@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 from quart_schema import QuartSchema, security_scheme
+from quart_schema.openapi import OpenAPIProvider
 from quart_trio import QuartTrio
 
 from gateway import __version__
@@ -20,6 +21,18 @@ Every `/api/v1` call needs `Authorization: Bearer <api key>`. Errors are JSON:
 """
 
 
+class _OpenAPIOnce(OpenAPIProvider):
+    """The routes are fixed once the app is made, so the document is built on the first
+    request only (each build was ~40 ms of the event loop: 155 ms p99 while dialing)."""
+
+    _built: dict | None = None
+
+    def schema(self) -> dict:
+        if self._built is None:
+            self._built = super().schema()
+        return self._built
+
+
 def create_app(svc: Services) -> QuartTrio:
     app = QuartTrio("gateway")
     app.extensions["gateway"] = svc
@@ -32,6 +45,7 @@ def create_app(svc: Services) -> QuartTrio:
     QuartSchema(
         app,
         openapi_path="/openapi.json",
+        openapi_provider_class=_OpenAPIOnce,
         swagger_ui_path="/docs",
         redoc_ui_path=None,
         scalar_ui_path=None,

@@ -2,9 +2,11 @@
 caller hangs up 100 ms after the answer, 200 to the BYE), at 100 concurrent calls,
 against sipp's own UAC (``sipp -sn uac -l 100 -d 100 -r 5000``) driving the same UAS
 scenario (``tests/bench/sip/uas.xml``) in the same run: reference, gateway, reference
-again (the reference figure is the mean of the two). ``-r 5000`` is far above what 100
-concurrent calls of 100 ms allow, so the concurrency binds (a much higher ``-r`` makes
-sipp abort calls on retransmission timeouts).
+again. The reference figure is the faster of the two: a sipp run slowed by
+retransmission timeouts (UDP drops while the machine is busy; it then also reports failed
+calls) says nothing about what sipp can do, and would flatter the gateway. ``-r 5000`` is
+far above what 100 concurrent calls of 100 ms allow, so the concurrency binds (a much
+higher ``-r`` makes sipp abort calls on retransmission timeouts).
 
 The gateway runs the SIP adapter (``max_call_seconds = 0.1``: it sends the BYE), one
 campaign of N contacts with ``max_concurrent_calls = 100``, caps that do not bind. Its
@@ -146,7 +148,7 @@ async def run(ctx) -> list[Row]:
         references.append(await sipp_reference(workdir, calls))
         ctx.log(f"sip: sipp UAC {references[1]['rate']:.0f} calls/s")
 
-    reference = sum(r["rate"] for r in references) / len(references)
+    reference = max(r["rate"] for r in references)
     answered = outcomes.get("answered", 0)
     failed = stats["attempts"] - answered + int(uas_stats["FailedCall(C)"])
     sipp_failed = sum(r["failed"] for r in references)
@@ -154,8 +156,8 @@ async def run(ctx) -> list[Row]:
         Row(NAME, f"completed calls/s, {CONCURRENT} concurrent, {TALK_MS} ms talk",
             stats["rate"], "/s", reference, "sipp -sn uac, same UAS", "≥ 0.5× sipp",
             stats["rate"] >= 0.5 * reference,
-            note=f"{calls} calls each; sipp runs before/after: "
-                 + ", ".join(f"{r['rate']:.0f}" for r in references)
+            note=f"{calls} calls each; sipp runs before/after (the faster one counts): "
+                 + ", ".join(f"{r['rate']:.0f} ({r['failed']} failed)" for r in references)
                  + f" calls/s; gateway {stats['seconds']:.1f} s, CPU "
                    f"{1000 * cpu / max(stats['attempts'], 1):.2f} ms per call"),
         Row(NAME, "failed calls (gateway outcomes ≠ answered + UAS failures)", failed, "",
