@@ -8,9 +8,9 @@ each upload; the figure is the largest rise of the peak over the RSS before the 
 
 Where the upload's time goes (informational, same repetitions): the gateway's own CSV
 parser (``gateway.contacts_csv.parse_contacts``, timed in this process) and ``psql \copy``
-of the payload it produces into ``contacts`` (its heap, two indexes, the counts trigger: the database's
-share of the upload). The gateway parses while PostgreSQL copies, so the rest of the
-upload is HTTP and multipart, the first chunk, the tail and the commit.
+of the payload it produces into ``contacts`` (its heap, two indexes, the counts trigger:
+the database's share of the upload). The gateway parses while PostgreSQL copies, so the
+rest of the upload is HTTP and multipart, the first chunk, the tail and the commit.
 """
 
 from __future__ import annotations
