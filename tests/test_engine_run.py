@@ -18,6 +18,7 @@ from conftest import contacts_csv, us_number
 from engine_helpers import (check_attempt_invariants, engine_settings, max_overlap,
                             outcome_counts, rule, start, wait_for, wait_status)
 from gateway.engine.snapshots import snapshot_from_row
+from gateway.store import dialing
 
 RULES = [rule("*1", "busy"), rule("*2", "no_answer"), rule("*3", "invalid_number"),
          rule("*4", "failed"), rule("*", "answered", talk=0.02)]
@@ -212,3 +213,38 @@ async def test_a_contact_locked_while_the_claims_passed_it_is_still_dialed(
     assert done["contact_counts"]["pending"] == 0
     attempts = await _attempts(db, campaign_id)
     assert len(attempts) == 30 and len({a["contact_id"] for a in attempts}) == 30
+
+
+async def test_new_contacts_past_windows_with_none_left_are_dialed(
+        api, db, database_url, create_campaign, monkeypatch):
+    """New contacts are looked for a window of seqs at a time past the cursor: windows
+    with none left (here the first 25 of 40 contacts, skipped before the start) move the
+    cursor on, and every pending contact is dialed. Contact pages by status read the
+    statuses in and out of the status index."""
+    monkeypatch.setattr(dialing, "FRESH_WINDOW", 10)
+    created = (await create_campaign(contacts_csv(40, start=6000), max_concurrent_calls=5)
+               ).json()
+    campaign_id = uuid.UUID(created["id"])
+    conn = await trio_asyncio.aio_as_trio(asyncpg.connect)(database_url)
+    try:
+        await trio_asyncio.aio_as_trio(conn.execute)(
+            "UPDATE contacts SET status = 'skipped' WHERE campaign_id = $1 AND seq < 25",
+            campaign_id)
+    finally:
+        await trio_asyncio.aio_as_trio(conn.close)()
+    url = f"/api/v1/campaigns/{created['id']}/contacts"
+    pending = (await api.get(url, params={"status": "pending"})).json()
+    assert [c["phone_number"] for c in pending["data"]] == [us_number(6000 + i)
+                                                           for i in range(25, 40)]
+    await start(api, created["id"])
+    with trio.fail_after(30):
+        done = await wait_status(api, created["id"], "completed")
+    assert (done["contact_counts"]["skipped"], done["contact_counts"]["pending"]) == (25, 0)
+    attempts = await _attempts(db, campaign_id)
+    assert sorted({a["phone_number"] for a in attempts}) == [us_number(6000 + i)
+                                                           for i in range(25, 40)]
+    skipped = (await api.get(url, params={"status": "skipped", "page": 0})).json()
+    assert skipped["total"] == 25
+    assert [c["phone_number"] for c in skipped["data"]] == [us_number(6000 + i)
+                                                           for i in range(25)]
+    assert (await api.get(url, params={"status": "pending"})).json()["total"] == 0

@@ -21,6 +21,26 @@ TABLES = {"accounts", "api_keys", "agents", "phone_numbers", "campaigns", "conta
           "attempts", "contact_counts", "attempt_counts", "schema_migrations"}
 
 
+# An account with an agent and a number, and its running campaign $1 (retries_per_contact
+# 1), as the CTE `campaign`: the start of a statement that adds its contacts.
+WITH_RUNNING_CAMPAIGN = """
+    WITH account AS (
+        INSERT INTO accounts (name, concurrent_max, calls_per_minute)
+        VALUES ('old', 10, 60) RETURNING id
+    ), agent AS (
+        INSERT INTO agents (account_id, name) SELECT id, 'a' FROM account RETURNING id
+    ), number AS (
+        INSERT INTO phone_numbers (account_id, number)
+        SELECT id, '+12025550143' FROM account RETURNING id
+    ), campaign AS (
+        INSERT INTO campaigns (id, account_id, name, agent_id, phone_number_id, status,
+                               max_concurrent_calls, retries_per_contact,
+                               retry_delay_seconds, contacts_total)
+        SELECT $1, account.id, 'c', agent.id, number.id, 'running', 1, 1, 60, 0
+        FROM account, agent, number RETURNING id
+    )"""
+
+
 @pytest.fixture
 async def empty_db(aio_loop, empty_database_url):
     database = await Database.open(empty_database_url, min_size=1, max_size=2)
@@ -170,27 +190,12 @@ async def test_0002_keeps_existing_contacts_and_counts_them(tmp_path, monkeypatc
     monkeypatch.setattr("gateway.migrations.sql_dir", lambda: tmp_path)
     (folder / "0001_initial.sql").write_bytes((MIGRATIONS_DIR / "0001_initial.sql").read_bytes())
     assert await migrate(empty_db) == [1]
-    await query(empty_database_url, """
-        WITH account AS (
-            INSERT INTO accounts (name, concurrent_max, calls_per_minute)
-            VALUES ('old', 10, 60) RETURNING id
-        ), agent AS (
-            INSERT INTO agents (account_id, name) SELECT id, 'a' FROM account RETURNING id
-        ), number AS (
-            INSERT INTO phone_numbers (account_id, number)
-            SELECT id, '+12025550143' FROM account RETURNING id
-        ), campaign AS (
-            INSERT INTO campaigns (id, account_id, name, agent_id, phone_number_id, status,
-                                   max_concurrent_calls, retries_per_contact,
-                                   retry_delay_seconds, contacts_total)
-            SELECT '00000000-0000-4000-8000-000000000001', account.id, 'c', agent.id,
-                   number.id, 'running', 1, 0, 60, 3
-            FROM account, agent, number RETURNING id
-        )
+    campaign = uuid.UUID("00000000-0000-4000-8000-000000000001")
+    await query(empty_database_url, WITH_RUNNING_CAMPAIGN + """
         INSERT INTO contacts (campaign_id, seq, row_number, phone_number, custom_fields, status)
         SELECT campaign.id, s, s + 1, '+1202555010' || s, jsonb_build_object('name', 'n' || s),
                CASE WHEN s = 0 THEN 'completed' ELSE 'pending' END
-        FROM campaign, generate_series(0, 2) AS s""", method="execute")
+        FROM campaign, generate_series(0, 2) AS s""", campaign, method="execute")
     await query(empty_database_url, """
         INSERT INTO attempts (account_id, campaign_id, contact_id, attempt, phone_number,
                               outcome)
@@ -201,7 +206,6 @@ async def test_0002_keeps_existing_contacts_and_counts_them(tmp_path, monkeypatc
         (MIGRATIONS_DIR / "0002_contacts_at_copy_speed.sql").read_bytes())
     assert await migrate(empty_db) == [2]
 
-    campaign = uuid.UUID("00000000-0000-4000-8000-000000000001")
     counts = await query(empty_database_url,
                          "SELECT status, n FROM contact_counts WHERE campaign_id = $1", campaign)
     assert {row["status"]: row["n"] for row in counts} == {"completed": 1, "pending": 2}
@@ -238,22 +242,7 @@ async def test_0003_counts_existing_attempts_and_keeps_counting(tmp_path, monkey
         (folder / name).write_bytes((MIGRATIONS_DIR / name).read_bytes())
     assert await migrate(empty_db) == [1, 2]
     campaign = uuid.UUID("00000000-0000-4000-8000-000000000003")
-    await query(empty_database_url, """
-        WITH account AS (
-            INSERT INTO accounts (name, concurrent_max, calls_per_minute)
-            VALUES ('old', 10, 60) RETURNING id
-        ), agent AS (
-            INSERT INTO agents (account_id, name) SELECT id, 'a' FROM account RETURNING id
-        ), number AS (
-            INSERT INTO phone_numbers (account_id, number)
-            SELECT id, '+12025550143' FROM account RETURNING id
-        ), campaign AS (
-            INSERT INTO campaigns (id, account_id, name, agent_id, phone_number_id, status,
-                                   max_concurrent_calls, retries_per_contact,
-                                   retry_delay_seconds, contacts_total)
-            SELECT $1, account.id, 'c', agent.id, number.id, 'running', 1, 1, 60, 4
-            FROM account, agent, number RETURNING id
-        )
+    await query(empty_database_url, WITH_RUNNING_CAMPAIGN + """
         INSERT INTO contacts (id, campaign_id, seq, row_number, phone_number)
         SELECT gen_random_uuid(), campaign.id, s, s + 1, '+1202555010' || s
         FROM campaign, generate_series(0, 3) AS s""", campaign, method="execute")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import trio
 
 from gateway.clock import trio_deadline, utcnow
@@ -95,11 +96,15 @@ async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.
                 if not refs.number_ok:
                     handle.fail("the campaign's phone number was disabled or deleted")
                     continue
-            claimed_to = await _dial_batch(deps, handle, row, refs, calls, on_result, from_seq)
-            if claimed_to is not None:
-                from_seq = max(from_seq, claimed_to + 1)
+            batch = await _dial_batch(deps, handle, row, refs, calls, on_result, from_seq)
+            if batch.fresh_to is not None:
+                from_seq = max(from_seq, batch.fresh_to + 1)
+            if batch.claimed:
                 continue
             if not handle.dialing or handle.failure_reason is not None:
+                continue
+            if batch.tried and from_seq + dialing.FRESH_WINDOW < row.contacts_total:
+                from_seq += dialing.FRESH_WINDOW  # no new contact in this window: the next
                 continue
             if await _idle(deps, handle, row):
                 refs_checked = -math.inf  # contacts are due but none was claimable: why?
@@ -110,15 +115,22 @@ async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.
                 await trio.sleep(DATABASE_RETRY_SECONDS)
 
 
-async def _dial_batch(deps, handle, row, refs, calls, on_result, from_seq: int) -> int | None:
+@attrs.frozen
+class _Batch:
+    tried: bool  # a claim was made (no slot came: paused or stopped meanwhile)
+    claimed: int
+    fresh_to: int | None  # the highest seq of a new contact claimed
+
+
+async def _dial_batch(deps, handle, row, refs, calls, on_result, from_seq: int) -> _Batch:
     """Take slots, claim that many contacts (new ones from ``from_seq``), start their
-    calls. The highest seq claimed, or None if nothing was."""
+    calls."""
     budget = deps.budget
     slot = None
     with handle.interruptible():
         slot = await budget.acquire(row.id)
     if slot is None:
-        return None
+        return _Batch(tried=False, claimed=0, fresh_to=None)
     slots = [slot]
     while len(slots) < deps.settings.claim_batch_size and (more := budget.try_acquire(row.id)):
         slots.append(more)
@@ -138,7 +150,10 @@ async def _dial_batch(deps, handle, row, refs, calls, on_result, from_seq: int) 
         calls.start_soon(run_call, deps, handle, request, slots.pop(), claim, on_result)
     for unused in slots:
         budget.release(unused)
-    return max((claim.seq for claim in claims), default=None)
+    # Only new contacts move the cursor: a retry's seq may lie past new contacts that a
+    # rescan from 0 has yet to reach.
+    return _Batch(tried=True, claimed=len(claims),
+                  fresh_to=max((c.seq for c in claims if c.attempt == 1), default=None))
 
 
 async def _idle(deps: EngineDeps, handle: CampaignHandle, row) -> bool:

@@ -185,6 +185,10 @@ async def contacts_page(db: Database, campaign: Campaign, number: int,
         start = offset(number)
         rows = await db.fetch("campaigns.contacts_range", campaign.id, start, start + PAGE_SIZE)
         total = campaign.contacts_total
+    elif status == "pending":  # not in the status index: see its query
+        rows = await db.fetch("campaigns.pending_contacts", campaign.id, PAGE_SIZE,
+                              offset(number))
+        total = await db.fetchval("campaigns.count_contacts_by_status", campaign.id, status)
     else:
         rows = await db.fetch("campaigns.contacts_by_status", campaign.id, status, PAGE_SIZE,
                               offset(number))

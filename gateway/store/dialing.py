@@ -33,6 +33,7 @@ class CampaignRow:
     max_concurrent_calls: int
     retries_per_contact: int
     retry_delay_seconds: int
+    contacts_total: int  # its contacts' seqs are 0 .. contacts_total - 1
 
 
 @attrs.frozen
@@ -66,12 +67,17 @@ class Caps:
     dials_left_today: int | None
 
 
+# How many seqs past its cursor one claim looks for new contacts (see ``claim``).
+FRESH_WINDOW = 1000
+
+
 async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int,
                 from_seq: int = 0) -> list[Claim]:
-    """Claim up to ``limit`` due contacts: retries first, then new contacts from ``from_seq``
-    on (new contacts are claimed in seq order, so a claimer passes the seq after its last
-    claim and the scan skips what it already took)."""
-    rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq)
+    """Claim up to ``limit`` due contacts: retries first, then new contacts with seqs from
+    ``from_seq`` to ``from_seq + FRESH_WINDOW`` (new contacts are claimed in seq order, so
+    a claimer passes the seq after its last claim and the scan skips what it already took;
+    one that finds no new contact in the window moves its cursor a window further)."""
+    rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq, FRESH_WINDOW)
     return [Claim(**dict(row)) for row in rows]
 
 

@@ -59,10 +59,18 @@ WHERE campaign_id = $1 AND seq >= $2 AND seq < $3
 ORDER BY seq;
 
 -- name: contacts_by_status
+-- Any status but pending: contacts_campaign_status (its predicate repeated, see 0004).
 SELECT * FROM contacts
-WHERE campaign_id = $1 AND status = $2
+WHERE campaign_id = $1 AND status = $2 AND status <> 'pending'
 ORDER BY seq
 LIMIT $3 OFFSET $4;
+
+-- name: pending_contacts
+-- Pending contacts are not in the status index (0004): the campaign's key, in seq order.
+SELECT * FROM contacts
+WHERE campaign_id = $1 AND status = 'pending'
+ORDER BY seq
+LIMIT $2 OFFSET $3;
 
 -- name: count_contacts_by_status
 SELECT coalesce((SELECT n FROM contact_counts WHERE campaign_id = $1 AND status = $2), 0);

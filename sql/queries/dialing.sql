@@ -2,7 +2,7 @@
 
 -- name: claim
 -- Claim up to $3 due contacts of running campaign $1 in one statement: due retries first,
--- then new contacts in import order from seq $4. Each claimed contact becomes in_progress with its
+-- then new contacts in import order with seqs in [$4, $4 + $5). Each claimed contact becomes in_progress with its
 -- attempt row written, before any dial. SKIP LOCKED + the status change make a second
 -- claim of the same contact impossible; the attempt cap is checked here and by the
 -- (campaign_id, contact_seq, attempt) key.
@@ -25,14 +25,14 @@ WITH campaign AS (
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), fresh AS (
-    -- From seq $4 on: the actor's cursor past the contacts it already claimed, whose
-    -- dead 'pending' index entries a scan from the start would walk over every time.
+    -- From seq $4 (the actor's cursor past the contacts it already claimed) to at most
+    -- $5 seqs further, on the primary key: pending contacts are not in the status index
+    -- (0004), and the window bounds the plan whatever it is, also one that would sort.
     SELECT c.seq FROM contacts c
-    WHERE c.campaign_id = $1 AND c.status = 'pending' AND c.seq >= $4
+    WHERE c.campaign_id = $1 AND c.seq >= $4 AND c.seq < $4 + $5 AND c.status = 'pending'
       AND EXISTS (SELECT 1 FROM campaign)
     ORDER BY c.seq
-    -- A plain LIMIT (the plan walks contacts_campaign_status in order and stops); the
-    -- retries taken are subtracted in `due`.
+    -- A plain LIMIT; the retries taken are subtracted in `due`.
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), due AS (
@@ -125,7 +125,8 @@ JOIN phone_numbers pn ON pn.id = cp.phone_number_id
 WHERE cp.id = $1;
 
 -- name: campaign
-SELECT id, account_id, status, max_concurrent_calls, retries_per_contact, retry_delay_seconds
+SELECT id, account_id, status, max_concurrent_calls, retries_per_contact, retry_delay_seconds,
+       contacts_total
 FROM campaigns WHERE id = $1;
 
 -- name: recover_interrupted

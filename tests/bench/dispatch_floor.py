@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 import asyncpg
 
 from gateway.sql import queries, query
+from gateway.store.dialing import FRESH_WINDOW
 from gateway.telephony.base import RETRYABLE
 
 CONCURRENCY = 100
@@ -89,6 +90,8 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
         finally:
             slots.release()
 
+    total = await connections[0].fetchval("SELECT contacts_total FROM campaigns WHERE id = $1",
+                                          campaign_id)
     writer = asyncio.create_task(recorder())
     started = time.perf_counter()
     from_seq = 0  # the same cursor the campaign actor keeps
@@ -99,7 +102,8 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
             while taken < BATCH and not slots.locked():
                 await slots.acquire()
                 taken += 1
-            rows = await run("fetch", claim_sql, campaign_id, now(), taken, from_seq)
+            rows = await run("fetch", claim_sql, campaign_id, now(), taken, from_seq,
+                             FRESH_WINDOW)
             from_seq = max([from_seq] + [row["seq"] + 1 for row in rows])
             for row in rows:
                 task = asyncio.create_task(call(row))
@@ -108,10 +112,10 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
             for _ in range(taken - len(rows)):
                 slots.release()
             if not rows:
+                if from_seq + FRESH_WINDOW < total:  # as the actor does: the next window
+                    from_seq += FRESH_WINDOW
+                    continue
                 if not calls:
-                    if from_seq:  # as the actor does before it concludes
-                        from_seq = 0
-                        continue
                     break
                 await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
         seconds = time.perf_counter() - started
