@@ -2,10 +2,10 @@
 
 -- name: claim
 -- Claim up to $3 due contacts of running campaign $1 in one statement: due retries first,
--- then new contacts in import order with seqs in [$4, $4 + $5). Each claimed contact becomes in_progress with its
--- attempt row written, before any dial. SKIP LOCKED + the status change make a second
--- claim of the same contact impossible; the attempt cap is checked here and by the
--- (campaign_id, contact_seq, attempt) key.
+-- then new contacts in import order with seqs in [$4, $4 + $5). Each claimed contact
+-- becomes in_progress with its attempt row written, before any dial. SKIP LOCKED + the
+-- status change make a second claim of the same contact impossible; the attempt cap is
+-- checked here and by the (campaign_id, contact_seq, attempt) key.
 WITH campaign AS (
     -- Nothing is claimed unless the campaign runs with an active agent and an enabled
     -- number, so a deactivation stops dialing at once, not at the actor's next check.
