@@ -172,7 +172,7 @@ async def dial_window(api: Api, pg: Pg, gateway, campaign_id: str, verb: str,
 
 async def run(ctx) -> list[Row]:
     count = ctx.size(full=1000, quick=100)
-    contacts = ctx.size(full=250_000, quick=30_000)
+    contacts = ctx.size(full=250_000, quick=100_000)
     window = ctx.size(full=5.0, quick=2.0)
     idle_window = ctx.size(full=10.0, quick=5.0)
     csv = contacts_csv(contacts)
