@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +15,6 @@ import trio
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 GRACE_SECONDS = 5  # what the tests give GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

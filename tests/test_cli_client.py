@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import sys
 import uuid
 
@@ -20,6 +19,7 @@ import trio
 from conftest import API_KEY, contacts_csv
 from engine_helpers import engine_settings, rule
 from gateway.cli_client import main
+from ports import free_tcp_port
 
 NO_DIALING = {"accounts": {"default_calls_per_minute": 0}}
 FAST_DIALING = {**engine_settings([rule("*", "answered", ring=0.05)]),
@@ -138,9 +138,7 @@ async def test_errors_are_one_line_on_stderr(cli, create, tmp_path):
 
 async def test_connection_refused_exits_1(monkeypatch):
     monkeypatch.setenv("GATEWAY_API_KEY", API_KEY)
-    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_tcp_port()  # free a moment ago: nothing listens
     monkeypatch.setenv("GATEWAY_BASE_URL", f"http://127.0.0.1:{port}")
     err = io.StringIO()
     code = await trio.to_thread.run_sync(lambda: main(["campaigns", "list"], stderr=err))

@@ -18,7 +18,8 @@ import trio
 
 from conftest import API_KEY, contacts_csv, multipart
 from engine_helpers import check_attempt_invariants
-from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env, free_port
+from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env
+from ports import free_tcp_port
 
 LIVE_CALLS = 5
 CONTACTS = 30
@@ -29,7 +30,7 @@ FAST_RULES = '[{pattern="*", outcome="answered", ring_seconds=0.01, talk_seconds
 def _gateway(workdir: Path, database_url: str, name: str, rules: str) -> GatewayProcess:
     """`gateway serve` on the test's database; logs go to files in ``workdir``."""
     return GatewayProcess(workdir, clean_env(
-        GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(free_port()),
+        GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(free_tcp_port()),
         GATEWAY_BOOTSTRAP_API_KEY=API_KEY, GATEWAY_LIMITS_MIN_RETRY_DELAY_SECONDS="0",
         GATEWAY_ENGINE_SCHEDULER_POLL_SECONDS="0.05",
         GATEWAY_ACCOUNTS_DEFAULT_CALLS_PER_MINUTE="1000000",

@@ -25,7 +25,8 @@ import trio
 import trio.testing
 
 from conftest import API_KEY, make_settings
-from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env, free_port
+from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env
+from ports import free_tcp_port
 from gateway.db import Database, DatabaseUnavailable
 from gateway.embedded_pg import (EmbeddedPostgresError, _Cluster, _find_bindir, _server_user,
                                  embedded_postgres)
@@ -47,7 +48,7 @@ needs_pg_binaries = pytest.mark.skipif(not HAVE_PG_BINARIES,
 async def test_serve_and_stop_on_signal(database_url, tmp_path, signum):
     key = generate_key()
     gateway = GatewayProcess(tmp_path, clean_env(
-        GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(free_port()),
+        GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(free_tcp_port()),
         GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
         GATEWAY_BOOTSTRAP_API_KEY=key), "gateway")
     try:
@@ -103,7 +104,7 @@ async def test_embedded_default_end_to_end(traversable_dir):
     assert "GATEWAY_DATABASE_URL" not in env and "GATEWAY_BOOTSTRAP_API_KEY" not in env
 
     # First start: a new cluster, a default account, its key printed once and saved 0600.
-    first = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_port())}, "first")
+    first = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_tcp_port())}, "first")
     try:
         await first.start()
         await first.wait_healthy(90)
@@ -133,7 +134,7 @@ async def test_embedded_default_end_to_end(traversable_dir):
     assert key not in first.stderr and password not in first.stderr + first.stdout
 
     # Second start on the same data dir: no new key, the old one works, data persisted.
-    second = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_port())}, "second")
+    second = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_tcp_port())}, "second")
     try:
         await second.start()
         await second.wait_healthy(90)

@@ -7,7 +7,6 @@ error comes from the real server (or a real refused connection).
 
 from __future__ import annotations
 
-import socket
 import uuid
 from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
@@ -22,6 +21,7 @@ from gateway.client import (APIConnectionError, AsyncClient, AuthenticationError
                             ConflictError, GatewayError, NotFoundError, PayloadTooLargeError,
                             ServerError, ServiceUnavailableError, ValidationError)
 from gateway.client.errors import error_from_response
+from ports import free_tcp_port
 
 SEED_TIME = "2027-05-10T18:00:00Z"
 # Nothing dials: lifecycle transitions only (0 calls per minute is the kill-switch).
@@ -251,9 +251,7 @@ async def test_a_csv_over_the_limit_is_payload_too_large(client, refs):
 
 
 async def test_connection_refused_is_api_connection_error():
-    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_tcp_port()  # free a moment ago: nothing listens
     with Client(f"http://127.0.0.1:{port}", API_KEY, timeout=5) as dead:
         with pytest.raises(APIConnectionError) as caught:
             dead.call_limits()

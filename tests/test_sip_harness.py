@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import socket
 import subprocess
 import uuid
 import xml.etree.ElementTree as ElementTree
@@ -27,20 +26,9 @@ import trio
 from gateway.config import SipSettings
 from gateway.telephony.base import DialRequest
 from gateway.telephony.sip import SipAdapter
+from ports import free_udp_port, udp_port_bound
 
 SCENARIOS = Path(__file__).parent / "sip"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def udp_port_bound(port: int) -> bool:
-    """Is some socket bound to this UDP port on 127.0.0.1 (or any address)?"""
-    with open("/proc/net/udp") as table:
-        return any(line.split()[1].endswith(f":{port:04X}") for line in table.readlines()[1:])
 
 
 class Sipp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import trio
@@ -107,3 +108,24 @@ def test_close_wakes_every_lane():
         return ended
 
     assert _run(main) == [True] * (3 * LANE_SIZE)
+
+
+def test_a_stream_that_ends_frees_its_seat_for_the_next():
+    """Streams that come and go reuse the seats of those that ended: the lanes a tick
+    walks stay as many as the streams need, however many have come and gone."""
+
+    async def main():
+        snapshots = Snapshots(db=None, tick_seconds=1.0)
+        with snapshots.watch(CAMPAIGN) as first:  # keeps the cell alive throughout
+            for _ in range(3 * LANE_SIZE):
+                with snapshots.watch(CAMPAIGN):
+                    pass
+            with snapshots.watch(CAMPAIGN) as later:
+                assert later.lane == first.lane == 0
+            with contextlib.ExitStack() as crowd:
+                lanes = [crowd.enter_context(snapshots.watch(CAMPAIGN)).lane
+                         for _ in range(LANE_SIZE)]
+            assert lanes == [0] * (LANE_SIZE - 1) + [1]  # the first lane fills, then one more
+            return len(first.cell.lanes)
+
+    assert _run(main) == 2

@@ -66,9 +66,9 @@ class _Cell:
     value: dict | None = None
     encoded: str = ""  # value as compact JSON, made once per publish for every stream
     version: int = 0
-    watchers: int = 0
-    seats: int = 0  # watchers ever seated: watcher n waits in lane n // LANE_SIZE
-    lanes: list[trio.Event] = attrs.field(factory=list)  # each replaced when it is set
+    # Lane i: the Event its streams wait on (replaced when it is set) and how many they are.
+    lanes: list[trio.Event] = attrs.field(factory=list)
+    seated: list[int] = attrs.field(factory=list)
 
 
 @attrs.frozen(eq=False)
@@ -116,27 +116,32 @@ class Snapshots:
         if snapshot is not None:
             cell.value, cell.version = snapshot, cell.version + 1
             cell.encoded = encode(snapshot)
-        lanes = cell.lanes
+        lanes, woken = cell.lanes, 0
         for index in range(len(lanes)):
-            if index:
+            if not cell.seated[index]:
+                continue
+            if woken:
                 await trio.lowlevel.checkpoint()  # the previous lane's streams run now
             event, lanes[index] = lanes[index], trio.Event()
             event.set()
+            woken += 1
 
     @contextlib.contextmanager
     def watch(self, campaign_id: uuid.UUID):
         """Register interest: while any stream watches, the actor refreshes the campaign."""
         cell = self._cells.setdefault(campaign_id, _Cell())
-        lane = cell.seats // LANE_SIZE
-        cell.seats += 1
-        while len(cell.lanes) <= lane:
+        # The first lane with a free seat (one a stream that ended left, or a new lane), so
+        # streams that come and go do not grow the lanes a tick walks.
+        lane = next((i for i, n in enumerate(cell.seated) if n < LANE_SIZE), len(cell.seated))
+        if lane == len(cell.seated):
             cell.lanes.append(trio.Event())
-        cell.watchers += 1
+            cell.seated.append(0)
+        cell.seated[lane] += 1
         try:
             yield Watch(cell, lane)
         finally:
-            cell.watchers -= 1
-            if cell.watchers == 0:
+            cell.seated[lane] -= 1
+            if not any(cell.seated):
                 del self._cells[campaign_id]
 
     async def newer(self, watch: Watch, seen: int, deadline: float) -> bool:

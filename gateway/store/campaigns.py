@@ -185,12 +185,12 @@ async def contacts_page(db: Database, campaign: Campaign, number: int,
         start = offset(number)
         rows = await db.fetch("campaigns.contacts_range", campaign.id, start, start + PAGE_SIZE)
         total = campaign.contacts_total
-    elif status == "pending":  # not in the status index: see its query
-        rows = await db.fetch("campaigns.pending_contacts", campaign.id, PAGE_SIZE,
-                              offset(number))
-        total = await db.fetchval("campaigns.count_contacts_by_status", campaign.id, status)
     else:
-        rows = await db.fetch("campaigns.contacts_by_status", campaign.id, status, PAGE_SIZE,
-                              offset(number))
+        if status == "pending":  # not in the status index: see its query
+            rows = await db.fetch("campaigns.pending_contacts", campaign.id, PAGE_SIZE,
+                                  offset(number))
+        else:
+            rows = await db.fetch("campaigns.contacts_by_status", campaign.id, status,
+                                  PAGE_SIZE, offset(number))
         total = await db.fetchval("campaigns.count_contacts_by_status", campaign.id, status)
     return Page([from_row(Contact, row) for row in rows], number, total)

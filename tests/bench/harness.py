@@ -11,7 +11,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import trio
 import trio_asyncio
 
 from tests.multipart_body import multipart
+from tests.ports import free_tcp_port
 
 ADMIN_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -78,12 +78,6 @@ def median(values: list[float]) -> float:
 
 
 # -- processes and /proc ------------------------------------------------------------------
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS, VmHWM... of a process, in bytes."""

@@ -18,7 +18,6 @@ is not ``answered``, plus the UAS's ``FailedCall(C)``.
 from __future__ import annotations
 
 import csv
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,22 +29,12 @@ import trio
 from tests.bench.dispatch import attempt_stats
 from tests.bench.harness import (HERE, Api, Pg, Row, campaign_status, contacts_csv,
                                  fresh_database, gateway_process, maybe_profile)
+from tests.ports import free_udp_port, udp_port_bound
 
 NAME = "sip"
 CONCURRENT = 100
 TALK_MS = 100
 SCENARIO = HERE / "sip" / "uas.xml"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def udp_port_bound(port: int) -> bool:
-    with open("/proc/net/udp") as table:
-        return any(line.split()[1].endswith(f":{port:04X}") for line in table.readlines()[1:])
 
 
 def statistics(path: Path) -> dict[str, str]:
