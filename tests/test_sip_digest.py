@@ -1,11 +1,15 @@
-"""Digest authentication against the RFCs' worked examples (no network)."""
+"""Digest authentication against the RFCs' worked examples (no network), and the rule that
+only the trunk's challenges are answered (against sipp)."""
 
 from __future__ import annotations
 
 import pytest
+import trio
 
 from gateway.telephony.sip.digest import (Challenge, DigestError, authorization,
                                           digest_response, parse_auth_params, parse_challenge)
+from test_sip_harness import (Answers, LossyRelay, dial_request, running_adapter, sip_settings,
+                               sipp_uas)
 
 
 def test_rfc_2617_worked_example():
@@ -77,3 +81,19 @@ def test_auth_int_only_is_unanswerable():
     challenge = parse_challenge('Digest realm="r", nonce="n", qop="auth-int"')
     with pytest.raises(DigestError):
         digest_response(challenge, username="u", password="p", method="INVITE", uri="sip:x")
+
+
+async def test_challenge_from_beyond_the_trunk_is_not_answered(tmp_path):
+    """The BYE goes to the 200's Contact (sipp itself), not to the proxy (a relay in front
+    of sipp): that 401 is a final like any other, and no credentials leave for it."""
+    async with sipp_uas("bye_challenge.xml", tmp_path) as sipp, trio.open_nursery() as nursery:
+        relay = await nursery.start(LossyRelay(("127.0.0.1", sipp.port), lambda _: False).run)
+        settings = sip_settings(f"127.0.0.1:{relay.address[1]}", max_call_seconds=1,
+                                username="gateway", password="s3cret")
+        async with running_adapter(settings) as adapter:
+            result = await adapter.dial(dial_request(), Answers())
+        assert await sipp.wait() == 0, sipp.errors()
+        nursery.cancel_scope.cancel()
+    assert (result.outcome, result.sip_status) == ("answered", 200)
+    log = sipp.messages()
+    assert log.count("BYE sip:") == 1 and "Authorization:" not in log

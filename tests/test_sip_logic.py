@@ -4,6 +4,7 @@ recording transport stands in where the socket is not the subject."""
 from __future__ import annotations
 
 import pytest
+import trio
 
 from gateway.telephony.sip.dialog import Dialog
 from gateway.telephony.sip.headers import parse_name_addr, top_via
@@ -128,7 +129,7 @@ def _request_bytes(method: str, call_id: str = "other", branch: str = "z9hG4bKr"
 
 
 async def test_transport_routes_and_answers_statelessly():
-    transport = SipTransport(None, ("198.51.100.7", 5062))
+    transport = SipTransport(None, ("198.51.100.7", 5062), PROXY)
     source = ("192.0.2.9", 5060)
     assert transport.dispatch(_request_bytes("OPTIONS"), source)[0].startswith(
         b"SIP/2.0 200 OK")
@@ -139,24 +140,51 @@ async def test_transport_routes_and_answers_statelessly():
 
     invite = _invite()
     with transport.open_inbox("c1@h") as inbox:
-        inbox.watch_transaction("z9hG4bKinv", "INVITE")
-        assert transport.dispatch(_response(invite, 180, "Ringing").encode(), source) is None
+        inbox.watch_transaction("z9hG4bKinv", "INVITE", PROXY)
+        assert transport.dispatch(_response(invite, 180, "Ringing").encode(), PROXY) is None
         assert (await inbox.receive()).message.status == 180
         # A 2xx whose transaction is over still reaches the call, by Call-ID.
         inbox.forget_transaction("z9hG4bKinv", "INVITE")
-        transport.dispatch(_response(invite, 200, "OK").encode(), source)
+        transport.dispatch(_response(invite, 200, "OK").encode(), PROXY)
         assert (await inbox.receive()).message.status == 200
-        transport.dispatch(_request_bytes("BYE", call_id="c1@h"), source)
+        transport.dispatch(_request_bytes("BYE", call_id="c1@h"), (PROXY[0], 5999))
         assert (await inbox.receive()).message.method == "BYE"
     # Gone with the call: a non-2xx is stray now, unless Timer D still ACKs it.
-    assert transport.dispatch(_response(invite, 486, "Busy").encode(), source) is None
+    assert transport.dispatch(_response(invite, 486, "Busy").encode(), PROXY) is None
     transport.linger_invite("z9hG4bKinv", b"ACK...", PROXY, 32)
-    assert transport.dispatch(_response(invite, 486, "Busy").encode(), source) == (
+    assert transport.dispatch(_response(invite, 486, "Busy").encode(), PROXY) == (
         b"ACK...", PROXY)
+    stats = transport.statistics()
+    assert (stats.received, stats.delivered, stats.replied) == (10, 3, 4)
+    assert (stats.malformed, stats.stray, stats.dropped) == (1, 2, 3)
+
+
+async def test_transport_takes_responses_and_requests_only_from_their_peers():
+    transport = SipTransport(None, ("198.51.100.7", 5062), PROXY)
+    invite, elsewhere = _invite(), ("203.0.113.66", 5060)
+    with transport.open_inbox("c1@h") as inbox:
+        inbox.watch_transaction("z9hG4bKinv", "INVITE", PROXY)
+        for status in (180, 486, 200):  # a forged final from a third party: dropped
+            assert transport.dispatch(_response(invite, status, "X").encode(),
+                                      elsewhere) is None
+        assert transport.dispatch(_response(invite, 200, "X").encode(), (PROXY[0], 5061)) \
+            is None  # the proxy's host, another port: not where the INVITE went
+        # A request for the call: from the proxy's host or an accepted next hop only.
+        assert transport.dispatch(_request_bytes("BYE", call_id="c1@h"), elsewhere) is None
+        inbox.accept_requests_from(elsewhere[0])
+        transport.dispatch(_request_bytes("BYE", call_id="c1@h"), elsewhere)
+        assert (await inbox.receive()).source == elsewhere
+        inbox.forget_transaction("z9hG4bKinv", "INVITE")
+        transport.linger_invite("z9hG4bKinv", b"ACK...", PROXY, 32)
+        assert transport.dispatch(_response(invite, 486, "X").encode(), elsewhere) is None
+        with pytest.raises(trio.WouldBlock):
+            inbox._receive.receive_nowait()  # nothing else got through
+    stats = transport.statistics()
+    assert (stats.unexpected_source, stats.delivered, stats.dropped) == (6, 1, 6)
 
 
 async def test_transport_repeats_answers_to_retransmitted_requests():
-    transport = SipTransport(None, ("198.51.100.7", 5062))
+    transport = SipTransport(None, ("198.51.100.7", 5062), PROXY)
     bye = parse(_request_bytes("BYE", call_id="c2"))
     answer = _response(bye, 200, "OK")
     transport.remember_response(bye, answer, ("192.0.2.9", 5060))

@@ -29,7 +29,8 @@ from gateway.telephony.sip.headers import split_host_port
 from gateway.telephony.sip.message import SipParseError
 from gateway.telephony.sip.outgoing import SipProfile
 from gateway.telephony.sip.transaction import Timers
-from gateway.telephony.sip.transport import Address, SipTransport
+from gateway.telephony.sip.transport import (Address, SipTransport, TransportStatistics,
+                                             resolve)
 
 log = get_logger(__name__)
 
@@ -40,6 +41,12 @@ class SipAdapter:
         self._proxy = self._parse_proxy()  # ConfigError now, not when serving starts
         self._transport: SipTransport | None = None
         self._profile: SipProfile | None = None
+        self._final_statistics = TransportStatistics()
+
+    @property
+    def settings(self):
+        """The ``[telephony.sip]`` settings it was made with (for error messages)."""
+        return self._settings
 
     @property
     def local_address(self) -> Address:
@@ -47,6 +54,12 @@ class SipAdapter:
         if self._transport is None:
             raise RuntimeError("the SIP adapter is not running")
         return self._transport.local_host, self._transport.local_port
+
+    def statistics(self) -> TransportStatistics:
+        """What the transport did with the datagrams it read (the last run's, once it
+        ended): how many were delivered to calls, answered, and dropped, by reason."""
+        transport = self._transport
+        return self._final_statistics if transport is None else transport.statistics()
 
     async def run(self, *, task_status: trio.TaskStatus[SipAdapter] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -56,8 +69,8 @@ class SipAdapter:
         with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
             await sock.bind((settings.bind_host, settings.bind_port))
             port = sock.getsockname()[1]
-            transport = SipTransport(sock, (settings.bind_host, port))
-            proxy_addr = await transport.resolve(proxy_host, proxy_port)
+            proxy_addr = await resolve(proxy_host, proxy_port)
+            transport = SipTransport(sock, (settings.bind_host, port), proxy_addr)
             transport.local_host = await self._local_host(proxy_addr)
             self._profile = SipProfile(
                 proxy_host=proxy_host, proxy_port=proxy_port, proxy_addr=proxy_addr,
@@ -76,6 +89,7 @@ class SipAdapter:
             try:
                 await transport.serve()
             finally:
+                self._final_statistics = transport.statistics()
                 self._transport = None
 
     def _parse_proxy(self) -> tuple[str, int]:

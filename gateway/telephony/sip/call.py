@@ -10,9 +10,15 @@ come (RFC 3261 §9.1 forbids it earlier; Timer B still bounds a silent peer) and
 A 2xx that crosses our CANCEL is ACKed and hung up at once (§15): nobody was connected in
 time, so the outcome is ``no_answer`` (sip_status 200) and ``on_answer`` is not called.
 
-Errors: a transport error (send failure, unresolvable Contact, transport stopped) ends the
-call: ``failed`` if it was not answered, else ``answered`` ended now. Exceptions from
-``on_answer`` propagate (after the BYE below).
+Errors: a transport error (send failure, transport stopped) ends the call: ``failed`` if
+it was not answered, else ``answered`` ended now. Exceptions from ``on_answer`` propagate
+(after the BYE below); nothing else does: what a peer sends is handled or dropped (a reply
+that cannot be built is not sent), and a bug met on the way is logged at error level and
+ends the call like a transport error, cleaned up as below, so the campaign goes on.
+
+Digest challenges are answered only for requests sent to the proxy (the trunk holding the
+credentials): a 401/407 to a BYE sent straight to the far end is a final response like
+any other, so credentials never go anywhere but the trunk.
 
 Cancellation (shutdown): whenever ``run`` exits without a result, the clean-up runs
 shielded and bounded by ``CLEANUP_SECONDS``: BYE if answered, else CANCEL and wait for the
@@ -32,7 +38,7 @@ from gateway.telephony.base import AnswerCallback, CallResult, DialRequest
 from gateway.telephony.sip.dialog import Dialog
 from gateway.telephony.sip.digest import DigestError, authorization, parse_challenge
 from gateway.telephony.sip.headers import make_response, new_branch, new_tag
-from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse
+from gateway.telephony.sip.message import SipParseError, SipResponse
 from gateway.telephony.sip.outcomes import outcome_for_status
 from gateway.telephony.sip.outgoing import SipProfile, build_cancel, build_invite
 from gateway.telephony.sip.transaction import (CallTransactions, ClientTransaction,
@@ -60,6 +66,7 @@ class OutboundCall:
         self.cancel_wanted = False
         self._cancel_sent_at = math.inf
         self._credentials: dict[tuple[str, str], str] = {}
+        self._callback_error: Exception | None = None
         self._log = log.bind(call_id=str(request.call_id), sip_call_id=self.call_id)
 
     async def run(self, on_answer: AnswerCallback) -> CallResult:
@@ -70,6 +77,11 @@ class OutboundCall:
                 result = await self._dial(on_answer)
                 finished = True
                 return result
+            except Exception as exc:
+                if exc is self._callback_error:
+                    raise
+                self._log.error("sip.call_crashed", exc_info=exc)
+                return self._result("answered" if self.answered_at else "failed", None)
             finally:
                 if not finished:
                     with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
@@ -95,8 +107,8 @@ class OutboundCall:
                 if final is None:  # Timer B: no response at all; or no final after CANCEL
                     return self._result("failed" if self.invite.timed_out else "no_answer",
                                         None)
-                if final.status in _CHALLENGES and \
-                        self._answer_challenge(invite, final, self._credentials):
+                if final.status in _CHALLENGES and self._answer_challenge(
+                        transaction, final, self._credentials):
                     continue
                 if final.status >= 300:
                     return self._result(outcome_for_status(final.status), final.status)
@@ -109,12 +121,17 @@ class OutboundCall:
         credentials = self._credentials if credentials is None else credentials
         return [(kind, value) for (kind, _), value in credentials.items()]
 
-    def _answer_challenge(self, request: SipRequest, response: SipResponse,
+    def _answer_challenge(self, transaction: ClientTransaction, response: SipResponse,
                           credentials: dict[tuple[str, str], str]) -> bool:
-        """Add to ``credentials`` the answer to a 401/407; False if there are none to give
-        or this realm was already answered (one retry per challenge)."""
+        """Add to ``credentials`` the answer to a 401/407; False if there are none to give,
+        this realm was already answered (one retry per challenge), or the request did not
+        go to the proxy (the transport only takes its responses from where it went)."""
         source, kind = _CHALLENGES[response.status]
+        request = transaction.request
         if not self.profile.username:
+            return False
+        if transaction.dest != self.profile.proxy_addr:
+            self._log.info("sip.challenge_not_from_trunk", status=response.status)
             return False
         for value in response.get_all(source):
             try:
@@ -164,14 +181,18 @@ class OutboundCall:
                 build_cancel(invite.request), invite.dest, self.profile.timers))
 
     async def _talk(self, final: SipResponse, on_answer: AnswerCallback) -> CallResult:
-        self.dialog = Dialog.from_2xx(self.profile, self.invite.request, final)
+        self._open_dialog(final)
         await self._send_ack()
         if self.cancel_wanted:  # answered after our CANCEL: hang up at once
             await self._hang_up()
             return self._result("no_answer", final.status)
         self.answered_at = utcnow()
         hang_up_at = trio.current_time() + self.profile.max_call
-        await on_answer(self.answered_at)
+        try:
+            await on_answer(self.answered_at)
+        except Exception as exc:
+            self._callback_error = exc  # the engine's own error: it propagates as it is
+            raise
         while not self.ended:
             event = await self.txns.next(hang_up_at)
             if event is None:
@@ -180,9 +201,13 @@ class OutboundCall:
                 await self._on_incoming(event)
         return self._result("answered", final.status)
 
+    def _open_dialog(self, final: SipResponse) -> None:
+        self.dialog = Dialog.from_2xx(self.profile, self.invite.request, final)
+        # The far end's requests (BYE) may come from the next hop as well as the proxy.
+        self.txns.inbox.accept_requests_from(self.dialog.destination()[0])
+
     async def _send_ack(self) -> None:
-        await self.transport.send(self.dialog.ack_for_2xx(),
-                                  await self.dialog.destination(self.transport))
+        await self.transport.send(self.dialog.ack_for_2xx(), self.dialog.destination())
 
     async def _hang_up(self) -> None:
         """BYE, and wait for its final response (Timer F bounds the wait); a 401/407 is
@@ -193,11 +218,11 @@ class OutboundCall:
             bye = self.dialog.request("BYE", self.cseq,
                                       extra=tuple(self._auth_headers(credentials)))
             transaction = NonInviteClientTransaction(
-                bye, await self.dialog.destination(self.transport), self.profile.timers)
+                bye, self.dialog.destination(), self.profile.timers)
             await self.txns.start(transaction)
             final = await self._until_done(transaction)
             if final is not None and final.status in _CHALLENGES and \
-                    self._answer_challenge(bye, final, credentials):
+                    self._answer_challenge(transaction, final, credentials):
                 continue
             self.ended = True
 
@@ -218,20 +243,29 @@ class OutboundCall:
         if message.method == "ACK":
             return
         ours = self.dialog is not None and self.dialog.matches(message)
+        try:
+            if message.method == "BYE" and ours:
+                response = make_response(message, 200, "OK")
+            elif message.method == "OPTIONS":
+                response = make_response(message, 200, "OK", extra=(("Allow", ALLOW),))
+            elif message.method == "INVITE" and ours:  # re-INVITE: no media to renegotiate
+                response = make_response(message, 488, "Not Acceptable Here")
+            elif not ours:
+                response = make_response(message, 481, "Call/Transaction Does Not Exist")
+            else:
+                response = make_response(message, 501, "Not Implemented")
+            data = response.encode()
+            self.transport.remember_response(message, data, incoming.source)
+        except ValueError as exc:  # SipParseError included: drop it, the peer retransmits
+            self._log.debug("sip.reply_unsendable", method=message.method, error=str(exc))
+            return
         if message.method == "BYE" and ours:
-            response = make_response(message, 200, "OK")
             self.ended = True
             self._log.info("sip.remote_hangup")
-        elif message.method == "OPTIONS":
-            response = make_response(message, 200, "OK", extra=(("Allow", ALLOW),))
-        elif message.method == "INVITE" and ours:  # re-INVITE: no media to renegotiate
-            response = make_response(message, 488, "Not Acceptable Here")
-        elif not ours:
-            response = make_response(message, 481, "Call/Transaction Does Not Exist")
-        else:
-            response = make_response(message, 501, "Not Implemented")
-        self.transport.remember_response(message, response, incoming.source)
-        await self.transport.send(response, incoming.source)
+        try:
+            await self.transport.send(data, incoming.source)
+        except TransportError as exc:  # a lost reply: the peer retransmits, the call goes on
+            self._log.debug("sip.reply_failed", error=str(exc))
 
     async def _abandon(self) -> None:
         """Clean-up after cancellation or an error: leave nothing open at the peer."""
@@ -243,7 +277,7 @@ class OutboundCall:
                 await self._maybe_cancel()
                 final = await self._await_final()
                 if final is not None and final.status < 300:
-                    self.dialog = Dialog.from_2xx(self.profile, self.invite.request, final)
+                    self._open_dialog(final)
                     await self._send_ack()
                     await self._hang_up()
         except (TransportError, SipParseError) as exc:

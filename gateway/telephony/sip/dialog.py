@@ -3,18 +3,26 @@
 Holds what in-dialog requests need: the remote tag (the 200's To), the remote target (its
 Contact) and the route set (its Record-Route, reversed). Requests are sent to the first
 route if there is one, else to the remote target; a strict router (a first route without
-``lr``) gets the §12.2.1.1 treatment. Pure state and builders: no I/O here except name
-resolution of the next hop, which raises ``TransportError`` when it fails.
+``lr``) gets the §12.2.1.1 treatment. Pure state and builders, no I/O.
+
+Built from what the peer sent, so total: an unusable Contact leaves the Request-URI (the
+proxy) as the target, an unusable Record-Route is ignored, a tag that cannot be read is
+empty. The next hop's address (:meth:`Dialog.destination`) is the hop itself when it is a
+numeric IPv4 address, else the proxy's: host names a peer writes into Contact or
+Record-Route are never looked up (a peer must not make us resolve names of its choosing),
+and the proxy routes such a request by its Request-URI and Route.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 import attrs
 
 from gateway.telephony.sip.headers import new_branch, parse_name_addr, parse_uri
 from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse
 from gateway.telephony.sip.outgoing import SipProfile
-from gateway.telephony.sip.transport import Address, SipTransport
+from gateway.telephony.sip.transport import Address
 
 
 @attrs.define
@@ -44,8 +52,12 @@ class Dialog:
         except SipParseError:
             pass
         routes = list(reversed(response.get_all("record-route")))
-        return cls(profile, invite.call_id, local, remote,
-                   parse_name_addr(local).tag or "", parse_name_addr(remote).tag or "",
+        try:
+            for route in routes:
+                parse_uri(parse_name_addr(route).uri)
+        except SipParseError:
+            routes = []  # a route we cannot follow: straight to the target (or the proxy)
+        return cls(profile, invite.call_id, local, remote, _tag(local), _tag(remote),
                    target, routes, invite)
 
     def _next_hop(self) -> tuple[str, list[str], str]:
@@ -57,10 +69,16 @@ class Dialog:
             return self.remote_target, list(self.route_set), first
         return first, [*self.route_set[1:], f"<{self.remote_target}>"], first
 
-    async def destination(self, transport: SipTransport) -> Address:
+    def destination(self) -> Address:
+        """Where in-dialog requests go: a numeric next hop itself, else the proxy."""
         _, _, hop = self._next_hop()
         uri = parse_uri(hop)
-        return await transport.resolve(uri.params.get("maddr", uri.host), uri.port)
+        host = uri.params.get("maddr", uri.host)
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return self.profile.proxy_addr
+        return host, uri.port or 5060
 
     def request(self, method: str, cseq: int, *,
                 extra: tuple[tuple[str, str], ...] = ()) -> SipRequest:
@@ -82,9 +100,12 @@ class Dialog:
 
     def matches(self, request: SipRequest) -> bool:
         """Is this in-dialog request ours: its From tag the remote tag, its To tag ours?"""
-        try:
-            from_tag = parse_name_addr(request.get("from") or "").tag
-            to_tag = parse_name_addr(request.get("to") or "").tag
-        except SipParseError:
-            return False
-        return from_tag == self.remote_tag and to_tag == self.local_tag
+        from_tag, to_tag = _tag(request.get("from") or ""), _tag(request.get("to") or "")
+        return bool(to_tag) and from_tag == self.remote_tag and to_tag == self.local_tag
+
+
+def _tag(value: str) -> str:
+    try:
+        return parse_name_addr(value).tag or ""
+    except SipParseError:
+        return ""

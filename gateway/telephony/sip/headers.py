@@ -8,6 +8,7 @@ control character from a CSV cell can reach the wire.
 
 from __future__ import annotations
 
+import re
 import secrets
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ import attrs
 from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse
 
 BRANCH_MAGIC = "z9hG4bK"
+_PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only: int() reads "²" or "٣" otherwise
 
 
 def new_branch() -> str:
@@ -84,7 +86,7 @@ def split_host_port(text: str) -> tuple[str, int | None]:
         raise SipParseError(f"bad host {text[:60]!r}")
     if not port_text:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if _PORT.fullmatch(port_text) is None or not 0 < int(port_text) < 65536:
         raise SipParseError(f"bad port {port_text[:10]!r}")
     return host, int(port_text)
 

@@ -6,13 +6,20 @@ case-insensitive and understand the compact forms (``v`` is Via, ``i`` Call-ID..
 fields that hold comma-separated lists (Via, Route, Record-Route, Contact...) are split into
 their elements by :meth:`SipMessage.get_all`.
 
-Errors: anything that cannot be read as SIP raises :class:`SipParseError`; the transport
-logs and drops such a datagram. :func:`parse` also checks the header fields every message
-must carry (Via, From, To, Call-ID, CSeq), so the layers above never meet a message
-without them. Serialising writes ``Content-Length`` itself, from the body.
+Errors: anything that cannot be read as SIP raises :class:`SipParseError` (and nothing
+else, whatever the bytes); the transport counts and drops such a datagram. :func:`parse`
+also checks the header fields every message must carry (Via, From, To, Call-ID, CSeq), so
+the layers above never meet a message without them. Numbers are read with ASCII patterns
+only (``str.isdigit`` takes ``²`` or Arabic-Indic digits that ``int`` refuses or reads
+otherwise). Control characters other than tab are refused anywhere in the start line and
+header fields (RFC 3261 allows none there), so any value of a parsed message can be copied
+into a message we send: encoding it cannot fail. Serialising writes ``Content-Length``
+itself, from the body.
 """
 
 from __future__ import annotations
+
+import re
 
 import attrs
 
@@ -32,6 +39,13 @@ CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Auth
 LIST_HEADERS = frozenset({"via", "route", "record-route", "contact", "allow", "supported",
                           "require", "proxy-require", "unsupported", "accept"})
 REQUIRED = ("via", "from", "to", "call-id", "cseq")
+# Once CRLF is LF: every C0 control but tab and LF (the line ends), so a lone CR too; DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")  # RFC 3261 §25.1 token
+_CSEQ = re.compile(r"([0-9]{1,10})[ \t]+([A-Za-z0-9.!%*_+`'~-]+)")
+_LENGTH = re.compile(r"[0-9]{1,10}")
+_STATUS = re.compile(r"[1-6][0-9][0-9]")
+_METHOD = re.compile(r"[A-Z]+")
 
 
 class SipParseError(ValueError):
@@ -131,10 +145,10 @@ class SipResponse(SipMessage):
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
-    parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
-        raise SipParseError(f"bad CSeq {value!r}")
-    return int(parts[0]), parts[1].upper()
+    match = _CSEQ.fullmatch(value.strip())
+    if match is None or int(match[1]) >= 2**31:
+        raise SipParseError(f"bad CSeq {value[:40]!r}")
+    return int(match[1]), match[2].upper()
 
 
 def parse(data: bytes) -> SipRequest | SipResponse:
@@ -152,13 +166,16 @@ def parse(data: bytes) -> SipRequest | SipResponse:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SipParseError("header fields are not UTF-8") from exc
-    lines = text.replace("\r\n", "\n").split("\n")
+    text = text.replace("\r\n", "\n")
+    if _CONTROL.search(text):
+        raise SipParseError("control character in the start line or a header field")
+    lines = text.split("\n")
     start, fields = lines[0], _unfold(lines[1:])
     headers = tuple(fields)
     length = [value for name, value in headers if normalise(name) == "content-length"]
     if length:
-        if not length[0].strip().isdigit():
-            raise SipParseError(f"bad Content-Length {length[0]!r}")
+        if _LENGTH.fullmatch(length[0]) is None:
+            raise SipParseError(f"bad Content-Length {length[0][:20]!r}")
         size = int(length[0])
         if size > len(body):
             raise SipParseError("body shorter than Content-Length")
@@ -181,7 +198,7 @@ def _unfold(lines: list[str]) -> list[tuple[str, str]]:
             continue
         name, colon, value = line.partition(":")
         name = name.strip()
-        if not colon or not name or any(c in name for c in ' \t"(),/;<=>?@[\\]{}'):
+        if not colon or _TOKEN.fullmatch(name) is None:
             raise SipParseError(f"bad header line {line[:40]!r}")
         fields.append([name, value.strip()])
     return [(name, value) for name, value in fields]
@@ -192,10 +209,10 @@ def _start(line: str, headers, body: bytes) -> SipRequest | SipResponse:
     if len(parts) != 3:
         raise SipParseError(f"bad start line {line[:60]!r}")
     if parts[0] == SIP_VERSION:
-        if not (parts[1].isdigit() and len(parts[1]) == 3 and 100 <= int(parts[1]) <= 699):
+        if _STATUS.fullmatch(parts[1]) is None:
             raise SipParseError(f"bad status code {parts[1][:10]!r}")
         return SipResponse(headers, body, status=int(parts[1]), reason=parts[2])
     method, uri, version = parts
-    if version != SIP_VERSION or not method.isalpha() or not method.isupper() or not uri:
+    if version != SIP_VERSION or _METHOD.fullmatch(method) is None or not uri:
         raise SipParseError(f"bad request line {line[:60]!r}")
     return SipRequest(headers, body, method=method, uri=uri)

@@ -1,4 +1,4 @@
-"""Final SIP status → call outcome (SPEC §6)."""
+"""Final SIP status → call outcome."""
 
 from __future__ import annotations
 

@@ -162,7 +162,7 @@ class CallTransactions:
 
     async def start(self, transaction: ClientTransaction) -> ClientTransaction:
         key = (transaction.branch, transaction.request.method)
-        self.inbox.watch_transaction(*key)
+        self.inbox.watch_transaction(*key, transaction.dest)  # its responses: from dest only
         self._live[key] = transaction
         try:
             await transaction.start(self.transport)

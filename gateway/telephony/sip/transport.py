@@ -11,31 +11,80 @@ retransmission) and every request go to the call that owns the Call-ID. What is 
 - other requests get a stateless answer (OPTIONS 200, INVITE 603, else 481); stray
   responses are dropped.
 
-Errors: a datagram that does not parse is logged (``sip.malformed``) and dropped; a full
-call inbox drops the datagram (UDP peers retransmit); a socket error while reading is
-logged and reading goes on. :meth:`SipTransport.send` raises :class:`TransportError`. When
-:meth:`serve` ends (cancelled at shutdown), every call inbox is closed, so calls still
-waiting see :class:`TransportError` instead of waiting for their timers.
+What is accepted from where (anyone can send a UDP datagram with any source port, so the
+transport only takes from a peer what that peer may legitimately send):
+
+- A response is accepted only from the address its request was sent to: the proxy for
+  INVITE and CANCEL (and for retransmitted 2xx, which come back along the INVITE's Via
+  path), the dialog's next hop for BYE. The same response from anywhere else is dropped
+  (``unexpected_source``), so a forged 486 or 200 from a third party cannot end or answer
+  a call, nor feed it a digest challenge.
+- A request for a live call (the far end's BYE) is accepted only from a host the call
+  talks to: the proxy's, or the dialog's next hop's (its first route, else its remote
+  target). Hosts, not ports: RFC 3261 does not make a UA send requests from the port it
+  listens on. From any other host it is dropped without an answer (no 481 to a probe).
+- Requests for no live call get the stateless answers above, whoever sends them (they
+  are no larger than the request, and reveal nothing about live calls).
+
+Handling a datagram is total: what does not parse is counted ``malformed``; a reply that
+cannot be built is counted ``unsendable``; every other drop has its counter too (see
+:class:`TransportStatistics`), and is logged at debug level with its source. Nothing a
+peer sends raises out of :meth:`SipTransport.dispatch` or :meth:`SipTransport.serve`; a
+bug met on the way is logged at error level, counted in ``errors`` and the datagram
+dropped. State keyed by what peers send is bounded: the Timer D and answered-request
+tables hold at most ``MAX_TABLE`` entries each, with expiry (:mod:`.bounded`); a call's
+inbox holds ``INBOX_SIZE`` messages, and a full inbox drops the datagram (UDP peers
+retransmit); names are only resolved for the proxy, at start-up (:func:`resolve`).
+
+Errors: a socket error while reading is logged and reading goes on.
+:meth:`SipTransport.send` raises :class:`TransportError`. When :meth:`serve` ends
+(cancelled at shutdown), every call inbox is closed, so calls still waiting see
+:class:`TransportError` instead of waiting for their timers.
 """
 
 from __future__ import annotations
+
+import collections
 
 import attrs
 import trio
 
 from gateway.logs import get_logger
-from gateway.telephony.sip.headers import make_response, split_host_port, top_via
+from gateway.telephony.sip.bounded import ExpiringTable
+from gateway.telephony.sip.headers import make_response, top_via
 from gateway.telephony.sip.message import (MAX_DATAGRAM, SipParseError, SipRequest,
                                            SipResponse, parse)
 
 log = get_logger(__name__)
 Address = tuple[str, int]
 INBOX_SIZE = 64
+MAX_TABLE = 4096
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 
 
 class TransportError(Exception):
     """The message cannot be sent, or the transport has stopped."""
+
+
+@attrs.frozen
+class TransportStatistics:
+    """What the transport did with the datagrams it read (as trio's ``statistics()``).
+    ``received == delivered + replied + dropped``."""
+
+    received: int = 0           # datagrams read
+    delivered: int = 0          # handed to a call
+    replied: int = 0            # answered here: stateless, repeated answer, Timer D ACK
+    malformed: int = 0          # not a SIP message this UA can read
+    unexpected_source: int = 0  # a response or call request from an address that may not
+    stray: int = 0              # for no live transaction or call (late retransmissions)
+    inbox_full: int = 0         # the call had too many messages waiting
+    unsendable: int = 0         # the reply could not be built
+    errors: int = 0             # a bug met while handling it (logged at error level)
+
+    @property
+    def dropped(self) -> int:
+        return (self.malformed + self.unexpected_source + self.stray + self.inbox_full
+                + self.unsendable + self.errors)
 
 
 @attrs.frozen
@@ -45,30 +94,41 @@ class Incoming:
 
 
 class CallInbox:
-    """One call's mailbox. Use as a context manager: leaving it unregisters every route."""
+    """One call's mailbox. Use as a context manager: leaving it unregisters every route.
 
-    def __init__(self, transport: SipTransport, call_id: str) -> None:
+    ``peer`` is where the call's INVITE goes (the proxy): the only source of the 2xx
+    retransmissions routed here by Call-ID, and the first host requests may come from."""
+
+    def __init__(self, transport: SipTransport, call_id: str, peer: Address) -> None:
         self._transport = transport
         self.call_id = call_id
+        self.peer = peer
+        self.request_hosts = {peer[0]}
         self._send, self._receive = trio.open_memory_channel[Incoming](INBOX_SIZE)
         self._keys: set[tuple] = set()
 
-    def watch_transaction(self, branch: str, method: str) -> None:
-        self._route(("txn", branch, method.upper()))
+    def watch_transaction(self, branch: str, method: str, peer: Address) -> None:
+        """Route the responses of a client transaction sent to ``peer`` here."""
+        self._route(("txn", branch, method.upper()), peer)
 
     def forget_transaction(self, branch: str, method: str) -> None:
         key = ("txn", branch, method.upper())
         self._keys.discard(key)
         self._unroute(key)
 
+    def accept_requests_from(self, host: str) -> None:
+        """Let requests for this call come from ``host`` too (the dialog's next hop)."""
+        self.request_hosts.add(host)
+
     def _unroute(self, key: tuple) -> None:
-        if self._transport._routes.get(key) is self._send:
+        route = self._transport._routes.get(key)
+        if route is not None and route[0] is self:
             del self._transport._routes[key]
 
-    def _route(self, key: tuple) -> None:
+    def _route(self, key: tuple, peer: Address) -> None:
         if key in self._transport._routes:
             raise ValueError(f"route {key!r} is already taken")
-        self._transport._routes[key] = self._send
+        self._transport._routes[key] = (self, peer)
         self._keys.add(key)
 
     async def receive(self) -> Incoming:
@@ -80,7 +140,7 @@ class CallInbox:
     def __enter__(self) -> CallInbox:
         if self._transport.closed:
             raise TransportError("the SIP transport is not running")
-        self._route(("call", self.call_id))
+        self._route(("call", self.call_id), self.peer)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -91,22 +151,39 @@ class CallInbox:
         self._receive.close()
 
 
+async def resolve(host: str, port: int | None) -> Address:
+    """An IPv4 address for ``host`` (numeric, or looked up): for the proxy, at start-up."""
+    try:
+        infos = await trio.socket.getaddrinfo(host, port or 5060, trio.socket.AF_INET,
+                                              trio.socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise TransportError(f"cannot resolve {host!r}: {exc}") from exc
+    return infos[0][4][:2]
+
+
 class SipTransport:
-    def __init__(self, sock: trio.socket.SocketType, local: Address) -> None:
+    def __init__(self, sock: trio.socket.SocketType, local: Address, proxy: Address) -> None:
         self._sock = sock
         self.local_host, self.local_port = local
-        self._routes: dict[tuple, trio.MemorySendChannel[Incoming]] = {}
-        self._lingering: dict[str, tuple[bytes, Address, float]] = {}
-        self._answered: dict[tuple, tuple[bytes, Address, float]] = {}
+        self.proxy = proxy
+        self._routes: dict[tuple, tuple[CallInbox, Address]] = {}
+        self._lingering: ExpiringTable[str, tuple[bytes, Address]] = ExpiringTable(MAX_TABLE)
+        self._answered: ExpiringTable[tuple, tuple[bytes, Address]] = ExpiringTable(MAX_TABLE)
+        self._counts: collections.Counter[str] = collections.Counter()
         self._send_lock = trio.Lock()
-        self._resolved: dict[Address, Address] = {}
         self.closed = False
 
+    def statistics(self) -> TransportStatistics:
+        return TransportStatistics(**self._counts)
+
     def open_inbox(self, call_id: str) -> CallInbox:
-        return CallInbox(self, call_id)
+        return CallInbox(self, call_id, self.proxy)
 
     async def send(self, message: SipRequest | SipResponse | bytes, dest: Address) -> None:
-        data = message if isinstance(message, bytes) else message.encode()
+        try:
+            data = message if isinstance(message, bytes) else message.encode()
+        except ValueError as exc:
+            raise TransportError(f"cannot encode the message: {exc}") from exc
         if self.closed:
             raise TransportError("the SIP transport has stopped")
         try:
@@ -115,32 +192,19 @@ class SipTransport:
         except OSError as exc:
             raise TransportError(f"cannot send to {dest[0]}:{dest[1]}: {exc}") from exc
 
-    async def resolve(self, host: str, port: int | None) -> Address:
-        """An IPv4 address for ``host`` (numeric, or looked up once and cached)."""
-        key = (host, port or 5060)
-        if key not in self._resolved:
-            try:
-                infos = await trio.socket.getaddrinfo(host, key[1], trio.socket.AF_INET,
-                                                      trio.socket.SOCK_DGRAM)
-            except OSError as exc:
-                raise TransportError(f"cannot resolve {host!r}: {exc}") from exc
-            self._resolved[key] = infos[0][4][:2]
-        return self._resolved[key]
-
-    async def resolve_uri_host(self, hostport: str) -> Address:
-        return await self.resolve(*split_host_port(hostport))
-
     def linger_invite(self, branch: str, ack: bytes, dest: Address, seconds: float) -> None:
         """Timer D: for ``seconds``, ACK retransmissions of this INVITE's non-2xx final."""
-        self._lingering[branch] = (ack, dest, trio.current_time() + seconds)
-        _purge(self._lingering)
+        now = trio.current_time()
+        self._lingering.put(branch, (ack, dest), now + seconds, now)
 
-    def remember_response(self, request: SipRequest, response: SipResponse, dest: Address,
-                          seconds: float = 32.0) -> None:
-        """Answer retransmissions of ``request`` with ``response`` for ``seconds``."""
+    def remember_response(self, request: SipRequest, response: SipResponse | bytes,
+                          dest: Address, seconds: float = 32.0) -> None:
+        """Answer retransmissions of ``request`` from ``dest`` with ``response`` for
+        ``seconds``. Raises ``ValueError`` if the response cannot be encoded."""
+        data = response if isinstance(response, bytes) else response.encode()
+        now = trio.current_time()
         key = (request.call_id, top_via(request).branch, request.method)
-        self._answered[key] = (response.encode(), dest, trio.current_time() + seconds)
-        _purge(self._answered)
+        self._answered.put(key, (data, dest), now + seconds, now)
 
     async def serve(self) -> None:
         """Read datagrams until cancelled; never raises for what a peer sends."""
@@ -156,74 +220,98 @@ class SipTransport:
                     try:
                         await self.send(*reply)
                     except TransportError as exc:
-                        log.warning("sip.reply_failed", error=str(exc))
+                        log.debug("sip.reply_failed", error=str(exc))
         finally:
             self.closed = True
-            for channel in list(self._routes.values()):
-                channel.close()
+            for inbox, _ in list(self._routes.values()):
+                inbox._send.close()
             self._routes.clear()
 
     def dispatch(self, data: bytes, source: Address) -> tuple[bytes, Address] | None:
-        """Route one datagram; returns a datagram to send back, if any."""
+        """Route one datagram; returns a datagram to send back, if any. Never raises."""
+        self._counts["received"] += 1
         try:
             message = parse(data)
-            via = top_via(message)
-            _, method = message.cseq
+            branch = top_via(message).branch
+            method = message.cseq[1]
         except SipParseError as exc:
-            log.warning("sip.malformed", source=f"{source[0]}:{source[1]}", size=len(data),
-                        error=str(exc))
+            return self._drop("malformed", source, size=len(data), error=str(exc))
+        try:
+            if isinstance(message, SipResponse):
+                return self._dispatch_response(message, branch, method, source)
+            return self._dispatch_request(message, branch, source)
+        except Exception as exc:  # a bug: it must not end the reader (and every call)
+            self._counts["errors"] += 1
+            log.error("sip.dispatch_failed", source=_show(source), exc_info=exc)
             return None
-        if isinstance(message, SipResponse):
-            return self._dispatch_response(message, via.branch, method, source)
-        return self._dispatch_request(message, via.branch, source)
+
+    def _drop(self, reason: str, source: Address, **details) -> None:
+        self._counts[reason] += 1
+        log.debug(f"sip.{reason}", source=_show(source), **details)
+        return None
 
     def _dispatch_response(self, response: SipResponse, branch: str, method: str,
                            source: Address) -> tuple[bytes, Address] | None:
-        channel = self._routes.get(("txn", branch, method))
-        if channel is None and method == "INVITE" and response.status < 300:
-            channel = self._routes.get(("call", response.call_id))
-        if channel is not None:
-            self._deliver(channel, Incoming(response, source))
+        route = self._routes.get(("txn", branch, method))
+        if route is None and method == "INVITE" and response.status < 300:
+            route = self._routes.get(("call", response.call_id))
+        if route is not None:
+            if source != route[1]:
+                return self._drop("unexpected_source", source, status=response.status,
+                                  call_id=response.call_id)
+            self._deliver(route[0], Incoming(response, source))
             return None
-        lingering = self._lingering.get(branch)
-        if method == "INVITE" and response.status >= 300 and lingering is not None \
-                and lingering[2] > trio.current_time():
-            return lingering[0], lingering[1]
-        log.debug("sip.stray_response", status=response.status, call_id=response.call_id)
-        return None
+        if method == "INVITE" and response.status >= 300:
+            lingering = self._lingering.get(branch, trio.current_time())
+            if lingering is not None:
+                if source != lingering[1]:
+                    return self._drop("unexpected_source", source, status=response.status,
+                                      call_id=response.call_id)
+                self._counts["replied"] += 1
+                return lingering
+        return self._drop("stray", source, status=response.status, call_id=response.call_id)
 
     def _dispatch_request(self, request: SipRequest, branch: str,
                           source: Address) -> tuple[bytes, Address] | None:
-        answered = self._answered.get((request.call_id, branch, request.method))
-        if answered is not None and answered[2] > trio.current_time():
-            return answered[0], source
-        channel = self._routes.get(("call", request.call_id))
-        if channel is not None:
-            self._deliver(channel, Incoming(request, source))
+        answered = self._answered.get((request.call_id, branch, request.method),
+                                      trio.current_time())
+        if answered is not None and answered[1] == source:
+            self._counts["replied"] += 1
+            return answered
+        route = self._routes.get(("call", request.call_id))
+        if route is not None:
+            if source[0] not in route[0].request_hosts:
+                return self._drop("unexpected_source", source, method=request.method,
+                                  call_id=request.call_id)
+            self._deliver(route[0], Incoming(request, source))
             return None
         if request.method == "ACK":
-            return None
-        if request.method == "OPTIONS":
-            response = make_response(request, 200, "OK", extra=(("Allow", ALLOW),))
-        elif request.method == "INVITE":
-            response = make_response(request, 603, "Decline")
-        else:
-            response = make_response(request, 481, "Call/Transaction Does Not Exist")
-        return response.encode(), source
-
-    def _deliver(self, channel: trio.MemorySendChannel[Incoming], item: Incoming) -> None:
+            return self._drop("stray", source, method="ACK", call_id=request.call_id)
         try:
-            channel.send_nowait(item)
+            if request.method == "OPTIONS":
+                response = make_response(request, 200, "OK", extra=(("Allow", ALLOW),))
+            elif request.method == "INVITE":
+                response = make_response(request, 603, "Decline")
+            else:
+                response = make_response(request, 481, "Call/Transaction Does Not Exist")
+            data = response.encode()
+        except ValueError as exc:  # SipParseError included
+            return self._drop("unsendable", source, method=request.method, error=str(exc))
+        self._counts["replied"] += 1
+        return data, source
+
+    def _deliver(self, inbox: CallInbox, item: Incoming) -> None:
+        try:
+            inbox._send.send_nowait(item)
         except trio.WouldBlock:
-            log.warning("sip.inbox_full", call_id=item.message.call_id)
+            self._drop("inbox_full", item.source, call_id=inbox.call_id)
+            return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the call ended between routing and delivery
+            # The call ended between routing and delivery.
+            self._drop("stray", item.source, call_id=inbox.call_id)
+            return
+        self._counts["delivered"] += 1
 
 
-def _purge(table: dict, now: float | None = None) -> None:
-    if len(table) < 64:
-        return
-    now = trio.current_time() if now is None else now
-    for key in [key for key, entry in table.items() if entry[2] <= now]:
-        del table[key]
-
+def _show(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
