@@ -40,7 +40,7 @@ import typing
 import phonenumbers
 from phonenumbers import PhoneMetadata, phonenumberutil
 
-__all__ = ["e164_validity", "fast_parse", "prepare"]
+__all__ = ["e164_validity", "fast_parse", "nsn_validity", "prepare"]
 
 _PLAIN_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _NON_GEO = "001"  # phonenumbers.phonemetadata.REGION_CODE_FOR_NON_GEO_ENTITY
@@ -102,6 +102,24 @@ def e164_validity(raw: str) -> bool | None:
     prefix, mode, data = entry
     if prefix is not None and prefix(nsn):
         return None  # parse may strip a national prefix
+    return _decide(mode, data, nsn)
+
+
+def nsn_validity(cc: str, nsn: str) -> bool | None:
+    """``phonenumbers.is_valid_number(PhoneNumber(country_code=int(cc),
+    national_number=int(nsn)))`` for a known calling code `cc` and a national significant
+    number of ASCII digits not starting with "0" (None: undecidable, use phonenumbers).
+
+    Unlike `e164_validity`, this judges a number object already built, so the national
+    prefix question (what parse would strip) is the caller's.
+    """
+    entry = _entries.get(cc)
+    if entry is None:
+        entry = _entry_for(cc)
+    return _decide(entry[1], entry[2], nsn)
+
+
+def _decide(mode: int, data: typing.Any, nsn: str) -> bool | None:
     if mode == _SINGLE:
         fullmatch = data.get(len(nsn))
         return fullmatch is not None and fullmatch(nsn) is not None

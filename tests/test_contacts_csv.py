@@ -11,7 +11,7 @@ import uuid
 import phonenumbers
 import pytest
 
-from gateway import contacts_csv
+from gateway import contacts_csv, contacts_lines
 
 from gateway.contacts_csv import (
     COPY_COLUMNS,
@@ -211,12 +211,14 @@ def test_rows_with_more_cells_than_the_header_are_rejected():
     assert rows[0][2:4] == [2, SF]
 
 
-def test_every_rejection_is_reported_in_file_order():
+def test_the_first_rejections_are_listed_in_file_order_and_all_are_counted():
     lines = ["phone_number"] + ["bogus"] * 3000 + [NY]
     result, _ = parse("\n".join(lines).encode())
     assert result.accepted == 1
-    assert len(result.rejected) == 3000
-    assert [r.row for r in result.rejected] == list(range(1, 3001))
+    assert [r.row for r in result.rejected] == list(range(1, 1001))
+    assert result.rejected_counts == {"empty": 0, "invalid_number": 3000, "duplicate": 0,
+                                      "column_count": 0}
+    assert result.rows_rejected == 3000
 
 
 # --- file-level errors ----------------------------------------------------------------------
@@ -355,7 +357,7 @@ def _both_readers(monkeypatch, data: bytes):
     results = []
     for simple in (True, False):
         if not simple:
-            monkeypatch.setattr(contacts_csv, "_is_simple", lambda source: False)
+            monkeypatch.setattr(contacts_lines, "is_simple", lambda source: False)
         try:
             result = parse_contacts(io.BytesIO(data), campaign_id=CAMPAIGN, default_region="US")
         except ContactsFileError as exc:
@@ -395,7 +397,7 @@ def test_simple_files_read_the_same_by_both_readers(monkeypatch, seed):
     ending = rng.choice(["\n", "\r\n"])
     text = ending.join(lines) + rng.choice(["", ending])
     data = (b"\xef\xbb\xbf" if rng.random() < 0.3 else b"") + text.encode()
-    assert contacts_csv._is_simple(io.BytesIO(data))
+    assert contacts_lines.is_simple(io.BytesIO(data))
     simple, csv_reader = _both_readers(monkeypatch, data)
     assert simple == csv_reader
 
@@ -407,11 +409,11 @@ def test_simple_files_read_the_same_by_both_readers(monkeypatch, seed):
     b"phone_number,a\n+12125550100,bell\x07\n",
 ])
 def test_anything_to_quote_or_escape_takes_the_csv_reader(data):
-    assert not contacts_csv._is_simple(io.BytesIO(data))
+    assert not contacts_lines.is_simple(io.BytesIO(data))
 
 
 def test_simple_scan_sees_a_carriage_return_split_across_blocks(monkeypatch):
-    monkeypatch.setattr(contacts_csv, "_SCAN_BYTES", 4)
-    assert contacts_csv._is_simple(io.BytesIO(b"ab\r\ncd\r\nef\r\n"))
-    assert contacts_csv._is_simple(io.BytesIO(b"abc\r\nd"))  # \r ends a block, \n starts one
-    assert not contacts_csv._is_simple(io.BytesIO(b"abc\rd\n"))
+    monkeypatch.setattr(contacts_lines, "SCAN_BYTES", 4)
+    assert contacts_lines.is_simple(io.BytesIO(b"ab\r\ncd\r\nef\r\n"))
+    assert contacts_lines.is_simple(io.BytesIO(b"abc\r\nd"))  # \r ends a block, \n starts one
+    assert not contacts_lines.is_simple(io.BytesIO(b"abc\rd\n"))

@@ -133,7 +133,7 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
         if copied != contacts.accepted:  # a broken payload must not leave a short campaign
             raise RuntimeError(f"copied {copied} contacts, expected {contacts.accepted}")
         return await tx.fetchrow("campaigns.set_totals", campaign_id, contacts.accepted,
-                                 len(contacts.rejected))
+                                 contacts.rows_rejected)
 
     # Not re-run on a deadlock: the upload is parsed once, as it is copied.
     row = await db.transaction(insert, rerun=False)

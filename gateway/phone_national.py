@@ -1,0 +1,139 @@
+"""An exact fast path for numbers written the usual ways: ``(212) 555-0100``, ``212.555.0100``,
+``2125550100``, ``020 7946 0018`` in a default region, and ``+1 212-555-0100``.
+
+``phonenumbers.parse(raw, region)`` costs ~20 µs a number: it searches the text for a
+number, checks it against its large "viable number" and extension patterns, then looks for
+an international prefix, the region's calling code and a national prefix. For text made
+only of ASCII digits and the usual formatting characters (space, ``(``, ``)``, ``-``,
+``.``, and one ``+`` before every digit) the first steps are certain: the number is the
+digit string D, viable once it has 3 digits, with no extension (every extension pattern
+needs a letter, ``#``, ``,``, ``;`` or ``~``). `national_e164` then replays the remaining
+steps on D with the region's metadata:
+
+* D starting with a match of the region's international prefix (IDD, e.g. "011") or with
+  the region's calling code ("44...") is left to phonenumbers (parse may strip either).
+* The national prefix (``national_prefix_for_parsing``) is handled by phonenumbers' own
+  ``_maybe_strip_national_prefix_carrier_code``, then kept or undone by the same length
+  test parse applies; a prefix rule with a transform (Brazil's carrier codes) is left to
+  phonenumbers.
+* A national number outside parse's 2..17 digits or starting with "0" (the leading-zero
+  flags) is left to phonenumbers.
+
+What remains is exactly ``PhoneNumber(country_code, int(N))``: its E.164 form is
+``+<cc><N>`` and its validity is `phone_fast.nsn_validity`. With a '+', D is a plain E.164
+string and `phone_fast.e164_validity` decides. ``tests/test_contacts_import_national.py`` compares the
+result with phonenumbers on hundreds of thousands of numbers in national formats.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import typing
+
+import attrs
+import phonenumbers
+from phonenumbers import PhoneMetadata, phonenumberutil
+from phonenumbers.phonenumberutil import ValidationResult
+
+from gateway.phone_fast import e164_validity, nsn_validity
+
+__all__ = ["national_e164"]
+
+_FORMATTING = str.maketrans("", "", " ()-.")
+_MAX_INPUT = 250  # phonenumberutil._MAX_INPUT_STRING_LENGTH: longer input is TOO_LONG
+_MIN_NSN, _MAX_NSN = 2, 17  # parse raises outside these (TOO_SHORT_NSN, TOO_LONG)
+# After a national prefix is stripped, parse keeps the stripped number unless its length
+# test gives one of these.
+_KEEP_UNSTRIPPED = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+                    ValidationResult.INVALID_LENGTH)
+
+
+@attrs.frozen
+class _Plan:
+    cc: str
+    idd: typing.Callable[[str], typing.Any] | None  # match of the international prefix
+    has_prefix_rule: bool  # national_prefix_for_parsing is set
+    prefix_transform: bool  # ...with a transform rule: left to phonenumbers
+    prefix: typing.Callable[[str], typing.Any] | None
+    metadata: typing.Any
+    keep_stripped: frozenset[int]  # lengths whose stripped number parse keeps
+
+
+_plans: dict[str, _Plan | None] = {}
+_lock = threading.Lock()
+
+
+def national_e164(raw: str, region: str) -> tuple[str, bool] | None:
+    """``(E.164, valid)`` exactly as ``format_number(parse(raw, region), E164)`` and
+    ``is_valid_number(parse(raw, region))`` give them, or None when the fast path cannot
+    decide (then parse may also raise: the caller uses phonenumbers). When a tuple is
+    returned, parse succeeds."""
+    if len(raw) > _MAX_INPUT:
+        return None
+    digits = raw.translate(_FORMATTING)
+    if digits[:1] == "+":
+        # One '+' before every digit (formatting may precede it: "(+44) 20..."). parse
+        # reads the digits after it as an international number, like '+' + digits.
+        e164 = digits
+        valid = e164_validity(e164) if e164[1:].isdigit() and e164.isascii() else None
+        return None if valid is None else (e164, valid)
+    if len(digits) < 3 or not digits.isdigit() or not digits.isascii():
+        return None
+    plan = _plans.get(region, False)
+    if plan is False:
+        plan = _plan_for(region)
+    if plan is None:
+        return None
+    cc = plan.cc
+    if digits.startswith(cc) or (plan.idd is not None and plan.idd(digits)):
+        return None
+    national = digits
+    if plan.has_prefix_rule:
+        found = plan.prefix(digits)
+        if found:
+            groups = found.groups()
+            if plan.prefix_transform and groups and groups[-1] is not None:
+                return None
+            _, stripped, _ = phonenumberutil._maybe_strip_national_prefix_carrier_code(
+                digits, plan.metadata)
+            if len(stripped) in plan.keep_stripped:
+                national = stripped
+    if not _MIN_NSN <= len(national) <= _MAX_NSN or national[0] == "0":
+        return None
+    valid = nsn_validity(cc, national)
+    return None if valid is None else ("+" + cc + national, valid)
+
+
+def _plan_for(region: str) -> _Plan | None:
+    with _lock:
+        if region not in _plans:
+            _plans[region] = _build_plan(region)
+        return _plans[region]
+
+
+def _build_plan(region: str) -> _Plan | None:
+    metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+    if metadata is None or not metadata.country_code:
+        return None
+    try:
+        idd = re.compile(metadata.international_prefix).match \
+            if metadata.international_prefix else None
+        rule = metadata.national_prefix_for_parsing
+        prefix = re.compile(rule).match if rule else None
+    except re.error:
+        return None
+    # _test_number_length with the UNKNOWN type depends on the length alone.
+    keep = frozenset(length for length in range(0, _MAX_NSN + 1)
+                     if phonenumberutil._test_number_length("5" * length, metadata)
+                     not in _KEEP_UNSTRIPPED)
+    return _Plan(cc=str(metadata.country_code), idd=idd, has_prefix_rule=prefix is not None,
+                 prefix_transform=bool(metadata.national_prefix_transform_rule),
+                 prefix=prefix, metadata=metadata, keep_stripped=keep)
+
+
+def prepare(region: str) -> None:
+    """Build the region's plan (and its calling code's validators) before the first import."""
+    plan = _plan_for(region)
+    if plan is not None:
+        nsn_validity(plan.cc, "2")
