@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio_asyncio
 
-from gateway.db import Database
+from gateway.db import Database, InvalidValue
 from gateway.migrations import MigrationError, available, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
@@ -156,8 +156,9 @@ async def test_failing_migration_leaves_nothing_behind(migrations_dir, empty_db,
     (migrations_dir / "0001_one.sql").write_text("CREATE TABLE one (x int);\n")
     (migrations_dir / "0002_two.sql").write_text(
         "CREATE TABLE two (x int);\nINSERT INTO two VALUES ('not a number');\n")
-    with pytest.raises(asyncpg.DataError):
+    with pytest.raises(InvalidValue) as failed:  # the database module's word for it
         await migrate(empty_db)
+    assert isinstance(failed.value.__cause__, asyncpg.DataError)
     # 0001 committed in its own transaction; 0002 rolled back completely.
     assert await tables(empty_database_url) == {"one", "schema_migrations"}
     rows = await query(empty_database_url, "SELECT version FROM schema_migrations")

@@ -1,20 +1,23 @@
 """API errors: ``{"error": {"code", "message"[, "field"]}}`` with the right status.
 
 Everything raised below the edge is translated here: validation failures name the field,
-a database that cannot be reached is a 503 with ``Retry-After``, and anything unexpected is
-a logged 500 whose body says nothing about the internals.
+a value the database cannot store is a 400 naming it when the request shows which (the
+schemas bound every field first: this is the last line of defence), a database that cannot
+be reached is a 503 with ``Retry-After``, and anything unexpected is a logged 500 whose body
+says nothing about the internals.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, g, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
-from gateway.db import DatabaseUnavailable
+from gateway.db import DatabaseBusy, DatabaseUnavailable, InvalidValue
 from gateway.logs import get_logger
 
 log = get_logger(__name__)
@@ -69,8 +72,8 @@ def describe_validation(exc: ValidationError) -> ApiError:
     """The first problem of a pydantic error, as a 400 that names its field."""
     first = exc.errors()[0]
     if not first["loc"]:
-        return ApiError(400, "validation_error", "the request body must be a JSON object "
-                        "(and Content-Type: application/json)", field="body")
+        return validation_error("body", "must be a JSON object (with Content-Type: "
+                                "application/json)")
     field = ".".join(str(part) for part in first["loc"])
     if first["type"] == "missing":
         message = "is required"
@@ -89,6 +92,7 @@ def register(app: Quart) -> None:
     app.register_error_handler(RequestSchemaValidationError, _schema_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseUnavailable, _database_unavailable)
+    app.register_error_handler(InvalidValue, _invalid_value)
     app.register_error_handler(UnicodeDecodeError, _undecodable_body)
     app.register_error_handler(RecursionError, _undecodable_body)
     app.register_error_handler(Exception, _unexpected)
@@ -102,8 +106,7 @@ async def _schema_error(error: RequestSchemaValidationError) -> Response:
     cause = error.validation_error
     if isinstance(cause, ValidationError):
         return error_response(describe_validation(cause))
-    return error_response(ApiError(400, "validation_error",
-                                   "the request body must be a JSON object"))
+    return error_response(validation_error("body", "must be a JSON object"))
 
 
 async def _undecodable_body(error: Exception) -> Response:
@@ -130,18 +133,66 @@ async def _http_error(error: HTTPException) -> Response:
 
 
 async def _database_unavailable(error: DatabaseUnavailable) -> Response:
-    log.warning("http.database_unavailable", error=str(error))
-    return error_response(ApiError(
-        503, "service_unavailable", "the database is unreachable; retry shortly",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))
+    if isinstance(error, DatabaseBusy):  # the database answers; this process is saturated
+        log.warning("http.database_busy", error=str(error))
+        message = "the server is busy (every database connection is in use); retry shortly"
+    else:
+        log.warning("http.database_unavailable", error=str(error))
+        message = "the database is unreachable; retry shortly"
+    return error_response(ApiError(503, "service_unavailable", message,
+                                   headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))
+
+
+def note_inputs(**inputs: Any) -> None:
+    """Record the request's validated inputs (those not in the query string, path or JSON
+    body, e.g. multipart fields), so a value the database refuses can be named."""
+    g.inputs = {**g.get("inputs", {}), **inputs}
+
+
+async def _request_inputs() -> dict[str, Any]:
+    inputs: dict[str, Any] = dict(request.view_args or {})
+    inputs.update((name, value) for name, value in request.args.items())
+    body = await request.get_json(silent=True) if request.is_json else None
+    if isinstance(body, dict):
+        inputs.update(body)
+    inputs.update(g.get("inputs", {}))
+    return inputs
+
+
+def _field_of(error: InvalidValue, inputs: dict[str, Any]) -> str | None:
+    """The one input whose value is the refused one, if the request shows which."""
+    if error.column in inputs:
+        return error.column
+    if error.value is None:
+        return None
+    matches = set()
+    for name, given in inputs.items():
+        if isinstance(given, date):  # asyncpg shows a datetime argument as its repr
+            if error.value.startswith(("datetime.", given.isoformat()[:10])):
+                matches.add(name)
+        elif isinstance(given, (str, int, float)) and not isinstance(given, bool):
+            if str(given) == error.value:
+                matches.add(name)
+    return matches.pop() if len(matches) == 1 else None
+
+
+async def _invalid_value(error: InvalidValue) -> Response:
+    # A schema bound is missing if this is ever logged: the value got past validation.
+    field = _field_of(error, await _request_inputs())
+    log.warning("http.invalid_value", field=field, reason=error.reason,
+                argument=error.argument)
+    message = f"is out of the range the database can store ({error.reason})"
+    if field is None:
+        return error_response(ApiError(400, "validation_error", f"a value {message}"))
+    return error_response(validation_error(field, message))
 
 
 async def _unexpected(error: Exception) -> Response:
     if isinstance(error, BaseExceptionGroup):
         inner = _single_leaf(error)
-        if isinstance(inner, (ApiError, DatabaseUnavailable, HTTPException)):
+        if isinstance(inner, (ApiError, DatabaseUnavailable, InvalidValue, HTTPException)):
             handler = {ApiError: _api_error, DatabaseUnavailable: _database_unavailable,
-                       HTTPException: _http_error}
+                       InvalidValue: _invalid_value, HTTPException: _http_error}
             for kind, handle in handler.items():
                 if isinstance(inner, kind):
                     return await handle(inner)

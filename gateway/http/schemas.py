@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 import phonenumbers
@@ -12,6 +12,20 @@ from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstra
                       field_validator)
 from quart_schema.pydantic import File
 
+from gateway.store.pages import PAGE_SIZE
+
+# Bounds of the numeric and time inputs (they show in /openapi.json). Each keeps the value
+# inside its column's type: a value past one would otherwise reach PostgreSQL and fail there.
+INT4_MAX = 2**31 - 1
+# A retry more than 30 days after the call is not a retry any more; well inside int4.
+MAX_RETRY_DELAY_SECONDS = 30 * 24 * 3600
+# Contacts are addressed by a 32-bit position: page * PAGE_SIZE + PAGE_SIZE must fit.
+MAX_PAGE = 1_000_000
+assert (MAX_PAGE + 1) * PAGE_SIZE <= INT4_MAX
+# How far ahead a start may be scheduled. Far enough for any real plan, and far from the
+# end of Python's calendar (year 9999), which an offset like -05:00 on 9999-12-31 passes
+# once converted to UTC.
+MAX_SCHEDULE_AHEAD = timedelta(days=100 * 365)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 AgentStatus = Literal["active", "inactive"]
@@ -71,7 +85,8 @@ class AgentCreate(Body):
                           description="Template; {{variables}} come from the contact's CSV columns.")
     sip_uri: str | None = Field(None, max_length=500,
                                 description="Where a connected call is sent (optional).")
-    media_address: str | None = Field(None, description="SIP: the SDP offer's media address "
+    media_address: str | None = Field(None, max_length=255,
+                                      description="SIP: the SDP offer's media address "
                                       "for this agent's calls (optional; default: the "
                                       "adapter's telephony.sip.media_address).")
 
@@ -87,7 +102,7 @@ class AgentUpdate(Body):
     status: AgentStatus | None = None
     greeting: str | None = Field(None, max_length=10_000)
     sip_uri: str | None = Field(None, max_length=500)
-    media_address: str | None = None
+    media_address: str | None = Field(None, max_length=255)
 
     _greeting = field_validator("greeting")(lambda v: v if v is None else _check_greeting(v))
     _sip_uri = field_validator("sip_uri")(_check_sip_uri)
@@ -150,8 +165,28 @@ class CampaignFields(Body):
     phone_number_id: uuid.UUID
     max_concurrent_calls: int = Field(5, ge=1, le=100)
     retries_per_contact: int = Field(0, ge=0, le=5)
-    retry_delay_seconds: int = Field(300, ge=0, description="At least the configured minimum (60 s by default).")
-    scheduled_at: AwareDatetime | None = Field(None, description="RFC 3339 with a zone; in the future.")
+    retry_delay_seconds: int = Field(
+        300, ge=0, le=MAX_RETRY_DELAY_SECONDS,
+        description="At least the configured minimum (60 s by default), at most 30 days "
+                    f"({MAX_RETRY_DELAY_SECONDS} s).")
+    scheduled_at: AwareDatetime | None = Field(
+        None, description="RFC 3339 with a zone; in the future, and at most 100 years "
+                          "(36,500 days) ahead.")
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _within_calendar(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            in_utc = value.astimezone(timezone.utc)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+            raise ValueError("is in the past; omit it to create a draft, or give a future "
+                             "time" if value.year == 1 else
+                             "must be at most 100 years (36,500 days) ahead") from None
+        if in_utc > datetime.now(timezone.utc) + MAX_SCHEDULE_AHEAD:
+            raise ValueError("must be at most 100 years (36,500 days) ahead")
+        return in_utc
 
 
 class CampaignCreateForm(CampaignFields):
@@ -193,11 +228,26 @@ class RejectedRowOut(BaseModel):
     message: str
 
 
+class RejectedCounts(BaseModel):
+    """Every rejected row of the file, by reason (they add up to ``rows_rejected``)."""
+
+    empty: int = 0
+    invalid_number: int = 0
+    duplicate: int = 0
+    column_count: int = 0
+
+
 class ImportReport(BaseModel):
     rows_accepted: int
-    rows_rejected: int
+    rows_rejected: int = Field(description="Every rejected row, listed or not.")
     columns: list[str]
-    rejected: list[RejectedRowOut]
+    rejected: list[RejectedRowOut] = Field(
+        description="The first 1,000 rejected rows, in file order (see rejected_truncated).")
+    rejected_counts: RejectedCounts
+    rejected_truncated: bool = Field(
+        description="True when more rows were rejected than `rejected` lists.")
+    delimiter: Literal[",", ";", "\t"] = Field(
+        ",", description="The delimiter the header row was read with.")
     warnings: list[str]
 
 
@@ -233,7 +283,8 @@ class CallOut(BaseModel):
 
 
 class PageQuery(Body):
-    page: int = Field(0, ge=0, le=1_000_000)
+    page: int = Field(0, ge=0, le=MAX_PAGE,
+                      description=f"Zero-based page of {PAGE_SIZE}; at most {MAX_PAGE}.")
 
 
 class CampaignPageQuery(PageQuery):
@@ -279,10 +330,15 @@ class CallLimits(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
+    code: str = Field(description="validation_error, unauthorized, not_found, conflict, "
+                      "payload_too_large, unsupported_media_type, service_unavailable...")
+    message: str = Field(description="For a 400 naming a field, starts with the field.")
+    field: str = Field(None, description="The offending input, when there is one.")
 
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]

@@ -10,6 +10,7 @@ from quart_schema import validate_querystring, validate_request, document_respon
 
 from gateway.http.context import no_content, page_fields, principal, respond, services
 from gateway.http.errors import not_found
+from gateway.http.openapi import API, errors, raw_response
 from gateway.http.schemas import (AgentCreate, AgentOut, AgentPage, AgentUpdate, PageQuery,
                                   greeting_variables)
 from gateway.store import agents
@@ -25,6 +26,7 @@ def _out(agent: Agent) -> AgentOut:
 @bp.post("/agents")
 @validate_request(AgentCreate)
 @document_response(AgentOut, 201)
+@errors(400, 413, *API)
 async def create_agent(data: AgentCreate):
     agent = await agents.create(services().db, principal().account.id, **data.model_dump())
     return respond(_out(agent), 201)
@@ -33,6 +35,7 @@ async def create_agent(data: AgentCreate):
 @bp.get("/agents")
 @validate_querystring(PageQuery)
 @document_response(AgentPage)
+@errors(400, *API)
 async def list_agents(query_args: PageQuery):
     page = await agents.page(services().db, principal().account.id, query_args.page)
     return respond(AgentPage(data=[_out(a) for a in page.items], **page_fields(page)))
@@ -40,6 +43,7 @@ async def list_agents(query_args: PageQuery):
 
 @bp.get("/agents/<uuid:agent_id>")
 @document_response(AgentOut)
+@errors(404, *API)
 async def get_agent(agent_id: uuid.UUID):
     agent = await agents.get(services().db, principal().account.id, agent_id)
     if agent is None:
@@ -50,6 +54,7 @@ async def get_agent(agent_id: uuid.UUID):
 @bp.patch("/agents/<uuid:agent_id>")
 @validate_request(AgentUpdate)
 @document_response(AgentOut)
+@errors(400, 404, 413, *API)
 async def update_agent(agent_id: uuid.UUID, data: AgentUpdate):
     changes = data.model_dump(include=data.model_fields_set)
     agent = await agents.update(services().db, principal().account.id, agent_id, changes)
@@ -59,6 +64,8 @@ async def update_agent(agent_id: uuid.UUID, data: AgentUpdate):
 
 
 @bp.delete("/agents/<uuid:agent_id>")
+@raw_response(204, "Deleted (soft: campaigns keep their history).")
+@errors(404, *API)
 async def delete_agent(agent_id: uuid.UUID):
     if not await agents.delete(services().db, principal().account.id, agent_id):
         raise not_found("agent")

@@ -14,8 +14,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway.contacts_csv import ContactsFileError, ContactsImport
 from gateway.http.context import no_content, page_fields, principal, respond, services
-from gateway.http.errors import ApiError, conflict, describe_validation, not_found, validation_error
+from gateway.http.errors import (ApiError, conflict, describe_validation, not_found,
+                                 note_inputs, validation_error)
 from gateway.http.multipart import Form, read_form
+from gateway.http.openapi import API, errors, raw_response
 from gateway.http.schemas import (CampaignCreated, CampaignCreateForm, CampaignFields,
                                   CampaignOut, CampaignPage, CampaignPageQuery,
                                   ContactPage, ContactPageQuery, greeting_variables)
@@ -28,6 +30,8 @@ bp = Blueprint("campaigns", __name__)
 log = get_logger(__name__)
 # Room for the form fields and multipart framing around the CSV itself.
 FORM_OVERHEAD_BYTES = 1024 * 1024
+TEXT_FIELDS = frozenset(CampaignFields.model_fields)
+FILE_FIELDS = frozenset({"contacts"})
 
 
 def campaign_out(campaign: Campaign) -> dict:
@@ -40,10 +44,12 @@ def campaign_out(campaign: Campaign) -> dict:
 @bp.post("/campaigns")
 @document_request(CampaignCreateForm, source=DataSource.FORM_MULTIPART)
 @document_response(CampaignCreated, 201)
+@errors(400, 413, 415, *API)
 async def create_campaign():
     limits = services().settings.limits
     try:
         form = await read_form(request.body, request.headers.get("Content-Type"),
+                               text_fields=TEXT_FIELDS, file_fields=FILE_FIELDS,
                                file_max_bytes=limits.max_csv_bytes,
                                body_max_bytes=limits.max_csv_bytes + FORM_OVERHEAD_BYTES)
     except RequestEntityTooLarge:  # Content-Length alone was over the limit
@@ -57,11 +63,7 @@ async def create_campaign():
 
 
 def _settings_from(form: Form) -> CampaignSettings:
-    unknown = sorted(set(form.files) - {"contacts"})
-    if unknown:
-        raise validation_error(unknown[0], "is not a known field (only 'contacts' is a file)")
-    if "contacts" in form.fields:
-        raise validation_error("contacts", "must be a file part (curl -F contacts=@file.csv)")
+    # read_form took only known names, each in its kind of part (text or file).
     if "contacts" not in form.files:
         raise validation_error("contacts", "is required: a CSV file with a phone_number column")
     # An empty optional field is the same as an absent one (HTML forms send them).
@@ -72,6 +74,7 @@ def _settings_from(form: Form) -> CampaignSettings:
         fields = CampaignFields.model_validate(given)
     except ValidationError as exc:
         raise describe_validation(exc) from None
+    note_inputs(**fields.model_dump())
     minimum = services().settings.limits.min_retry_delay_seconds
     if fields.retry_delay_seconds < minimum:
         raise validation_error("retry_delay_seconds",
@@ -107,24 +110,30 @@ async def _create_from_form(form: Form):
     except InvalidReference as exc:  # changed between the first check and the insert
         raise validation_error(exc.field, exc.message) from None
     log.info("campaign.created", campaign_id=str(campaign.id), account_id=str(who.account.id),
-             status=campaign.status, contacts=parsed.accepted, rejected=len(parsed.rejected))
+             status=campaign.status, contacts=parsed.accepted, rejected=parsed.rows_rejected)
     report = _report(parsed, greeting)
     return respond(CampaignCreated(**campaign_out(campaign), import_report=report), 201)
 
 
 def _report(parsed: ContactsImport, greeting: str) -> dict:
+    """The import report: at most MAX_LISTED_REJECTIONS rows listed (a few hundred kB of
+    JSON at most, built in a few ms on the event loop), every rejection counted."""
     columns = set(parsed.columns)
     warnings = [f"the agent's greeting uses {{{{{name}}}}} but the CSV has no '{name}' "
                 "column; it will be empty" for name in greeting_variables(greeting)
                 if name not in columns]
-    return {"rows_accepted": parsed.accepted, "rows_rejected": len(parsed.rejected),
+    return {"rows_accepted": parsed.accepted, "rows_rejected": parsed.rows_rejected,
             "columns": parsed.columns, "warnings": warnings,
-            "rejected": [attrs.asdict(row) for row in parsed.rejected]}
+            "rejected": [attrs.asdict(row) for row in parsed.rejected],
+            "rejected_counts": parsed.rejected_counts,
+            "rejected_truncated": parsed.rejected_truncated,
+            "delimiter": parsed.delimiter}
 
 
 @bp.get("/campaigns")
 @validate_querystring(CampaignPageQuery)
 @document_response(CampaignPage)
+@errors(400, *API)
 async def list_campaigns(query_args: CampaignPageQuery):
     page = await campaigns.page(services().db, principal().account.id, query_args.page,
                                 query_args.status)
@@ -144,11 +153,14 @@ async def owned_campaign(campaign_id: uuid.UUID, *, counts: bool = True) -> Camp
 
 @bp.get("/campaigns/<uuid:campaign_id>")
 @document_response(CampaignOut)
+@errors(404, *API)
 async def get_campaign(campaign_id: uuid.UUID):
     return respond(CampaignOut(**campaign_out(await owned_campaign(campaign_id))))
 
 
 @bp.delete("/campaigns/<uuid:campaign_id>")
+@raw_response(204, "Deleted with its contacts (drafts only).")
+@errors(404, 409, *API)
 async def delete_campaign(campaign_id: uuid.UUID):
     try:
         deleted = await campaigns.delete(services().db, principal().account.id, campaign_id)
@@ -166,6 +178,7 @@ async def delete_campaign(campaign_id: uuid.UUID):
 @bp.get("/campaigns/<uuid:campaign_id>/contacts")
 @validate_querystring(ContactPageQuery)
 @document_response(ContactPage)
+@errors(400, 404, *API)
 async def list_contacts(campaign_id: uuid.UUID, query_args: ContactPageQuery):
     campaign = await owned_campaign(campaign_id, counts=False)
     page = await campaigns.contacts_page(services().db, campaign, query_args.page,

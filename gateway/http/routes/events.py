@@ -17,6 +17,7 @@ from quart import Blueprint, make_response
 
 from gateway.engine.snapshots import DELETED, TERMINAL, encode
 from gateway.http.context import services
+from gateway.http.openapi import API, errors, raw_response
 from gateway.http.routes.campaigns import owned_campaign
 
 bp = Blueprint("events", __name__)
@@ -35,6 +36,10 @@ def _event(event_id: int, data: str, kind: str | None = None) -> bytes:
 
 
 @bp.get("/campaigns/<uuid:campaign_id>/events")
+@raw_response(200, "Server-Sent Events: a snapshot at once, then one per tick, "
+              "heartbeat comments, and `event: end` when the campaign is done.",
+              "text/event-stream")
+@errors(404, *API)
 async def campaign_events(campaign_id: uuid.UUID):
     await owned_campaign(campaign_id, counts=False)  # 404 for another tenant's campaign
     svc = services()

@@ -15,6 +15,7 @@ from quart_schema import document_response, validate_querystring
 from gateway.clock import utcnow
 from gateway.http.context import page_fields, principal, respond, services
 from gateway.http.errors import ApiError, conflict, not_found
+from gateway.http.openapi import API, errors
 from gateway.http.routes.campaigns import campaign_out, owned_campaign
 from gateway.http.schemas import CallOut, CallPage, CampaignOut, PageQuery
 from gateway.logs import get_logger
@@ -49,6 +50,7 @@ async def _transition(campaign_id: uuid.UUID, verb: str, change) -> dict:
 
 @bp.post("/campaigns/<uuid:campaign_id>/start")
 @document_response(CampaignOut)
+@errors(404, 409, *API)
 async def start_campaign(campaign_id: uuid.UUID):
     """draft, scheduled or paused → running, if the account's concurrency budget allows."""
     return respond(CampaignOut(**await _transition(
@@ -57,6 +59,7 @@ async def start_campaign(campaign_id: uuid.UUID):
 
 @bp.post("/campaigns/<uuid:campaign_id>/resume")
 @document_response(CampaignOut)
+@errors(404, 409, *API)
 async def resume_campaign(campaign_id: uuid.UUID):
     """paused → running, if the account's concurrency budget allows."""
     return respond(CampaignOut(**await _transition(
@@ -66,6 +69,7 @@ async def resume_campaign(campaign_id: uuid.UUID):
 
 @bp.post("/campaigns/<uuid:campaign_id>/pause")
 @document_response(CampaignOut)
+@errors(404, 409, *API)
 async def pause_campaign(campaign_id: uuid.UUID):
     """running → paused: nothing new is dialed; live calls finish and are recorded."""
     return respond(CampaignOut(**await _transition(campaign_id, "pause", lifecycle.pause)))
@@ -73,6 +77,7 @@ async def pause_campaign(campaign_id: uuid.UUID):
 
 @bp.post("/campaigns/<uuid:campaign_id>/stop")
 @document_response(CampaignOut)
+@errors(404, 409, *API)
 async def stop_campaign(campaign_id: uuid.UUID):
     """running, paused or scheduled → completed: contacts never dialed are skipped; live
     calls are not aborted, their results are recorded."""
@@ -83,6 +88,7 @@ async def stop_campaign(campaign_id: uuid.UUID):
 @bp.get("/campaigns/<uuid:campaign_id>/calls")
 @validate_querystring(PageQuery)
 @document_response(CallPage)
+@errors(400, 404, *API)
 async def list_calls(campaign_id: uuid.UUID, query_args: PageQuery):
     campaign = await owned_campaign(campaign_id, counts=False)
     page = await calls.page(services().db, campaign.id, query_args.page)

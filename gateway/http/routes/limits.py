@@ -7,6 +7,7 @@ from quart_schema import document_response
 
 from gateway.http.context import principal, respond, services
 from gateway.http.errors import ApiError
+from gateway.http.openapi import API, errors
 from gateway.http.schemas import CallLimits
 from gateway.store import accounts
 
@@ -15,6 +16,7 @@ bp = Blueprint("limits", __name__)
 
 @bp.get("/call-limits")
 @document_response(CallLimits)
+@errors(*API)
 async def call_limits():
     # Read fresh: the principal may come from the key cache, and an operator may just
     # have changed the caps.

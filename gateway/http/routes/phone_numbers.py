@@ -11,6 +11,7 @@ from quart_schema import validate_querystring, validate_request, document_respon
 from gateway.db import UniqueViolation
 from gateway.http.context import no_content, page_fields, principal, respond, services
 from gateway.http.errors import ApiError, not_found
+from gateway.http.openapi import API, errors, raw_response
 from gateway.http.schemas import (PageQuery, PhoneNumberCreate, PhoneNumberOut,
                                   PhoneNumberPage, PhoneNumberUpdate)
 from gateway.store import phone_numbers
@@ -26,6 +27,7 @@ def _out(number: PhoneNumber) -> PhoneNumberOut:
 @bp.post("/phone-numbers")
 @validate_request(PhoneNumberCreate)
 @document_response(PhoneNumberOut, 201)
+@errors(400, 409, 413, *API)
 async def create_phone_number(data: PhoneNumberCreate):
     try:
         number = await phone_numbers.create(services().db, principal().account.id,
@@ -39,6 +41,7 @@ async def create_phone_number(data: PhoneNumberCreate):
 @bp.get("/phone-numbers")
 @validate_querystring(PageQuery)
 @document_response(PhoneNumberPage)
+@errors(400, *API)
 async def list_phone_numbers(query_args: PageQuery):
     page = await phone_numbers.page(services().db, principal().account.id, query_args.page)
     return respond(PhoneNumberPage(data=[_out(n) for n in page.items], **page_fields(page)))
@@ -46,6 +49,7 @@ async def list_phone_numbers(query_args: PageQuery):
 
 @bp.get("/phone-numbers/<uuid:number_id>")
 @document_response(PhoneNumberOut)
+@errors(404, *API)
 async def get_phone_number(number_id: uuid.UUID):
     number = await phone_numbers.get(services().db, principal().account.id, number_id)
     if number is None:
@@ -56,6 +60,7 @@ async def get_phone_number(number_id: uuid.UUID):
 @bp.patch("/phone-numbers/<uuid:number_id>")
 @validate_request(PhoneNumberUpdate)
 @document_response(PhoneNumberOut)
+@errors(400, 404, 413, *API)
 async def update_phone_number(number_id: uuid.UUID, data: PhoneNumberUpdate):
     changes = data.model_dump(include=data.model_fields_set)
     number = await phone_numbers.update(services().db, principal().account.id, number_id,
@@ -66,6 +71,8 @@ async def update_phone_number(number_id: uuid.UUID, data: PhoneNumberUpdate):
 
 
 @bp.delete("/phone-numbers/<uuid:number_id>")
+@raw_response(204, "Deleted (soft: campaigns keep their history).")
+@errors(404, *API)
 async def delete_phone_number(number_id: uuid.UUID):
     if not await phone_numbers.delete(services().db, principal().account.id, number_id):
         raise not_found("phone number")
