@@ -45,6 +45,9 @@ class DatabaseSettings(_Section):
     data_dir: Path = Path("gateway-data")
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(10, ge=1)
+    # At start-up, how long to wait for PostgreSQL to answer before exiting with an error
+    # (a database that is still starting is waited for; once up, an outage never exits).
+    connect_timeout_seconds: float = Field(30.0, gt=0)
 
 
 class SimRule(_Section):
@@ -116,6 +119,16 @@ class EngineSettings(_Section):
     adapter_failure_min_calls: int = Field(20, ge=1)
     # Contacts claimed per database round trip (a batch never exceeds the free slots).
     claim_batch_size: int = Field(50, ge=1, le=1000)
+    # The engine's own connection pool (claims, results, the supervisor), apart from the
+    # API's (database.pool_max_size), so uploads and reads cannot starve dialing.
+    pool_max_size: int = Field(10, ge=2)
+    # One process dials a database: a standby tries to take the dialer lock this often;
+    # the dialer checks that it still holds it this often.
+    standby_retry_seconds: float = Field(5.0, gt=0)
+    lock_check_seconds: float = Field(1.0, gt=0)
+    # Open attempts with no live call (a claim's answer lost, a result that could not be
+    # written) are finished as interrupted once this old; the sweep runs this often.
+    orphan_sweep_seconds: float = Field(10.0, gt=0)
 
 
 class SseSettings(_Section):

@@ -13,8 +13,10 @@ PostgreSQL cannot be reached (the HTTP edge answers 503, the engine waits and re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -58,6 +60,25 @@ class CheckViolation(IntegrityError):
     pass
 
 
+class InvalidValue(DatabaseError):
+    """A value the database cannot hold (SQLSTATE class 22: an integer past its column's
+    type, a time past the calendar once converted to UTC...), refused by PostgreSQL or by
+    asyncpg while encoding an argument. The schemas at the edges bound every input, so this
+    is the last line of defence: the HTTP edge answers 400, never 500.
+
+    ``argument`` is the 1-based query parameter when asyncpg said which, ``column`` the
+    column when PostgreSQL named it, ``value`` the offending value as shown in the message,
+    ``reason`` the short why."""
+
+    def __init__(self, reason: str, *, argument: int | None = None,
+                 column: str | None = None, value: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.argument = argument
+        self.column = column
+        self.value = value
+
+
 _UNAVAILABLE = (
     OSError,
     asyncio.TimeoutError,
@@ -77,7 +98,46 @@ _INTEGRITY = {
 }
 
 
+# asyncpg's wording when an argument cannot be encoded (its client-side DataError).
+_BAD_ARGUMENT = re.compile(r"invalid input for query argument \$(\d+): (.*) \(([^()]*)\)$", re.S)
+# PostgreSQL's wording for most range errors: value "2147483648" is out of range for type ...
+_QUOTED_VALUE = re.compile(r'"([^"]*)"')
+
+
+def _invalid_value(exc: BaseException) -> InvalidValue | None:
+    """The :class:`InvalidValue` that ``exc`` is, if it is a data error of either side."""
+    if not isinstance(exc, (asyncpg.DataError, asyncpg.exceptions._base.DataError)):
+        if isinstance(exc, (OverflowError, ValueError)) and _raised_in_asyncpg(exc):
+            # An encoder's own error that asyncpg did not wrap ("date value out of range").
+            return InvalidValue(str(exc)[:200] or type(exc).__name__)
+        return None
+    found = _BAD_ARGUMENT.match(str(exc))
+    if found is not None:  # client side: asyncpg could not encode an argument
+        return InvalidValue(found.group(3), argument=int(found.group(1)),
+                            value=found.group(2))
+    if isinstance(exc, asyncpg.DataError):  # server side: SQLSTATE class 22
+        message = getattr(exc, "message", None) or str(exc)
+        quoted = _QUOTED_VALUE.search(message)
+        return InvalidValue(message[:200], column=getattr(exc, "column_name", None),
+                            value=quoted.group(1) if quoted else None)
+    return InvalidValue(str(exc)[:200])
+
+
+def _raised_in_asyncpg(exc: BaseException) -> bool:
+    # Only asyncpg's own OverflowError/ValueError are data errors: the same classes raised
+    # by a transaction's own code are bugs and must stay what they are.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "asyncpg" in tb.tb_frame.f_code.co_filename
+
+
 def _translate(exc: BaseException) -> BaseException:
+    # First: a client-side DataError is also an InterfaceError whose text (holding the
+    # value) could say "closed".
+    invalid = _invalid_value(exc)
+    if invalid is not None:
+        return invalid
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
@@ -177,11 +237,73 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                                   schema="pg_catalog")
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """Every connection of the pool stayed in use for ``ACQUIRE_TIMEOUT_SECONDS``: the
+    database answers, this process has more work than connections (not an outage).
+    A subclass of DatabaseUnavailable, so whoever waits out an outage waits this out."""
+
+
+def _pool_is_busy(pool: asyncpg.Pool) -> bool:
+    return pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0
+
+
+@contextlib.asynccontextmanager
+async def _acquired(pool: asyncpg.Pool):
+    """A pooled connection; an acquire that timed out because all of them are in use is
+    :class:`DatabaseBusy`, one that timed out connecting stays an outage."""
+    try:
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+    except asyncio.TimeoutError:
+        if _pool_is_busy(pool):
+            raise DatabaseBusy(f"all {pool.get_max_size()} database connections stayed in "
+                               f"use for {ACQUIRE_TIMEOUT_SECONDS:g} s") from None
+        raise
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)
+
+
+class SessionConnection:
+    """One connection outside any pool, for session state held as long as it lives (the
+    dialer's advisory lock). Queries by name, errors translated, used from trio."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    @property
+    def pid(self) -> int:
+        """Its server process id (``pg_locks.pid`` of what this session holds)."""
+        return self._conn.get_server_pid()
+
+    async def fetchval(self, name: str, *args: Any) -> Any:
+        conn, sql = self._conn, query(name)
+
+        @_translated
+        async def run() -> Any:
+            return await conn.fetchval(sql, *args, timeout=CONNECT_TIMEOUT_SECONDS)
+
+        return await trio_asyncio.aio_as_trio(run)()
+
+    async def close(self) -> None:
+        conn = self._conn
+
+        async def close_conn() -> None:
+            try:
+                await asyncio.wait_for(conn.close(), timeout=5)
+            except (asyncio.TimeoutError, OSError, asyncpg.PostgresError,
+                    asyncpg.InterfaceError):
+                conn.terminate()
+
+        await trio_asyncio.aio_as_trio(close_conn)()
+
+
 class Database:
     """A pool of connections, used from trio. Construct with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
         self._pool = pool
+        self._dsn = dsn
 
     @classmethod
     async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> Database:
@@ -193,7 +315,22 @@ class Database:
                 # Idle connections are dropped so a restarted server is reconnected cleanly.
                 max_inactive_connection_lifetime=60.0)
 
-        return cls(await trio_asyncio.aio_as_trio(create)())
+        return cls(await trio_asyncio.aio_as_trio(create)(), dsn)
+
+    async def open_sibling(self, *, min_size: int = 1, max_size: int) -> Database:
+        """Another pool on the same database (the engine's, so API requests cannot take
+        every connection the dial loop and the recorder need). Close it on its own."""
+        return await Database.open(self._dsn, min_size=min_size, max_size=max_size)
+
+    async def connect_session(self) -> SessionConnection:
+        """A dedicated connection outside the pool (see :class:`SessionConnection`)."""
+        dsn = self._dsn
+
+        @_translated
+        async def connect() -> asyncpg.Connection:
+            return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_SECONDS)
+
+        return SessionConnection(await trio_asyncio.aio_as_trio(connect)())
 
     async def close(self) -> None:
         pool = self._pool
@@ -217,7 +354,7 @@ class Database:
         attempts = TRANSACTION_ATTEMPTS if rerun else 1
 
         async def once() -> T:
-            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            async with _acquired(pool) as conn:
                 async with conn.transaction(isolation=isolation):
                     return await fn(Tx(conn))
 
@@ -232,7 +369,7 @@ class Database:
         sql = query(name)
 
         async def once() -> Any:
-            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            async with _acquired(pool) as conn:
                 return await getattr(conn, method)(sql, *args)
 
         @_translated

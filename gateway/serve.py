@@ -17,7 +17,7 @@ import hypercorn.trio
 import trio
 import trio_asyncio
 
-from gateway import phone_fast
+from gateway import phone_fast, phone_national
 from gateway.aio_timers import sweep_timers
 from gateway.bootstrap import bootstrap
 from gateway.config import Settings
@@ -31,9 +31,11 @@ from gateway.http.app import create_app
 from gateway.http.context import Services
 from gateway.logs import get_logger, redact_url
 from gateway.migrations import migrate
+from gateway.startup_errors import database_refused, database_unreachable, sip_error
 from gateway.telephony.base import TelephonyAdapter
 from gateway.telephony.sim import SimAdapter
 from gateway.telephony.sip import SipAdapter
+from gateway.telephony.sip.transport import TransportError
 
 log = get_logger(__name__)
 
@@ -50,19 +52,32 @@ async def database_url(settings: Settings):
         yield url
 
 
-async def open_database(url: str, settings: Settings) -> Database:
-    """Connect, waiting for PostgreSQL as long as it takes: the process never exits for a
-    database that is not up yet."""
-    delay = 0.5
-    while True:
-        try:
-            return await Database.open(url, min_size=settings.database.pool_min_size,
-                                       max_size=settings.database.pool_max_size)
-        except DatabaseUnavailable as exc:
-            log.warning("database.unavailable", url=redact_url(url), error=str(exc),
-                        retry_in_seconds=delay)
+async def open_database(url: str, settings: Settings, *,
+                        wait_seconds: float | None = None) -> Database:
+    """Connect, waiting up to ``wait_seconds`` (``database.connect_timeout_seconds``) for a
+    PostgreSQL that does not answer yet (it may be starting beside the gateway), then
+    :class:`StartupError` naming the URL (password masked). A server that answers and
+    refuses (a wrong password, no such database) is a StartupError at once: waiting would
+    not fix it. Start-up only: once the gateway runs, an outage is a 503, never an exit."""
+    wait = settings.database.connect_timeout_seconds if wait_seconds is None else wait_seconds
+    delay, last = 0.5, None
+    with trio.move_on_after(wait):
+        while True:
+            try:
+                return await Database.open(url, min_size=settings.database.pool_min_size,
+                                           max_size=settings.database.pool_max_size)
+            except DatabaseUnavailable as exc:
+                last = exc
+                log.warning("database.unavailable", url=redact_url(url),
+                            error=str(exc.__cause__ or exc), retry_in_seconds=delay)
+            except Exception as exc:
+                refused = database_refused(exc, url)
+                if refused is None:
+                    raise
+                raise refused from exc
             await trio.sleep(delay)
             delay = min(delay * 2, 10.0)
+    raise database_unreachable(url, wait, last)
 
 
 def hypercorn_config(settings: Settings) -> hypercorn.Config:
@@ -85,12 +100,16 @@ def make_adapter(settings: Settings) -> TelephonyAdapter:
 async def adapter_running(adapter: TelephonyAdapter):
     """Run the adapter's own task, if it has one (the SIP adapter's UDP socket reader),
     for as long as the context lasts. Entered before the root nursery and left after it,
-    so calls cancelled at shutdown can still send their CANCEL/BYE and read the answer."""
+    so calls cancelled at shutdown can still send their CANCEL/BYE and read the answer.
+    A socket that cannot be bound or a proxy that does not resolve is a StartupError."""
     if not isinstance(adapter, SipAdapter):
         yield
         return
     async with trio.open_nursery() as nursery:
-        await nursery.start(adapter.run)
+        try:
+            await nursery.start(adapter.run)
+        except (OSError, TransportError) as exc:
+            raise sip_error(exc, adapter.settings) from exc
         yield
         nursery.cancel_scope.cancel()
 
@@ -108,19 +127,21 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
     shutdown = trio.Event() if shutdown is None else shutdown
     adapter = make_adapter(settings)
     phone_fast.prepare(settings.contacts.default_region)
+    phone_national.prepare(settings.contacts.default_region)
     async with trio_asyncio.open_loop(), database_url(settings) as url:
         db = await open_database(url, settings)
         try:
             log.info("database.connected", url=redact_url(url))
             await migrate(db)
             await bootstrap(db, settings, bootstrap_key)
-            async with adapter_running(adapter), trio.open_nursery() as root:
+            async with engine_database(db, settings) as engine_db, adapter_running(adapter), \
+                    trio.open_nursery() as root:
                 watcher = await root.start(_watch_signals, shutdown) if handle_signals else None
                 await root.start(sweep_timers)
                 budget = await root.start(Budget().run)
-                recorder = await root.start(Recorder(db).run)
-                supervisor = await root.start(
-                    Supervisor(EngineDeps(db, budget, recorder, adapter, settings.engine)).run)
+                recorder = await root.start(Recorder(engine_db).run)
+                supervisor = await root.start(Supervisor(
+                    EngineDeps(engine_db, budget, recorder, adapter, settings.engine)).run)
                 snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds,
                                                           settings.sse.heartbeat_seconds).run)
                 app = create_app(Services(db=db, settings=settings, engine=supervisor,
@@ -171,6 +192,19 @@ def _tune_gc() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+@contextlib.asynccontextmanager
+async def engine_database(db: Database, settings: Settings):
+    """The engine's own pool (claims, results, the supervisor), so uploads and API reads
+    cannot take the connections the dial loop and the recorder need. Entered before the
+    root nursery and closed after it, once every call has been recorded."""
+    engine_db = await db.open_sibling(max_size=settings.engine.pool_max_size)
+    try:
+        yield engine_db
+    finally:
+        with trio.CancelScope(shield=True):
+            await engine_db.close()
 
 
 async def _serve_http(app, config: hypercorn.Config, shutdown: trio.Event, done: trio.Event,

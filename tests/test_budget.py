@@ -444,13 +444,17 @@ async def test_equal_demand_shares_the_account_cap_equally(autojump_clock):
     budget = Budget()
     ledger = Ledger(budget)
     account = new_id()
-    ledger.set_caps(account, concurrent_max=2, calls_per_minute=UNLIMITED_RATE)
+    # Closed (cap 0) until every worker waits: trio starts tasks in a random order, and
+    # two workers of one campaign that start first would take both slots at once.
+    ledger.set_caps(account, concurrent_max=0, calls_per_minute=UNLIMITED_RATE)
     a, b = new_id(), new_id()
     ledger.open_campaign(account, a, 10)
     ledger.open_campaign(account, b, 10)
     async with trio.open_nursery() as nursery:
         for i in range(20):
             nursery.start_soon(ledger.dial_forever, (a, b)[i % 2], random.Random(rng.random()))
+        await trio.testing.wait_all_tasks_blocked()
+        ledger.set_caps(account, concurrent_max=2, calls_per_minute=UNLIMITED_RATE)
         while len(ledger.grant_order) < 400:
             await trio.sleep(1)
         nursery.cancel_scope.cancel()
@@ -1014,3 +1018,77 @@ async def test_actor_wakes_rate_limited_waiter_at_any_float_time(autojump_clock,
         await ledger.call(campaign, 0.5)
         assert ledger.grant_times[account] == [first_dial, first_dial + RATE_WINDOW_SECONDS]
         assert running.watch.steps < 20
+
+
+# -- 9. grants given back, windows seeded, dials not yet counted ------------------------------
+
+
+async def test_an_undialed_release_gives_the_rate_window_and_the_day_their_dial_back(
+        autojump_clock):
+    """A claim that came back short: its unused slots are released with dialed=False, and
+    neither the rate window nor the day's count keeps them."""
+    budget = Budget()
+    account, campaign = new_id(), new_id()
+    budget.set_account_caps(account, concurrent_max=10, calls_per_minute=2, dials_left_today=3)
+    budget.open_campaign(account, campaign, 10)
+    first, second = budget.try_acquire(campaign), budget.try_acquire(campaign)
+    assert first is not None and second is not None
+    assert budget.try_acquire(campaign) is None  # the window is full
+    budget.release(second, dialed=False)
+    third = budget.try_acquire(campaign)  # the same instant: the refund freed it
+    assert third is not None
+    budget.release(third, dialed=False)
+    budget.release(first)  # a real dial stays counted
+    await trio.sleep(RATE_WINDOW_SECONDS)
+    got = [budget.try_acquire(campaign) for _ in range(3)]
+    # Of the 3 dials of the day, 1 was used: 2 left, both within the new window's 2.
+    assert [slot is not None for slot in got] == [True, True, False]
+
+
+async def test_seeded_dials_hold_the_rate_window_after_a_restart(autojump_clock):
+    """A new budget seeded with the previous process's dials (10 s and 30 s ago) grants
+    the third dial of calls_per_minute=3 only, and the fourth once the first leaves."""
+    budget = Budget()
+    account, campaign = new_id(), new_id()
+    now = trio.current_time()
+    budget.seed_dials(account, [now - 30, now - 10, now - 61])  # the last one is outside
+    budget.set_account_caps(account, concurrent_max=10, calls_per_minute=3)
+    budget.open_campaign(account, campaign, 10)
+    assert budget.try_acquire(campaign) is not None
+    assert budget.try_acquire(campaign) is None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(budget.run)
+        slot = await budget.acquire(campaign)
+        assert trio.current_time() == now + 30  # the dial of 30 s ago left the window
+        nursery.cancel_scope.cancel()
+    assert slot is not None
+
+
+async def test_seed_dials_leaves_an_account_that_has_dialed_alone(autojump_clock):
+    budget = Budget()
+    account, campaign = new_id(), new_id()
+    budget.set_account_caps(account, concurrent_max=10, calls_per_minute=2)
+    budget.open_campaign(account, campaign, 10)
+    assert budget.try_acquire(campaign) is not None
+    budget.seed_dials(account, [])  # would empty the window: ignored
+    assert budget.try_acquire(campaign) is not None
+    assert budget.try_acquire(campaign) is None
+
+
+async def test_daily_left_from_the_database_subtracts_dials_it_cannot_see_yet(autojump_clock):
+    """A caps refresh reads today's dials from the database: grants not confirmed (their
+    claim not yet committed) when the mark was taken are subtracted from what it says."""
+    budget = Budget()
+    account, campaign = new_id(), new_id()
+    budget.set_account_caps(account, concurrent_max=10, calls_per_minute=UNLIMITED_RATE,
+                            dials_left_today=5)
+    budget.open_campaign(account, campaign, 10)
+    confirmed = budget.try_acquire(campaign)
+    budget.confirm(confirmed)          # in the database now
+    budget.try_acquire(campaign)       # granted, its claim still running
+    mark = budget.counted_mark(account)
+    budget.try_acquire(campaign)       # granted while the refresh query ran
+    # The database saw only the confirmed dial: 4 left by its count, 2 by the truth.
+    budget.set_account_caps(account, concurrent_max=10, calls_per_minute=UNLIMITED_RATE,
+                            dials_left_today=4, counted_mark=mark)
+    assert [budget.try_acquire(campaign) is not None for _ in range(3)] == [True, True, False]

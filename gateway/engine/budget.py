@@ -33,6 +33,7 @@ class Slot:
     account_id: uuid.UUID
     campaign_id: uuid.UUID
     serial: int
+    granted_at: float = attrs.field(default=0.0, eq=False)  # its instant in the rate window
 
 
 @attrs.frozen
@@ -70,6 +71,10 @@ class _Account:
     live: int = 0
     dials: deque[float] = attrs.field(factory=deque)   # grant times in the rate window
     rotation: deque[_Campaign] = attrs.field(factory=deque)
+    # Dials granted (net of refunds) and dials confirmed as written to the database, both
+    # since the process started: the difference is what a database count cannot see yet.
+    granted: int = 0
+    confirmed: int = 0
 
     def rate_limited(self, now: float) -> bool:
         # A dial leaves the window at dial + 60 exactly: the same float the actor sleeps
@@ -94,13 +99,45 @@ class Budget:
     # -- configuration -------------------------------------------------------------------
 
     def set_account_caps(self, account_id: uuid.UUID, *, concurrent_max: int,
-                         calls_per_minute: int, dials_left_today: int | None = None) -> None:
-        """Set (or change, at any time) an account's caps; takes effect at once."""
+                         calls_per_minute: int, dials_left_today: int | None = None,
+                         counted_mark: int | None = None) -> None:
+        """Set (or change, at any time) an account's caps; takes effect at once.
+
+        ``dials_left_today`` read from the database misses the dials granted but not yet
+        written there: pass ``counted_mark`` (:meth:`counted_mark` taken before the read)
+        and every dial granted since that was not yet confirmed when the mark was taken is
+        subtracted (an over-count at worst, so the cap holds between refreshes)."""
         account = self._accounts.setdefault(account_id, _Account(account_id))
         account.concurrent_max = concurrent_max
         account.calls_per_minute = calls_per_minute
+        if dials_left_today is not None and counted_mark is not None:
+            dials_left_today = max(0, dials_left_today - (account.granted - counted_mark))
         account.dials_left_today = dials_left_today
         self._grant(account)
+
+    def knows_account(self, account_id: uuid.UUID) -> bool:
+        return account_id in self._accounts
+
+    def seed_dials(self, account_id: uuid.UUID, dialed_at: list[float]) -> None:
+        """Start an account's rate window with dials made before this process (their
+        ``trio.current_time()`` instants, past ones): after a restart the window holds what
+        the previous process dialed in the last 60 s. Only for an account that has not
+        been granted anything yet."""
+        account = self._accounts.setdefault(account_id, _Account(account_id))
+        if account.granted == 0:
+            now = trio.current_time()
+            account.dials = deque(sorted(t for t in dialed_at
+                                         if t + RATE_WINDOW_SECONDS > now))
+            self._grant(account)
+
+    def counted_mark(self, account_id: uuid.UUID) -> int:
+        """The account's dials confirmed so far (see ``set_account_caps``)."""
+        account = self._accounts.get(account_id)
+        return 0 if account is None else account.confirmed
+
+    def confirm(self, slot: Slot) -> None:
+        """The slot's dial is written to the database (its claim committed)."""
+        self._accounts[slot.account_id].confirmed += 1
 
     def open_campaign(self, account_id: uuid.UUID, campaign_id: uuid.UUID,
                       max_concurrent: int) -> None:
@@ -164,15 +201,21 @@ class Budget:
             return None
         return self._issue(campaign, trio.current_time())
 
-    def release(self, slot: Slot) -> None:
-        """Give a slot back. Synchronous; raises RuntimeError if it is not live."""
+    def release(self, slot: Slot, *, dialed: bool = True) -> None:
+        """Give a slot back. Synchronous; raises RuntimeError if it is not live.
+
+        ``dialed=False``: the slot was never used for a dial (a claim came back short), so
+        its grant is taken back out of the rate window and the day's count too."""
         try:
             self._live.remove(slot)
         except KeyError:
             raise RuntimeError(f"slot {slot} released twice or never granted") from None
         campaign = self._campaigns[slot.campaign_id]
         campaign.live -= 1
-        campaign.account.live -= 1
+        account = campaign.account
+        account.live -= 1
+        if not dialed:
+            self._refund(account, slot)
         self._forget_if_idle(campaign)
         self._grant(campaign.account)
 
@@ -205,14 +248,29 @@ class Budget:
 
     def _issue(self, campaign: _Campaign, now: float) -> Slot:
         account = campaign.account
-        slot = Slot(account.id, campaign.id, next(self._serials))
+        slot = Slot(account.id, campaign.id, next(self._serials), now)
         self._live.add(slot)
         campaign.live += 1
         account.live += 1
+        account.granted += 1
         account.dials.append(now)
         if account.dials_left_today is not None:
             account.dials_left_today -= 1
         return slot
+
+    @staticmethod
+    def _refund(account: _Account, slot: Slot) -> None:
+        account.granted -= 1
+        if account.dials_left_today is not None:
+            account.dials_left_today += 1
+        # The grant's instant, if it is still in the window (the newest match: grants are
+        # appended in time order, so it is near the right end).
+        for index in range(len(account.dials) - 1, -1, -1):
+            if account.dials[index] == slot.granted_at:
+                del account.dials[index]
+                break
+            if account.dials[index] < slot.granted_at:
+                break
 
     def _grant(self, account: _Account, *, notify: bool = True) -> None:
         """Hand slots to waiters, round-robin over the account's campaigns, while it can.

@@ -52,11 +52,19 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
         if result.ended_at is None:
             result = CallResult(result.outcome, result.answered_at, utcnow(),
                                 result.sip_call_id, result.sip_status)
-        status = await deps.recorder.record(claim.attempt_id, result)
+        try:
+            status = await deps.recorder.record(claim.attempt_id, result)
+        except Exception as exc:  # not an outage (the recorder waits those out): a bad write
+            # The attempt stays open without a call: the orphan sweep finishes it, so its
+            # contact is not left in_progress (nor the campaign unfinished) until a restart.
+            log.error("call.record_failed", error=repr(exc), outcome=result.outcome, **ids)
+            deps.live.want_sweep()
+            return
         log.info("call.ended", outcome=result.outcome, duration_seconds=result.duration_seconds,
                  contact_status=status, sip_status=result.sip_status, **ids)
         on_result(result)
     finally:
+        deps.live.ids.discard(claim.attempt_id)
         deps.budget.release(slot)
         handle.in_flight -= 1
         handle.poke()

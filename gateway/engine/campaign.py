@@ -54,7 +54,7 @@ async def run_campaign(deps: EngineDeps, handle: CampaignHandle, *,
                        task_status: trio.TaskStatus[CampaignHandle] = trio.TASK_STATUS_IGNORED
                        ) -> None:
     task_status.started(handle)
-    row = await dialing.campaign(deps.db, handle.campaign_id)
+    row = await _until_reachable(handle, dialing.campaign, deps.db, handle.campaign_id)
     if row is None:
         return
     deps.budget.open_campaign(row.account_id, row.id, row.max_concurrent_calls)
@@ -77,10 +77,10 @@ async def run_campaign(deps: EngineDeps, handle: CampaignHandle, *,
 async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.Nursery,
                      on_result) -> None:
     refs, refs_checked = None, -math.inf
-    from_seq = 0  # new contacts are claimed in seq order: the next claim starts here
+    from_seq = None  # new contacts are claimed in seq order: the next claim starts here
     while True:
         if handle.failure_reason is not None and handle.dialing:
-            await _fail(deps, handle, handle.failure_reason)
+            await _until_reachable(handle, _fail, deps, handle, handle.failure_reason)
             continue
         if not handle.dialing:
             if handle.in_flight == 0:
@@ -88,6 +88,8 @@ async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.
             await handle.wait()
             continue
         try:
+            if from_seq is None:  # a start, a resume or a rescan: the first pending seq
+                from_seq = await dialing.first_pending_seq(deps.db, row)
             if trio.current_time() - refs_checked >= REFERENCE_CHECK_SECONDS:
                 refs, refs_checked = await dialing.references(deps.db, row.id), trio.current_time()
                 if not refs.agent_ok:
@@ -108,11 +110,22 @@ async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.
                 continue
             if await _idle(deps, handle, row):
                 refs_checked = -math.inf  # contacts are due but none was claimable: why?
-                from_seq = 0  # and one that was locked when the cursor passed it is found
+                from_seq = None  # and one that was locked when the cursor passed it is found
         except DatabaseUnavailable:
             log.warning("campaign.waiting_for_database", campaign_id=str(row.id))
             with handle.interruptible():
                 await trio.sleep(DATABASE_RETRY_SECONDS)
+
+
+async def _until_reachable(handle: CampaignHandle, fn, *args):
+    """``fn(*args)``, retried while the database is unreachable: an outage must never
+    crash the actor (that would hang up every live call of the campaign)."""
+    while True:
+        try:
+            return await fn(*args)
+        except DatabaseUnavailable:
+            log.warning("campaign.waiting_for_database", campaign_id=str(handle.campaign_id))
+            await trio.sleep(DATABASE_RETRY_SECONDS)
 
 
 @attrs.frozen
@@ -134,9 +147,16 @@ async def _dial_batch(deps, handle, row, refs, calls, on_result, from_seq: int) 
     slots = [slot]
     while len(slots) < deps.settings.claim_batch_size and (more := budget.try_acquire(row.id)):
         slots.append(more)
+    now = utcnow()
     try:
-        claims = await dialing.claim(deps.db, row.id, utcnow(), len(slots), from_seq)
+        with deps.live.claiming(now):
+            claims = await dialing.claim(deps.db, row.id, now, len(slots), from_seq,
+                                          deps.fence.pid)
+            deps.live.ids.update(claim.attempt_id for claim in claims)
     except BaseException:
+        # It may have committed with its answer lost: its dials count (the sweep finishes
+        # any attempts it wrote), and the sweep is asked to look soon.
+        deps.live.want_sweep()
         for unused in slots:
             budget.release(unused)
         raise
@@ -147,9 +167,11 @@ async def _dial_batch(deps, handle, row, refs, calls, on_result, from_seq: int) 
             from_number=refs.from_number, variables=claim.custom_fields,
             agent_sip_uri=refs.agent_sip_uri, agent_media_address=refs.agent_media_address)
         handle.in_flight += 1
-        calls.start_soon(run_call, deps, handle, request, slots.pop(), claim, on_result)
-    for unused in slots:
-        budget.release(unused)
+        slot = slots.pop()
+        budget.confirm(slot)
+        calls.start_soon(run_call, deps, handle, request, slot, claim, on_result)
+    for unused in slots:  # the claim came back short: these were never dialed
+        budget.release(unused, dialed=False)
     # Only new contacts move the cursor: a retry's seq may lie past new contacts that a
     # rescan from 0 has yet to reach.
     return _Batch(tried=True, claimed=len(claims),

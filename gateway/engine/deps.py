@@ -1,4 +1,4 @@
-"""What the engine's actors are built with."""
+"""What the engine's actors are built with. ``db`` is the engine's own pool."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import attrs
 from gateway.config import EngineSettings
 from gateway.db import Database
 from gateway.engine.budget import Budget
+from gateway.engine.dialer_lock import Fence
+from gateway.engine.live import LiveAttempts
 from gateway.engine.recorder import Recorder
 from gateway.telephony.base import TelephonyAdapter
 
@@ -18,3 +20,5 @@ class EngineDeps:
     recorder: Recorder
     adapter: TelephonyAdapter
     settings: EngineSettings
+    live: LiveAttempts = attrs.field(factory=LiveAttempts)
+    fence: Fence = attrs.field(factory=Fence)  # the dialer lock every claim checks

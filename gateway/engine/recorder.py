@@ -7,7 +7,9 @@ trio-asyncio hop and the commit are paid once per batch, not per call).
 
 A database outage holds the batch and retries it: no result is lost, and the calls wait
 (their slots stay taken, so nothing new is dialed meanwhile). A result whose call was
-cancelled while waiting is still written.
+cancelled while waiting is still written. A batch refused for another reason is written
+again one result at a time, so only a result that cannot be written fails (its call
+reports it; the orphan sweep then finishes the attempt as interrupted).
 """
 
 from __future__ import annotations
@@ -74,11 +76,17 @@ class Recorder:
                             retry_in_seconds=delay)
                 await trio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            except Exception as exc:  # a bad batch must not stall every call: fail them all
-                log.error("recorder.write_failed", results=len(batch), exc_info=exc)
-                for entry in batch:
-                    entry.error = exc
-                    entry.done.set()
+            except Exception as exc:  # a bad batch must not stall every call
+                if len(batch) > 1:  # one bad result must not cost the others theirs
+                    log.warning("recorder.batch_failed_writing_one_by_one", results=len(batch),
+                                error=repr(exc))
+                    for entry in batch:
+                        await self._flush([entry])
+                    return
+                log.error("recorder.write_failed", attempt_id=str(batch[0].attempt_id),
+                          exc_info=exc)
+                batch[0].error = exc
+                batch[0].done.set()
                 return
         for entry in batch:
             entry.status = statuses.get(entry.attempt_id)

@@ -6,8 +6,14 @@ its actor accordingly. A poll loop starts scheduled campaigns when their time co
 the budget allows), adopts running campaigns that have no actor (a lost message, a crashed
 actor) and re-reads account caps so an operator's change applies without a restart.
 
-On start-up, attempts left without an outcome by a dead process become ``interrupted``,
-and running campaigns resume.
+It dials only while it holds the dialer lock (:mod:`gateway.engine.dialer_lock`): a
+second process on the same database serves the API only (standby) and takes over when the
+first one stops. Once the lock is held, attempts left without an outcome by the dead
+dialer become ``interrupted``, running campaigns resume, and each account's rate window
+starts with the dials of its last 60 s. While it holds the lock, the orphan sweep
+(:mod:`gateway.engine.orphans`) finishes attempts that have no call behind them. If the
+lock is lost, the actors are cancelled (calls hang up, recorded as interrupted) and the
+process goes back to standby.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import uuid
 
 import trio
 
-from gateway.clock import utcnow
+from gateway.clock import trio_deadline, utcnow
 from gateway.db import DatabaseUnavailable
+from gateway.engine.budget import RATE_WINDOW_SECONDS
 from gateway.engine.campaign import run_campaign
+from gateway.engine.dialer_lock import DialerLock
 from gateway.engine.deps import EngineDeps
 from gateway.engine.handle import CampaignHandle
+from gateway.engine.orphans import run_sweeps
 from gateway.logs import get_logger
 from gateway.store import dialing, lifecycle
 from gateway.store.campaigns import InvalidReference, WrongStatus
@@ -36,17 +45,23 @@ class Supervisor:
         self._deps = deps
         self._handles: dict[uuid.UUID, CampaignHandle] = {}
         self._send, self._inbox = trio.open_memory_channel[uuid.UUID](INBOX_SIZE)
-        self._nursery: trio.Nursery | None = None
+        self._nursery: trio.Nursery | None = None  # while dialing (the lock held)
         self._draining = False
         self._idle = trio.Event()
-        self._stopped = trio.Event()
+        self._stopped = trio.Event()  # set when a dialing phase has ended
         self._waiting_for_budget: set[uuid.UUID] = set()
+        settings = deps.settings
+        self._lock = DialerLock(deps.db, deps.fence, retry_seconds=settings.standby_retry_seconds,
+                                check_seconds=settings.lock_check_seconds)
 
     # -- the API side --------------------------------------------------------------------
 
     def notify(self, campaign_id: uuid.UUID) -> None:
         """A campaign's row changed: look at it. Never blocks; a message dropped because
-        the inbox is full is caught up by the poll loop."""
+        the inbox is full is caught up by the poll loop. A standby drops it: the dialing
+        process's poll loop sees the change."""
+        if self._nursery is None:
+            return
         try:
             self._send.send_nowait(campaign_id)
         except trio.WouldBlock:
@@ -67,36 +82,76 @@ class Supervisor:
                 self._idle = trio.Event()
                 await self._idle.wait()
         if self._nursery is not None:
+            stopped = self._stopped
             self._nursery.cancel_scope.cancel()
             # Cancelled calls record themselves as interrupted (shielded, bounded): wait for
             # that, while the recorder still runs.
-            await self._stopped.wait()
+            await stopped.wait()
 
     # -- the actor -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        recovered = await _until_reachable(dialing.recover_interrupted, self._deps.db, utcnow())
-        if recovered:
-            log.warning("supervisor.recovered_interrupted_calls", attempts=recovered)
+        """Dial while holding the dialer lock; otherwise stand by. Reports started once
+        dialing (or standing by) has begun. Runs until cancelled or drained."""
         try:
-            await self._serve(task_status)
+            if not await _until_reachable(self._lock.try_acquire):
+                task_status.started(self)  # standby: the API is served meanwhile
+                task_status = trio.TASK_STATUS_IGNORED
+                await self._lock.acquire(lambda: self._draining)
+            while True:
+                await self._dial(task_status)
+                task_status = trio.TASK_STATUS_IGNORED
+                if self._draining:
+                    return
+                await self._lock.acquire(lambda: self._draining)
         finally:
+            with trio.CancelScope(shield=True):
+                await self._lock.release()
+
+    async def _dial(self, task_status) -> None:
+        """One dialing phase: recover what the previous dialer left, then run the actors
+        until drained or the lock is lost."""
+        self._stopped = trio.Event()
+        try:
+            recovered = await _until_reachable(dialing.recover_interrupted, self._deps.db,
+                                               utcnow())
+            if recovered:
+                log.warning("supervisor.recovered_interrupted_calls", attempts=recovered)
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._poll_loop)
+                nursery.start_soon(self._read_inbox)
+                nursery.start_soon(self._fence_watch, nursery.cancel_scope)
+                await nursery.start(run_sweeps, self._deps, self._poke_campaigns)
+                task_status.started(self)
+        finally:
+            self._nursery = None
             self._stopped.set()
 
-    async def _serve(self, task_status) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._poll_loop)
-            task_status.started(self)
-            async for campaign_id in self._inbox:
-                try:
-                    await self._reconcile(campaign_id)
-                except DatabaseUnavailable:
-                    log.warning("supervisor.waiting_for_database", campaign_id=str(campaign_id))
-                except Exception as exc:  # the poll loop retries; the process must stay up
-                    log.error("supervisor.reconcile_failed", campaign_id=str(campaign_id),
-                              exc_info=exc)
+    async def _fence_watch(self, dialing_scope: trio.CancelScope) -> None:
+        await self._lock.wait_lost()
+        if not self._draining:
+            # Another process may take the lock now: hang up (calls record themselves as
+            # interrupted), and dial again only once the lock is ours again.
+            log.error("engine.lock_lost", message="the dialer lock's database connection was "
+                      "lost: live calls are hung up and this process stands by")
+        dialing_scope.cancel()
+
+    def _poke_campaigns(self, campaign_ids: set[uuid.UUID]) -> None:
+        for campaign_id in campaign_ids:
+            if (handle := self._handles.get(campaign_id)) is not None:
+                handle.poke()
+
+    async def _read_inbox(self) -> None:
+        async for campaign_id in self._inbox:
+            try:
+                await self._reconcile(campaign_id)
+            except DatabaseUnavailable:
+                log.warning("supervisor.waiting_for_database", campaign_id=str(campaign_id))
+            except Exception as exc:  # the poll loop retries; the process must stay up
+                log.error("supervisor.reconcile_failed", campaign_id=str(campaign_id),
+                          exc_info=exc)
 
     async def _reconcile(self, campaign_id: uuid.UUID) -> None:
         if self._draining:
@@ -179,10 +234,21 @@ class Supervisor:
     async def _refresh_caps(self, account_ids: set[uuid.UUID]) -> None:
         if not account_ids:
             return
+        budget = self._deps.budget
+        new = [account_id for account_id in account_ids if not budget.knows_account(account_id)]
+        if new:  # the dials of the previous process's last 60 s stay in the rate window
+            recent = await dialing.recent_dials(self._deps.db, new, utcnow(),
+                                                RATE_WINDOW_SECONDS)
+            for account_id, dials in recent.items():
+                budget.seed_dials(account_id, [trio_deadline(at) for at in dials])
+        # Dials granted but not yet written are not in the database's count of today's:
+        # the budget subtracts those not confirmed before this mark.
+        marks = {account_id: budget.counted_mark(account_id) for account_id in account_ids}
         for caps in await dialing.caps(self._deps.db, list(account_ids), utcnow()):
-            self._deps.budget.set_account_caps(
+            budget.set_account_caps(
                 caps.account_id, concurrent_max=caps.concurrent_max,
-                calls_per_minute=caps.calls_per_minute, dials_left_today=caps.dials_left_today)
+                calls_per_minute=caps.calls_per_minute, dials_left_today=caps.dials_left_today,
+                counted_mark=marks[caps.account_id])
 
 
 async def _fail_scheduled(deps: EngineDeps, account_id, campaign_id, reason: str) -> None:

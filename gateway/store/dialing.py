@@ -72,13 +72,38 @@ FRESH_WINDOW = 1000
 
 
 async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int,
-                from_seq: int = 0) -> list[Claim]:
+                from_seq: int, fence_pid: int) -> list[Claim]:
     """Claim up to ``limit`` due contacts: retries first, then new contacts with seqs from
     ``from_seq`` to ``from_seq + FRESH_WINDOW`` (new contacts are claimed in seq order, so
     a claimer passes the seq after its last claim and the scan skips what it already took;
-    one that finds no new contact in the window moves its cursor a window further)."""
-    rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq, FRESH_WINDOW)
+    one that finds no new contact in the window moves its cursor a window further).
+    Nothing is claimed unless backend ``fence_pid`` holds the dialer lock."""
+    rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq, FRESH_WINDOW,
+                          fence_pid)
     return [Claim(**dict(row)) for row in rows]
+
+
+async def first_pending_seq(db: Database, campaign: CampaignRow) -> int:
+    """Where the cursor starts: the first new contact's seq (``contacts_total`` if none)."""
+    return await db.fetchval("dialing.first_pending_seq", campaign.id, campaign.contacts_total)
+
+
+async def recent_dials(db: Database, account_ids: list[uuid.UUID], now: datetime,
+                       window_seconds: float) -> dict[uuid.UUID, list[datetime]]:
+    """The accounts' dials in the ``window_seconds`` before ``now``, oldest first."""
+    found: dict[uuid.UUID, list[datetime]] = {account_id: [] for account_id in account_ids}
+    for row in await db.fetch("dialing.recent_dials", account_ids, now, window_seconds):
+        found[row["account_id"]].append(row["dialed_at"])
+    return found
+
+
+async def sweep_orphans(db: Database, now: datetime, dialed_before: datetime,
+                        live: set[uuid.UUID]) -> list[uuid.UUID]:
+    """Finish open attempts dialed before ``dialed_before`` that are not ``live`` (as
+    interrupted, their contacts retried or failed); return the campaign of each contact
+    decided."""
+    rows = await db.fetch("dialing.sweep_orphans", now, dialed_before, list(live))
+    return [row["campaign_id"] for row in rows]
 
 
 async def record_many(db: Database, results: list[tuple[uuid.UUID, CallResult]]

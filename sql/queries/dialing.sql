@@ -5,7 +5,9 @@
 -- then new contacts in import order with seqs in [$4, $4 + $5). Each claimed contact
 -- becomes in_progress with its attempt row written, before any dial. SKIP LOCKED + the
 -- status change make a second claim of the same contact impossible; the attempt cap is
--- checked here and by the (campaign_id, contact_seq, attempt) key.
+-- checked here and by the (campaign_id, contact_seq, attempt) key. $6 is the backend pid
+-- of the claimer's dialer lock (dialer_lock.sql): a process whose lock connection is gone
+-- (another process may hold the lock now) claims nothing.
 WITH campaign AS (
     -- Nothing is claimed unless the campaign runs with an active agent and an enabled
     -- number, so a deactivation stops dialing at once, not at the actor's next check.
@@ -15,6 +17,9 @@ WITH campaign AS (
     JOIN phone_numbers pn ON pn.id = cp.phone_number_id
          AND pn.outbound_enabled AND pn.deleted_at IS NULL
     WHERE cp.id = $1 AND cp.status = 'running'
+      AND EXISTS (SELECT 1 FROM pg_locks
+                  WHERE locktype = 'advisory' AND classid = 1734439013 AND objid = 1684627820
+                    AND objsubid = 2 AND granted AND pid = $6)
 ), retries AS (
     -- campaign_id = $1 (not a join) lets the planner walk the indexes in order and stop
     -- at the limit, instead of sorting every pending contact.
@@ -171,3 +176,44 @@ SELECT a.id, a.concurrent_max, a.calls_per_minute, a.daily_calls_max, a.daily_mi
             WHERE t.account_id = a.id AND t.dialed_at >= date_trunc('day', $2::timestamptz, 'UTC'))
        END AS talk_seconds_today
 FROM accounts a WHERE a.id = ANY($1::uuid[]);
+
+-- name: first_pending_seq
+-- The seq of campaign $1's first new contact ($2, one past the last seq, when none is
+-- left): where the actor's cursor starts, so a resume late in a big campaign does not
+-- walk it window by window. One pass over the key up to that contact (pending contacts
+-- are not in the status index: 0004).
+SELECT coalesce((SELECT seq FROM contacts WHERE campaign_id = $1 AND status = 'pending'
+                 ORDER BY seq LIMIT 1), $2);
+
+-- name: recent_dials
+-- Dials of accounts $1 in the rate window before $2 ($3 seconds): the window a new
+-- process starts with, so calls_per_minute holds across a restart.
+SELECT account_id, dialed_at FROM attempts
+WHERE account_id = ANY($1::uuid[])
+  AND dialed_at > $2::timestamptz - make_interval(secs => $3::float8) AND dialed_at <= $2
+ORDER BY account_id, dialed_at;
+
+-- name: sweep_orphans
+-- Attempts without an outcome dialed before $2 that are not live in this process ($3,
+-- the ids it has live): their claim's answer was lost or their result could not be
+-- written. Only the dialer-lock holder sweeps, so nobody else has live calls: they are
+-- interrupted (ended at $1), and their contacts decided as recover_interrupted does.
+WITH open AS (
+    UPDATE attempts SET outcome = 'interrupted', ended_at = coalesce(ended_at, $1)
+    WHERE outcome IS NULL AND dialed_at < $2
+      AND id NOT IN (SELECT unnest($3::uuid[]))
+    RETURNING campaign_id, contact_seq, attempt
+), decision AS (
+    SELECT o.campaign_id, o.contact_seq, cp.retry_delay_seconds,
+           CASE WHEN o.attempt <= cp.retries_per_contact
+                     AND cp.status IN ('running', 'paused') THEN 'retry_pending'
+                ELSE 'failed' END AS status
+    FROM open o JOIN campaigns cp ON cp.id = o.campaign_id
+)
+UPDATE contacts c
+SET status = d.status, last_outcome = 'interrupted', updated_at = now(),
+    next_attempt_at = CASE WHEN d.status = 'retry_pending'
+                           THEN $1 + make_interval(secs => d.retry_delay_seconds) END
+FROM decision d
+WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
+RETURNING c.campaign_id;

@@ -90,6 +90,9 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
         finally:
             slots.release()
 
+    # The claim claims only for the holder of the dialer lock (the gateway has stopped).
+    lock = await asyncpg.connect(url)
+    assert await lock.fetchval(query("dialer_lock.try_lock"))
     total = await connections[0].fetchval("SELECT contacts_total FROM campaigns WHERE id = $1",
                                           campaign_id)
     writer = asyncio.create_task(recorder())
@@ -103,7 +106,7 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
                 await slots.acquire()
                 taken += 1
             rows = await run("fetch", claim_sql, campaign_id, now(), taken, from_seq,
-                             FRESH_WINDOW)
+                             FRESH_WINDOW, lock.get_server_pid())
             from_seq = max([from_seq] + [row["seq"] + 1 for row in rows])
             for row in rows:
                 task = asyncio.create_task(call(row))
