@@ -8,12 +8,23 @@ from pathlib import Path
 
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.keys import display_prefix
+from gateway.keys import display_prefix, shape_problem
 from gateway.logs import get_logger
+from gateway.startup_errors import StartupError
 from gateway.store import accounts
 
 log = get_logger(__name__)
 DEFAULT_ACCOUNT_NAME = "default"
+
+
+def check_bootstrap_key(key: str | None) -> None:
+    """Refuse a ``GATEWAY_BOOTSTRAP_API_KEY`` that authentication would refuse on every
+    request (one definition of a key's shape: :mod:`gateway.keys`)."""
+    if key is not None and (problem := shape_problem(key)) is not None:
+        raise StartupError(f"GATEWAY_BOOTSTRAP_API_KEY cannot be an API key: {problem}",
+                           "use at least 32 URL-safe characters (letters, digits, '-', '_'), "
+                           "e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                           ", or unset it to have a key generated")
 
 
 def write_secret(path: Path, secret: str) -> None:
@@ -33,6 +44,7 @@ async def bootstrap(db: Database, settings: Settings, bootstrap_key: str | None)
     can rely on it. Without it, a new key is printed once and written to
     ``<data_dir>/api_key`` (mode 0600).
     """
+    check_bootstrap_key(bootstrap_key)
     caps = settings.accounts
     created = await accounts.create_first_account(
         db, name=DEFAULT_ACCOUNT_NAME, concurrent_max=caps.default_concurrent_max,

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 import uuid
 from functools import partial
 from pathlib import Path
@@ -23,12 +24,14 @@ from pathlib import Path
 import trio
 import trio_asyncio
 
+from gateway.bootstrap import check_bootstrap_key
 from gateway.cli_client import add_client_commands, run_client_command
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db import Database
 from gateway.logs import configure_logging
-from gateway.migrations import MigrationError, migrate
+from gateway.migrations import migrate
 from gateway.serve import database_url, open_database, serve
+from gateway.startup_errors import lines_for
 from gateway.store import accounts
 
 
@@ -94,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Administrative commands talk to a database that should be up: they give up after this
+# long (or database.connect_timeout_seconds, if shorter) instead of waiting like serve does.
+ADMIN_CONNECT_WAIT_SECONDS = 3.0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "campaigns":  # an API client: the server's settings don't matter
@@ -104,29 +112,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log.level)
-    exit_code = 0
+    exit_code, failure, interrupted = 0, None, False
     try:
         if args.command == "serve":
-            trio.run(partial(serve, settings, tune_gc=True,
-                             bootstrap_key=os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") or None))
+            bootstrap_key = os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") or None
+            check_bootstrap_key(bootstrap_key)  # before the embedded cluster starts
+            trio.run(partial(serve, settings, tune_gc=True, bootstrap_key=bootstrap_key))
         else:
             exit_code = trio.run(_with_database, settings, args)
-    except* (ConfigError, MigrationError, _embedded_errors()) as group:
-        for error in group.exceptions:
-            print(f"gateway: {error}", file=sys.stderr)
-        exit_code = 1
+    # The edge: one line per cause, whatever nurseries grouped them into; no traceback.
+    except* KeyboardInterrupt:  # Ctrl-C before serve's signal handler (still starting up)
+        interrupted = True
+    except* Exception as group:
+        failure = group
+    if failure is not None:
+        exit_code = _report(failure, settings)
+    if interrupted:
+        print("gateway: interrupted", file=sys.stderr)
+        exit_code = exit_code or 130
     return exit_code
 
 
-def _embedded_errors() -> type[Exception]:
-    from gateway.embedded_pg import EmbeddedPostgresError
-
-    return EmbeddedPostgresError
+def _report(exc: BaseException, settings: Settings) -> int:
+    for line in lines_for(exc, settings):
+        print(f"gateway: {line}", file=sys.stderr)
+    if settings.log.level == "debug":
+        traceback.print_exception(exc, file=sys.stderr)
+    return 1
 
 
 async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
+    wait = min(settings.database.connect_timeout_seconds, ADMIN_CONNECT_WAIT_SECONDS)
     async with trio_asyncio.open_loop(), database_url(settings) as url:
-        db = await open_database(url, settings)
+        db = await open_database(url, settings, wait_seconds=wait)
         try:
             await migrate(db)
             if args.command == "migrate":

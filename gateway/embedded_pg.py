@@ -2,14 +2,18 @@
 
 Used when no ``database.url`` is configured. Layout inside ``data_dir``:
 
-* ``pg/``            the cluster (owned by the user the server runs as, mode 0700)
+* ``pg/``            the cluster (owned by the user the server runs as, mode 0700); as root
+                     with a data_dir the ``postgres`` user cannot reach, a symlink to the
+                     cluster's folder under /var/lib/gateway/embedded-pg (see
+                     :mod:`gateway.embedded_pg_paths`), which also holds ``pg.log``
 * ``pg.log``         server log written by ``pg_ctl -l``
 * ``pg-password``    password of the ``gateway`` superuser (0600, invoking user)
 * ``pg-users.lock``  every process using the cluster holds a shared flock on it
 * ``pg-start.lock``  exclusive flock serialising the start/stop decision
 
 Several gateway processes may share one data dir: the first starts the cluster,
-the others join it, and the last one to leave stops it.
+the others join it, and the last one to leave stops it. The cluster is run by the binaries
+of its own PG_VERSION.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import pathlib
 import pwd
 import secrets
 import socket
-import stat
 import subprocess
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 import trio
+
+from gateway.embedded_pg_paths import (EmbeddedPostgresError, blocked_folder, cluster_version,
+                                       find_bindir, linked_home, place, server_user)
 
 try:
     import structlog
@@ -38,60 +44,11 @@ except ImportError:  # structlog is a dependency, but keep this module importabl
     _log = types.SimpleNamespace(info=lambda event, **kw: logging.getLogger(__name__).info("%s %s", event, kw))
 
 _SUPERUSER = "gateway"
-_REQUIRED = ("initdb", "pg_ctl", "postgres")
 
-
-class EmbeddedPostgresError(Exception):
-    """A clear, user-facing message of what went wrong and what to do."""
-
-
-def _find_bindir() -> pathlib.Path:
-    """System binaries (highest version) first, then the optional pgserver wheel."""
-
-    def version(bindir: pathlib.Path) -> tuple[int, ...]:  # "9.6" < "15": compare numerically
-        return tuple(int(x) if x.isdigit() else -1 for x in bindir.parent.name.split("."))
-
-    def candidates() -> Iterator[pathlib.Path]:
-        yield from sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
-        try:
-            import pgserver  # lazy: optional extra, only imported when no system binaries fit
-        except ImportError:
-            return
-        # Don't hard-code the wheel's layout; look for initdb anywhere below the package.
-        yield from (p.parent for p in sorted(pathlib.Path(pgserver.__file__).parent.glob("**/bin/initdb")))
-
-    for bindir in candidates():
-        if all(os.access(bindir / name, os.X_OK) for name in _REQUIRED):
-            return bindir
-    raise EmbeddedPostgresError(
-        "No PostgreSQL server binaries found (initdb, pg_ctl, postgres). Install PostgreSQL "
-        "(Debian/Ubuntu: `apt-get install postgresql`), or `pip install 'gateway[pgserver]'`, "
-        "or set database.url to an existing server."
-    )
-
-
-def _server_user() -> pwd.struct_passwd | None:
-    """Who runs initdb/postgres: None for ourselves; as root (which they refuse) postgres or nobody."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise EmbeddedPostgresError(
-        "Running as root, but no 'postgres' or 'nobody' user exists to run PostgreSQL "
-        "(it refuses to run as root). Run the gateway as a normal user or set database.url."
-    )
-
-
-def _blocked_folder(path: pathlib.Path, pw: pwd.struct_passwd) -> pathlib.Path | None:
-    """The first folder from / down to path that pw cannot enter (mode bits only, no ACLs)."""
-    groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
-    for folder in [*reversed(path.parents), path]:
-        st = folder.stat()
-        bit = stat.S_IXUSR if st.st_uid == pw.pw_uid else stat.S_IXGRP if st.st_gid in groups else stat.S_IXOTH
-        if not st.st_mode & bit:
-            return folder
-    return None
+# The names the tests (and older callers) import from here.
+_find_bindir = find_bindir
+_server_user = server_user
+_blocked_folder = blocked_folder
 
 
 def _open_locked(path: pathlib.Path, op: int) -> int:
@@ -119,38 +76,39 @@ def _write_private(path: pathlib.Path, text: str, uid: int, gid: int) -> None:
 class _Cluster:
     """Blocking operations on the cluster; every method runs in a worker thread."""
 
-    def __init__(self, data_dir: pathlib.Path, bindir: pathlib.Path, user: pwd.struct_passwd | None):
+    def __init__(self, data_dir: pathlib.Path, bindir: pathlib.Path | None,
+                 user: pwd.struct_passwd | None):
+        """``bindir`` None: the binaries of the cluster's PG_VERSION, chosen by prepare()."""
         self.data_dir, self.bindir, self.user = data_dir, bindir, user
-        self.pgdir, self.logfile, self.pwfile = data_dir / "pg", data_dir / "pg.log", data_dir / "pg-password"
+        self.pwfile = data_dir / "pg-password"
+        self._set_home(linked_home(data_dir) or data_dir)
         self.uid, self.gid = (os.geteuid(), -1) if user is None else (user.pw_uid, user.pw_gid)
         self.secret: str | None = None  # scrubbed from every error message, just in case
 
+    def _set_home(self, home: pathlib.Path) -> None:
+        self.home, self.pgdir, self.logfile = home, home / "pg", home / "pg.log"
+
     def prepare(self) -> None:
-        """Create data_dir, pg/ and pg.log with permissions the server user can live with."""
+        """Create data_dir, pg/ and pg.log where the server user can reach them, and choose
+        the binaries of the cluster's version."""
         pw = self.user
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700 if pw is None else 0o711)
         if pw is not None:
-            # The server user reaches pg/ and pg.log by path. data_dir is ours, so grant search
-            # (not read) permission on it; parent folders are the operator's to fix.
-            if _blocked_folder(self.data_dir, pw) == self.data_dir:
-                os.chmod(self.data_dir, stat.S_IMODE(self.data_dir.stat().st_mode) | 0o011)
-            for path, hint in (
-                (self.data_dir, "choose a data_dir elsewhere (e.g. under /var/lib or /srv), chmod o+x {folder}"),
-                (self.bindir, "install PostgreSQL system-wide (apt-get install postgresql)"),
-            ):
-                if folder := _blocked_folder(path, pw):
-                    raise EmbeddedPostgresError(
-                        f"PostgreSQL runs as user {pw.pw_name!r} (it refuses to run as root), but that user "
-                        f"cannot enter {folder}: {hint.format(folder=folder)}, or set database.url."
-                    )
+            self._set_home(place(self.data_dir, pw))
+        if self.bindir is None:
+            self.bindir = find_bindir(cluster_version(self.pgdir), self.pgdir)
+        if pw is not None and (folder := blocked_folder(self.bindir, pw)):
+            raise EmbeddedPostgresError(
+                f"PostgreSQL runs as user {pw.pw_name!r} (it refuses to run as root), but that "
+                f"user cannot enter {folder}, above the binaries in {self.bindir}",
+                "install PostgreSQL system-wide (apt-get install postgresql), or set database.url")
         with contextlib.suppress(FileExistsError):
             self.pgdir.mkdir(mode=0o700)
             os.chown(self.pgdir, self.uid, self.gid)
         if (owner := self.pgdir.stat().st_uid) != self.uid:
             raise EmbeddedPostgresError(
-                f"{self.pgdir} belongs to uid {owner}, but the server would run as uid {self.uid}. Run the "
-                f"gateway as the user that created it, `chown -R` it, or use another data_dir."
-            )
+                f"{self.pgdir} belongs to uid {owner}, but the server would run as uid {self.uid}",
+                "run the gateway as the user that created it, `chown -R` it, or use another data_dir")
         with contextlib.suppress(FileExistsError):
             os.close(os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             os.chown(self.logfile, self.uid, self.gid)
@@ -168,17 +126,26 @@ class _Cluster:
             # close_fds (the default) matters: postgres must not inherit our flock descriptors.
             return subprocess.run(cmd, cwd=self.pgdir, env=env, capture_output=True, text=True, timeout=120, **kw)
         except subprocess.TimeoutExpired as exc:
-            raise EmbeddedPostgresError(f"{args[0]} did not finish within 120 s; see {self.logfile}") from exc
+            raise EmbeddedPostgresError(f"{args[0]} did not finish within 120 s",
+                                        f"see the server log {self.logfile}") from exc
 
     def fail(self, what: str, res: subprocess.CompletedProcess, log: bool) -> EmbeddedPostgresError:
+        """One line: what failed, the tool's own reason (its error lines), where the log is."""
         detail = res.stderr + res.stdout
         if log:  # the server's own reason is in its log, which grows across starts
             with contextlib.suppress(OSError):
                 detail += "\n" + self.logfile.read_bytes()[-16384:].decode(errors="replace")
-        tail = "\n".join(detail.strip().splitlines()[-20:])
         if self.secret:
-            tail = tail.replace(self.secret, "***")
-        return EmbeddedPostgresError(f"{what} failed for the embedded cluster in {self.pgdir}:\n{tail}")
+            detail = detail.replace(self.secret, "***")
+        lines = [line.strip() for line in detail.splitlines() if line.strip()]
+        errors = [line for line in lines if any(
+            word in line for word in ("error", "FATAL", "could not", "PANIC"))]
+        reason = " / ".join((errors or lines)[-3:])[:600] or f"exit status {res.returncode}"
+        error = EmbeddedPostgresError(
+            f"{what} failed for the embedded cluster in {self.pgdir}: {reason}",
+            f"see the full log {self.logfile}; a damaged cluster can be moved away to start afresh")
+        error.detail = detail  # what start_or_join inspects for a port taken meanwhile
+        return error
 
     def running(self) -> bool:
         return self.run("pg_ctl", "status", "-D", self.pgdir).returncode == 0
@@ -188,8 +155,9 @@ class _Cluster:
         # Saved first (ours) so a successful initdb never leaves an unknown password.
         _write_private(self.pwfile, self.secret, -1, -1)
         # initdb reads the password from a file, never argv; one the server user owns, inside
-        # data_dir, which it can traverse ($TMPDIR may not be). pg-start.lock makes the name safe.
-        tmp = self.data_dir / ".initdb-pwfile"
+        # the cluster's home, which it can traverse ($TMPDIR may not be). pg-start.lock makes the
+        # name safe.
+        tmp = self.home / ".initdb-pwfile"
         _write_private(tmp, self.secret, self.uid, self.gid)
         try:
             _log.info("embedded_pg.initdb", data_dir=str(self.data_dir))
@@ -206,9 +174,8 @@ class _Cluster:
             self.initdb()
         elif not self.pwfile.exists():
             raise EmbeddedPostgresError(
-                f"{self.pwfile} is missing, so the cluster in {self.pgdir} cannot be reached. Restore "
-                f"the file, or delete {self.pgdir} to start over (this destroys its data)."
-            )
+                f"{self.pwfile} is missing, so the cluster in {self.pgdir} cannot be reached",
+                f"restore the file, or delete {self.pgdir} to start over (this destroys its data)")
         self.secret = self.pwfile.read_text().strip()
         if self.running():  # started by another gateway (or left over by a killed one)
             lines = (self.pgdir / "postmaster.pid").read_text().splitlines()
@@ -223,7 +190,7 @@ class _Cluster:
             if res.returncode == 0:
                 return port, False
             error = self.fail("pg_ctl start", res, log=True)
-            if not attempts_left or "could not bind" not in str(error):
+            if not attempts_left or "could not bind" not in error.detail:
                 raise error
         raise AssertionError("unreachable")
 
@@ -254,8 +221,8 @@ async def _wait_ready(cluster: _Cluster, port: int) -> None:
             return
         await trio.sleep(0.5)
     raise EmbeddedPostgresError(  # e.g. a stale postmaster.pid whose PID another process took
-        f"The cluster in {cluster.pgdir} looks running but refuses connections on port {port}. If no "
-        f"PostgreSQL runs there, delete {cluster.pgdir / 'postmaster.pid'} and start again.")
+        f"the cluster in {cluster.pgdir} looks running but refuses connections on port {port}",
+        f"if no PostgreSQL runs there, delete {cluster.pgdir / 'postmaster.pid'} and start again")
 
 
 @contextlib.asynccontextmanager
@@ -264,8 +231,14 @@ async def embedded_postgres(data_dir: pathlib.Path) -> AsyncIterator[str]:
     (postgresql://USER:PASSWORD@127.0.0.1:PORT/postgres); on exit stop the cluster if no other
     gateway process still uses it."""
     data_dir = pathlib.Path(data_dir).absolute()
-    cluster = _Cluster(data_dir, await trio.to_thread.run_sync(_find_bindir), _server_user())
-    await trio.to_thread.run_sync(cluster.prepare)
+    cluster = _Cluster(data_dir, None, server_user())
+    try:
+        await trio.to_thread.run_sync(cluster.prepare)
+    except OSError as exc:  # data_dir is a file, on a read-only disk, not ours to write...
+        raise EmbeddedPostgresError(
+            f"cannot prepare the embedded cluster's folder {exc.filename or data_dir}: "
+            f"{exc.strerror or exc}",
+            "set database.data_dir to a folder this user can write, or set database.url") from exc
     users_fd: int | None = None
     try:
         start_fd = await trio.to_thread.run_sync(_open_locked, data_dir / "pg-start.lock", fcntl.LOCK_EX)

@@ -8,8 +8,8 @@ prefix, database URLs through :func:`redact_url`.
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -51,13 +51,23 @@ def get_logger(name: str | None = None):
 
 
 def redact_url(url: str) -> str:
-    """A database URL fit for a log line: the password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """A database URL fit for a log line or an error message: every password replaced by
+    ``***``: the userinfo's (``postgresql://user:***@host/db``) and any ``password=`` or
+    ``sslpassword=`` parameter of the query string, or of a ``key=value`` connection string.
+
+    Plain string work, not :func:`urllib.parse.urlsplit`: a password typed with an
+    unencoded ``/``, ``?``, ``#`` or ``@`` makes urlsplit see no password at all, and the
+    URL would be printed whole. Here the userinfo runs to the last ``@``, so such a password
+    is masked too (with, at worst, some of the host: too much is hidden, never too little)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _KEYWORD_PASSWORD.sub(r"\1***", url)
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at and ":" in userinfo:  # a query password before the last "@" is masked with it
+        rest = userinfo.split(":", 1)[0] + ":***@" + hostpart
+    return scheme + "://" + _QUERY_PASSWORD.sub(r"\1***", rest)
+
+
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)",
+                               re.IGNORECASE)

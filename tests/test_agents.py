@@ -1,4 +1,4 @@
-"""``/api/v1/agents``: create, get, list, update, delete, validation (SPEC section 4).
+"""``/api/v1/agents``: create, get, list, update, delete, validation.
 
 Each test costs a fresh database and a server start, so tables of bad inputs run in one test
 each and report every row that misbehaves at once.

@@ -1,4 +1,4 @@
-"""Bearer-key authentication, tenant isolation and call limits (SPEC section 3)."""
+"""Bearer-key authentication, tenant isolation and call limits."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def test_accounts_create(acme, database_url):
 def test_accounts_create_defaults_come_from_config(run, tmp_path):
     config = tmp_path / "caps.toml"
     config.write_text("[accounts]\ndefault_concurrent_max = 7\ndefault_calls_per_minute = 45\n")
-    # --config after the command (SPEC §2 writes `gateway serve --config FILE`) ...
+    # --config after the command (the documented `gateway serve --config FILE`) ...
     created = json.loads(ok(run("accounts", "create", "--name", "b", "--config", str(config))))
     assert (created["concurrent_max"], created["calls_per_minute"]) == (7, 45)
     # ... and before it; explicit options beat the configured defaults.
@@ -205,7 +205,7 @@ def test_config_toml_in_working_directory_is_used(run, tmp_path):
 
 
 def test_config_option_after_the_command(run, tmp_path):
-    # The documented form (SPEC §2): `gateway serve --config FILE`.
+    # The documented form: `gateway serve --config FILE`.
     config = tmp_path / "bad.toml"
     config.write_text("[http]\nprot = 8080\n")
     result = run("serve", "--config", str(config))

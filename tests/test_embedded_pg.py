@@ -16,6 +16,7 @@ import trio
 import trio_asyncio
 
 from gateway.embedded_pg import EmbeddedPostgresError, _Cluster, _find_bindir, _server_user, embedded_postgres
+from gateway.embedded_pg_paths import ROOT_CLUSTERS, linked_home
 
 try:
     _find_bindir()
@@ -138,17 +139,39 @@ async def test_password_file_private_and_never_logged(data_dir, log_events, caps
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to another user")
-async def test_untraversable_parent_as_root():
+async def test_untraversable_parent_as_root_keeps_the_cluster_outside():
     with trio.fail_after(120):
         private = pathlib.Path(tempfile.mkdtemp(prefix="gw-private-"))  # mode 0700, root's
+        data_dir = private / "data"
         try:
-            with pytest.raises(EmbeddedPostgresError) as exc:
-                async with embedded_postgres(private / "data"):
-                    pytest.fail("must not start")
-            message = str(exc.value)
-            assert str(private) in message and "data_dir" in message
+            async with embedded_postgres(data_dir) as dsn:
+                assert await fetchval(dsn, "SELECT 6") == 6
+            home = linked_home(data_dir)
+            assert home is not None and ROOT_CLUSTERS in home.parents
+            assert (home / "pg").stat().st_uid == _server_user().pw_uid
+            assert (data_dir / "pg-password").exists()  # root's files stay in data_dir
+            assert not list(home.glob(".initdb-pwfile*"))
+            async with embedded_postgres(data_dir) as dsn:  # reused, not a second initdb
+                assert await fetchval(dsn, "SELECT 7") == 7
+            assert linked_home(data_dir) == home
         finally:
+            if (home := linked_home(data_dir)) is not None:
+                shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(private)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to another user")
+async def test_cluster_in_place_behind_a_closed_folder_is_a_clear_error(data_dir):
+    with trio.fail_after(120):
+        async with embedded_postgres(data_dir):
+            pass
+        os.chmod(data_dir.parent, 0o700)  # the operator closed a folder above the cluster
+        with pytest.raises(EmbeddedPostgresError) as exc:
+            async with embedded_postgres(data_dir):
+                pytest.fail("must not start")
+        message = str(exc.value)
+        assert str(data_dir.parent) in message and "chmod o+x" in message
+        assert "\n" not in message
 
 
 async def test_initdb_failure_is_reported_and_recoverable(data_dir):

@@ -1,4 +1,4 @@
-"""``/api/v1/phone-numbers``: E.164 caller IDs per account (SPEC section 4).
+"""``/api/v1/phone-numbers``: E.164 caller IDs per account.
 
 Each test costs a fresh database and a server start, so tables run inside one test each
 and report every row that misbehaves at once.
