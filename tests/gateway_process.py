@@ -11,10 +11,26 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 GRACE_SECONDS = 5  # what the tests give GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS
+
+
+def have_pg_binaries() -> bool:
+    from gateway.embedded_pg import EmbeddedPostgresError, _find_bindir
+
+    try:
+        _find_bindir()
+    except EmbeddedPostgresError:
+        return False
+    return True
+
+
+# For tests of the embedded cluster: skipped where PostgreSQL's server binaries are missing.
+needs_pg_binaries = pytest.mark.skipif(not have_pg_binaries(),
+                                       reason="no PostgreSQL server binaries on this machine")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

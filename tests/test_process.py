@@ -25,23 +25,16 @@ import trio
 import trio.testing
 
 from conftest import API_KEY, make_settings
-from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env
+from gateway_process import needs_pg_binaries, GRACE_SECONDS, GatewayProcess, clean_env
 from ports import free_tcp_port
 from gateway.db import Database, DatabaseUnavailable
-from gateway.embedded_pg import (EmbeddedPostgresError, _Cluster, _find_bindir, _server_user,
+from gateway.embedded_pg import (_Cluster, _find_bindir, _server_user,
                                  embedded_postgres)
 from gateway.keys import generate_key
 from gateway.serve import serve
 
 KEY_LINE = re.compile(r"^gw_[A-Za-z0-9_-]{43}$", re.MULTILINE)
 
-try:
-    _find_bindir()
-    HAVE_PG_BINARIES = True
-except EmbeddedPostgresError:
-    HAVE_PG_BINARIES = False
-needs_pg_binaries = pytest.mark.skipif(not HAVE_PG_BINARIES,
-                                       reason="no PostgreSQL server binaries on this machine")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -19,20 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway_process import GatewayProcess, clean_env
+from gateway_process import have_pg_binaries, needs_pg_binaries, GatewayProcess, clean_env
 from ports import free_tcp_port
-from gateway.embedded_pg import EmbeddedPostgresError, _Cluster, _find_bindir, _server_user
+from gateway.embedded_pg import _Cluster, _server_user
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 TIMEOUT = 60
 
-try:
-    _find_bindir()
-    HAVE_PG_BINARIES = True
-except EmbeddedPostgresError:
-    HAVE_PG_BINARIES = False
-needs_pg_binaries = pytest.mark.skipif(not HAVE_PG_BINARIES,
-                                       reason="no PostgreSQL server binaries on this machine")
 
 
 def gateway(*args: str, cwd: Path, timeout: float = TIMEOUT, **env: str):
@@ -106,7 +99,7 @@ def test_database_that_does_not_exist(database_url, tmp_path):
 def password_cluster():
     """An embedded cluster (password auth, unlike the test server's trust) for wrong-password
     tests: its URL with the right password."""
-    if not HAVE_PG_BINARIES:
+    if not have_pg_binaries():
         pytest.skip("no PostgreSQL server binaries on this machine")
     base = Path(tempfile.mkdtemp(prefix="gw-startup-pg-", dir="/tmp"))
     os.chmod(base, 0o755)

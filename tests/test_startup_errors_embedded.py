@@ -15,21 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env
+from gateway_process import needs_pg_binaries, GRACE_SECONDS, GatewayProcess, clean_env
 from ports import free_tcp_port
-from gateway.embedded_pg import EmbeddedPostgresError, _Cluster, _find_bindir, _server_user
+from gateway.embedded_pg import _Cluster, _find_bindir, _server_user
 from gateway.embedded_pg_paths import ROOT_CLUSTERS, linked_home
 
 KEY_LINE = re.compile(r"^gw_[A-Za-z0-9_-]{43}$", re.MULTILINE)
 
-try:
-    _find_bindir()
-    HAVE_PG_BINARIES = True
-except EmbeddedPostgresError:
-    HAVE_PG_BINARIES = False
 
 pytestmark = [
-    pytest.mark.skipif(not HAVE_PG_BINARIES, reason="no PostgreSQL server binaries"),
+    needs_pg_binaries,
     pytest.mark.skipif(os.geteuid() != 0, reason="the set-up under test is running as root"),
 ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 import attrs
 
@@ -136,7 +136,9 @@ async def references(db: Database, campaign_id: uuid.UUID) -> References:
 
 
 async def recover_interrupted(db: Database, now: datetime) -> int:
-    return len(await db.fetch("dialing.recover_interrupted", now))
+    """At start-up (once the dialer lock is held): every open attempt belongs to a dialer
+    that is gone. Returns the contacts decided."""
+    return len(await sweep_orphans(db, now, datetime.max.replace(tzinfo=timezone.utc), set()))
 
 
 async def running(db: Database) -> list[uuid.UUID]:

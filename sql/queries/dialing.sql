@@ -134,28 +134,6 @@ SELECT id, account_id, status, max_concurrent_calls, retries_per_contact, retry_
        contacts_total
 FROM campaigns WHERE id = $1;
 
--- name: recover_interrupted
--- At start-up every attempt without an outcome belonged to a process that died mid-call:
--- it is interrupted, and its contact retried (if attempts remain) or failed.
-WITH open AS (
-    UPDATE attempts SET outcome = 'interrupted', ended_at = coalesce(ended_at, $1)
-    WHERE outcome IS NULL
-    RETURNING campaign_id, contact_seq, attempt
-), decision AS (
-    SELECT o.campaign_id, o.contact_seq, cp.retry_delay_seconds,
-           CASE WHEN o.attempt <= cp.retries_per_contact
-                     AND cp.status IN ('running', 'paused') THEN 'retry_pending'
-                ELSE 'failed' END AS status
-    FROM open o JOIN campaigns cp ON cp.id = o.campaign_id
-)
-UPDATE contacts c
-SET status = d.status, last_outcome = 'interrupted', updated_at = now(),
-    next_attempt_at = CASE WHEN d.status = 'retry_pending'
-                           THEN $1 + make_interval(secs => d.retry_delay_seconds) END
-FROM decision d
-WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
-RETURNING c.id;
-
 -- name: running
 SELECT id FROM campaigns WHERE status = 'running';
 
@@ -195,9 +173,11 @@ ORDER BY account_id, dialed_at;
 
 -- name: sweep_orphans
 -- Attempts without an outcome dialed before $2 that are not live in this process ($3,
--- the ids it has live): their claim's answer was lost or their result could not be
--- written. Only the dialer-lock holder sweeps, so nobody else has live calls: they are
--- interrupted (ended at $1), and their contacts decided as recover_interrupted does.
+-- the ids it has live): their claim's answer was lost, their result could not be
+-- written, or (at start-up: $2 infinity, $3 empty) the dialer that made them is gone.
+-- Only the dialer-lock holder sweeps, so nobody else has live calls: they are
+-- interrupted (ended at $1), and their contacts retried (if attempts remain and the
+-- campaign can still dial) or failed.
 WITH open AS (
     UPDATE attempts SET outcome = 'interrupted', ended_at = coalesce(ended_at, $1)
     WHERE outcome IS NULL AND dialed_at < $2
