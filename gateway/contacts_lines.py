@@ -53,7 +53,10 @@ def sniff_delimiter(source: typing.BinaryIO) -> str:
     text = codecs.getincrementaldecoder("utf-8-sig")(errors="replace").decode(head)
     first = text.split("\n", 1)[0].rstrip("\r")
     for delimiter in DELIMITERS:
-        cells = next(csv.reader([first], delimiter=delimiter), [])
+        try:
+            cells = next(csv.reader([first], delimiter=delimiter), [])
+        except csv.Error:  # e.g. a lone CR: the reader then names the problem, as a 400
+            continue
         if _PHONE in (cell.strip() for cell in cells):
             return delimiter
     return ","

@@ -94,3 +94,21 @@ def test_any_cells_read_the_same_with_any_delimiter(cells, phones, delimiter):
         # The payloads differ only by the contact ids' random prefix.
         ids = lambda payload: [line[36:] for line in payload.decode().split("\n")]
         assert ids(commas[0]) == ids(other[0])
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(head=st.binary(max_size=200) | st.text(alphabet='phone_number,;\t"\r\n x', max_size=60)
+       .map(str.encode))
+def test_sniffing_any_first_line_picks_a_delimiter_and_never_raises(head):
+    """A header the csv module cannot read (a lone CR in it, found by the multipart fuzz)
+    decides nothing: the reader then reports the file as a 400."""
+    assert sniff_delimiter(io.BytesIO(head)) in (",", ";", "\t")
+
+
+def test_a_lone_carriage_return_in_the_header_is_read_as_a_line_break():
+    """As the csv module reads old Mac files: the header is `phone_number` alone (the
+    sniffer could not split the line: comma), and `;x` is a rejected row, not a 500."""
+    parsed = parse_contacts(io.BytesIO(b"phone_number\r;x\n+12125550100\n"),
+                            campaign_id=CAMPAIGN, default_region="US")
+    assert parsed.accepted == 1 and parsed.columns == []
+    assert [(r.row, r.reason) for r in parsed.rejected] == [(1, "invalid_number")]
