@@ -23,7 +23,7 @@ import trio_asyncio
 
 import gateway.db
 from conftest import API_KEY, Gateway, contacts_csv, make_settings, multipart, us_number
-from engine_helpers import check_attempt_invariants, engine_settings, rule
+from engine_helpers import check_attempt_invariants, engine_settings, rule, wait_for, wait_status
 from gateway.clock import utcnow
 from gateway.db import DatabaseBusy, DatabaseUnavailable
 from gateway.serve import serve
@@ -282,3 +282,37 @@ async def test_api_requests_holding_every_api_connection_do_not_stall_dialing(
 async def _waiting_on_a_lock(db) -> bool:
     return await db.fetchval("testing_engine.waiting_on_a_lock") > 0
 
+
+
+async def test_an_outage_when_a_campaign_must_fail_is_waited_out(database_url, tmp_path, db,
+                                                                 monkeypatch):
+    """Every call a carrier failure: the campaign must fail just as the database stops
+    answering (its first two tries to record the failure). The actor waits for the database
+    instead of crashing, so the two long calls in flight run to their end and are recorded
+    as answered (a crash would cancel them: ``interrupted``)."""
+    from gateway.store import lifecycle  # the actor's fail path goes through it
+
+    real_finish, refused = lifecycle.finish, []
+
+    async def finish(*args, **kwargs):
+        if len(refused) < 2:
+            refused.append(kwargs.get("status"))
+            raise DatabaseUnavailable("database unavailable: the test's outage")
+        return await real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "finish", finish)
+    long_calls = (us_number(0), us_number(1))  # dialed first, in CSV order
+    overrides = engine_settings([*(rule(n, "answered", talk=4.0) for n in long_calls),
+                                 rule("*", "failed")],
+                                adapter_failure_seconds=0.3, adapter_failure_min_calls=5)
+    async with serving(database_url, tmp_path, overrides) as gw, gw.client() as api:
+        campaign_id = await create_campaign(api, contacts_csv(200), max_concurrent_calls=5)
+        assert (await api.post(f"/api/v1/campaigns/{campaign_id}/start")).status_code == 200
+        failed = await wait_status(api, campaign_id, "failed", "completed")
+        await wait_for(api, campaign_id, lambda c: c["contact_counts"]["in_progress"] == 0)
+    assert refused == ["failed", "failed"]
+    assert failed["status"] == "failed" and "carrier" in failed["failure_reason"]
+    history = await attempts(db, campaign_id)
+    assert sorted(a["outcome"] for a in history if a["phone_number"] in long_calls) == \
+        ["answered", "answered"]
+    assert not [a for a in history if a["outcome"] == "interrupted"]
