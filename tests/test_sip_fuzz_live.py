@@ -21,33 +21,8 @@ import trio
 
 from gateway.telephony.sip.message import SipParseError, SipResponse, parse
 from test_sip_fuzz import SEEDS, mutate
-from test_sip_harness import Answers, dial_request, running_adapter, sip_settings, sipp_uas
-
-
-class Tap:
-    """A UDP relay between the adapter and sipp that keeps a copy of sipp's datagrams."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.seen: list[bytes] = []
-        self.address: tuple[str, int] | None = None
-
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
-            await sock.bind(("127.0.0.1", 0))
-            self.address = sock.getsockname()
-            task_status.started(self)
-            client = None
-            while True:
-                data, source = await sock.recvfrom(65536)
-                if source == self.upstream:
-                    self.seen.append(data)
-                    del self.seen[:-200]
-                    if client is not None:
-                        await sock.sendto(data, client)
-                else:
-                    client = source
-                    await sock.sendto(data, self.upstream)
+from test_sip_harness import (Answers, LossyRelay, dial_request, running_adapter, sip_settings,
+                              sipp_uas)
 
 
 def forge(real: bytes, rng: random.Random) -> bytes:
@@ -78,7 +53,7 @@ def forge(real: bytes, rng: random.Random) -> bytes:
     return mutate(real, rng)
 
 
-async def attack(target, tap: Tap, rng: random.Random, done: trio.Event,
+async def attack(target, tap: LossyRelay, rng: random.Random, done: trio.Event,
                  minimum: int) -> dict[str, int]:
     """Send junk until ``done`` is set and at least ``minimum`` datagrams went out."""
     sent = {"random": 0, "mutated": 0, "forged": 0}
@@ -91,10 +66,10 @@ async def attack(target, tap: Tap, rng: random.Random, done: trio.Event,
                 choice = rng.random()
                 if choice < 0.2:
                     kind, data = "random", rng.randbytes(rng.randint(0, 1400))
-                elif choice < 0.5 or not tap.seen:
+                elif choice < 0.5 or not tap.from_upstream:
                     kind, data = "mutated", mutate(rng.choice(SEEDS), rng)
                 else:
-                    kind, data = "forged", forge(rng.choice(tap.seen), rng)
+                    kind, data = "forged", forge(rng.choice(tap.from_upstream), rng)
                 # A forged request from the proxy's host would be accepted by design
                 # (requests are checked by host): those come from the other host.
                 sock = far if data.startswith(b"BYE") or rng.random() < 0.5 else near
@@ -113,7 +88,7 @@ async def hostile_campaign(tmp_path, *, calls: int, concurrency: int, minimum: i
     results = []
     async with sipp_uas("answer_then_bye.xml", tmp_path, calls=calls, timeout=240) as sipp, \
             trio.open_nursery() as outer:
-        tap = await outer.start(Tap(("127.0.0.1", sipp.port)).run)
+        tap = await outer.start(LossyRelay(("127.0.0.1", sipp.port)).run)
         settings = sip_settings(f"127.0.0.1:{tap.address[1]}", max_call_seconds=30)
         async with running_adapter(settings) as adapter:
             done, sent = trio.Event(), {}

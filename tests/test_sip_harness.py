@@ -12,6 +12,7 @@ Rules for every SIP test (after trio-websocket's tests):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import subprocess
@@ -89,12 +90,14 @@ async def sipp_uas(scenario: str, workdir: Path, *, calls: int = 1, timeout: int
 class LossyRelay:
     """A UDP relay between the adapter and sipp that drops the datagrams ``drop`` picks:
     real packet loss, which sipp cannot fake (it takes a retransmission of a message it
-    has not answered for a duplicate, and ignores it)."""
+    has not answered for a duplicate, and ignores it). ``from_upstream`` keeps the last
+    200 datagrams sipp sent (material for forgeries)."""
 
-    def __init__(self, upstream: tuple[str, int], drop) -> None:
+    def __init__(self, upstream: tuple[str, int], drop=lambda _: False) -> None:
         self.upstream = upstream
         self.drop = drop
         self.dropped: list[bytes] = []
+        self.from_upstream: collections.deque[bytes] = collections.deque(maxlen=200)
         self.address: tuple[str, int] | None = None
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -106,6 +109,7 @@ class LossyRelay:
             while True:
                 data, source = await sock.recvfrom(65536)
                 if source == self.upstream:
+                    self.from_upstream.append(data)
                     if client is not None:
                         await sock.sendto(data, client)
                 elif self.drop(data):

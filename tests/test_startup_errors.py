@@ -126,23 +126,24 @@ def test_wrong_database_password(password_cluster, tmp_path, where):
     assert seconds < 20  # refused: no point waiting for the connect timeout
 
 
+def serve_sip(database_url: str, tmp_path: Path, *, proxy: str, bind_host: str):
+    """``gateway serve`` on the SIP adapter (both ports free: only what is named can fail)."""
+    return gateway("serve", cwd=tmp_path, GATEWAY_DATABASE_URL=database_url,
+                   GATEWAY_HTTP_PORT="0", GATEWAY_TELEPHONY_ADAPTER="sip",
+                   GATEWAY_TELEPHONY_SIP_PROXY=proxy, GATEWAY_TELEPHONY_SIP_BIND_HOST=bind_host,
+                   GATEWAY_TELEPHONY_SIP_BIND_PORT="0")[0]
+
+
 def test_sip_bind_address_not_on_this_machine(database_url, tmp_path):
     # As root every port binds: an address not on this machine (TEST-NET-1) is refused the
     # same way (EADDRNOTAVAIL). Nothing is sent anywhere.
-    result, _ = gateway("serve", cwd=tmp_path, GATEWAY_DATABASE_URL=database_url,
-                        GATEWAY_HTTP_PORT="0", GATEWAY_TELEPHONY_ADAPTER="sip",
-                        GATEWAY_TELEPHONY_SIP_PROXY="127.0.0.1:5060",
-                        GATEWAY_TELEPHONY_SIP_BIND_HOST="192.0.2.1",
-                        GATEWAY_TELEPHONY_SIP_BIND_PORT="0")
+    result = serve_sip(database_url, tmp_path, proxy="127.0.0.1:5060", bind_host="192.0.2.1")
     the_line(result, "SIP", "192.0.2.1", "telephony.sip.bind_host")
 
 
 def test_sip_proxy_that_does_not_resolve(database_url, tmp_path):
-    result, _ = gateway("serve", cwd=tmp_path, GATEWAY_DATABASE_URL=database_url,
-                        GATEWAY_HTTP_PORT="0", GATEWAY_TELEPHONY_ADAPTER="sip",
-                        GATEWAY_TELEPHONY_SIP_PROXY="trunk.gateway-test.invalid:5060",
-                        GATEWAY_TELEPHONY_SIP_BIND_HOST="127.0.0.1",
-                        GATEWAY_TELEPHONY_SIP_BIND_PORT="0")
+    result = serve_sip(database_url, tmp_path, proxy="trunk.gateway-test.invalid:5060",
+                       bind_host="127.0.0.1")
     the_line(result, "trunk.gateway-test.invalid", "telephony.sip.proxy")
 
 
