@@ -205,7 +205,8 @@ class Tx:
 
     async def copy_chunks(self, table: str, columns: tuple[str, ...],
                           produce: Callable[[], bytes | None]) -> int:
-        """COPY CSV chunks into ``table``; return the rows copied.
+        """COPY chunks of binary COPY data (``FORMAT binary``) into ``table``; return the
+        rows copied.
 
         ``produce`` is blocking (a parser): it runs in a worker thread, one call per chunk
         until it returns None, and the next chunk is produced while the previous one is
@@ -227,7 +228,7 @@ class Tx:
                     pending.exception()  # retrieved: it is the COPY's failure that counts
 
         status = await self._conn.copy_to_table(table, source=chunks(), columns=list(columns),
-                                                format="csv")
+                                                format="binary")
         return int(status.split()[-1])
 
 

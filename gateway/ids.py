@@ -26,3 +26,12 @@ def uuid7_fields() -> tuple[int, int]:
 def uuid7() -> uuid.UUID:
     high, low = uuid7_fields()
     return uuid.UUID(int=(high << 64) | low)
+
+
+def contact_id_prefix() -> uuid.UUID:
+    """The ids of one import's contacts: a fresh UUIDv7 whose last 32 random bits are left
+    zero for the contact's seq (a counter, as RFC 9562 allows). The database stores the
+    prefix once per campaign and computes each contact's id from it (``contact_id()``);
+    two imports in the same millisecond share a prefix with probability 2^-42."""
+    high, low = uuid7_fields()
+    return uuid.UUID(int=(high << 64) | (low & ~0xFFFF_FFFF))

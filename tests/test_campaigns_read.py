@@ -40,6 +40,10 @@ async def test_contact_pages(api, campaign):
     assert set(first) == {"id", "row_number", "phone_number", "custom_fields", "status",
                           "attempts", "last_outcome", "last_attempt_at", "next_attempt_at"}
     assert first["custom_fields"] == {"first_name": "name0"}
+    # Contact ids: one UUIDv7 prefix for the import, the contact's place in it after it.
+    ids = [uuid.UUID(c["id"]) for p in pages for c in p["data"]]
+    assert all(i.version == 7 for i in ids) and len({i.int >> 32 for i in ids}) == 1
+    assert [i.int & 0xFFFF_FFFF for i in ids] == list(range(250))
 
 
 async def test_contact_status_filter(api, campaign):

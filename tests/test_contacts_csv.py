@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import random
+import struct
 import uuid
 
 import phonenumbers
 import pytest
 
-from gateway import contacts_csv, contacts_lines
+from gateway import contacts_lines
+from tests import copy_payload
 
 from gateway.contacts_csv import (
     COPY_COLUMNS,
@@ -40,20 +42,8 @@ def parse(data: bytes, region: str = "US") -> tuple[ParsedContacts, list[list]]:
     finally:
         result.copy_data.close()
     assert not source.closed  # the caller's file is left alone
-    rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline="")))
-    check_ids([r[0] for r in rows], [int(r[2]) for r in rows])
-    decoded = [[c, int(seq), int(row), phone, json.loads(fields)]
-               for _, c, seq, row, phone, fields in rows]
-    return result, decoded
-
-
-def check_ids(ids: list[str], seqs: list[int]) -> None:
-    """Contact ids are UUIDv7-style: one prefix per import, the seq in the last 32 bits."""
-    parsed = [uuid.UUID(i) for i in ids]
-    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
-    assert len({u.int >> 32 for u in parsed}) <= 1
-    assert [u.int & (2**32 - 1) for u in parsed] == seqs
-    assert ids == [str(u) for u in parsed]  # canonical text
+    # custom_fields is the JSON array of the row's values, named by the header (columns).
+    return result, copy_payload.decode(payload, result.columns)
 
 
 def file_error(data: bytes, region: str = "US") -> str:
@@ -74,7 +64,7 @@ def test_fixture_numbers_are_valid():
 
 
 def test_copy_columns():
-    assert COPY_COLUMNS == ("id", "campaign_id", "seq", "row_number", "phone_number",
+    assert COPY_COLUMNS == ("campaign_id", "seq", "row_number", "phone_number",
                             "custom_fields")
 
 
@@ -312,7 +302,7 @@ def test_bad_arguments_are_value_errors():
 # --- the COPY payload -----------------------------------------------------------------------
 
 
-def test_copy_payload_round_trips_and_matches_csv_writer_and_json_dumps():
+def test_copy_payload_round_trips_and_matches_the_binary_format_and_json_dumps():
     awkward = ['say "hi", then\nleave', "back\\slash", "tab\there\r\n", "ünïcödé 中文 🎉", "\u2028", "", " "]
     header = ["phone_number"] + [f"f{i}" for i in range(len(awkward))]
     buffer = io.StringIO()
@@ -321,22 +311,23 @@ def test_copy_payload_round_trips_and_matches_csv_writer_and_json_dumps():
     result = parse_contacts(source, campaign_id=uuid.UUID(CAMPAIGN), default_region="US")
     with result.copy_data as payload_file:
         payload = payload_file.read()
-    ids = [line.split(",", 1)[0] for line in payload.decode().split("\n") if line[:1].isalnum()]
-    ids = [i for i in ids if len(i) == 36]
-    check_ids(ids, [0, 1])
 
-    # The exact bytes csv.writer would produce for the rows, with compact json.dumps fields.
-    expected = io.StringIO()
-    writer = csv.writer(expected, lineterminator="\n")
+    # The exact bytes of PostgreSQL's binary COPY format for the rows (written out here
+    # field by field), with compact json.dumps fields.
+    expected = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
     for seq, (phone, values) in enumerate([(NY, awkward), (SF, awkward[::-1])]):
-        fields = json.dumps(dict(zip(header[1:], values)), ensure_ascii=False, separators=(",", ":"))
-        writer.writerow([ids[seq], CAMPAIGN, seq, seq + 1, phone, fields])
-    assert payload == expected.getvalue().encode("utf-8")
+        fields = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+        expected += struct.pack(">h", 5)
+        for value in (uuid.UUID(CAMPAIGN).bytes, struct.pack(">i", seq),
+                      struct.pack(">i", seq + 1), phone.encode(), fields):
+            expected += struct.pack(">i", len(value)) + value
+    assert payload == expected + b"\xff\xff"
 
-    rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline="")))
-    assert [json.loads(r[5]) for r in rows] == [dict(zip(header[1:], awkward)), dict(zip(header[1:], awkward[::-1]))]
-    # PostgreSQL CSV COPY: one record per "\n", no raw carriage return outside quotes.
-    assert payload.count(b"\n") == 2 and b"\r" not in payload
+    names = header[1:]
+    assert result.columns == names
+    assert copy_payload.decode(payload, names) == [
+        [CAMPAIGN, 0, 1, NY, dict(zip(names, awkward))],
+        [CAMPAIGN, 1, 2, SF, dict(zip(names, awkward[::-1]))]]
 
 
 def test_large_payload_spills_to_disk_and_stays_readable():
@@ -353,7 +344,6 @@ def test_large_payload_spills_to_disk_and_stays_readable():
 
 def _both_readers(monkeypatch, data: bytes):
     """The payload and report from the comma-splitting reader and from the csv reader."""
-    monkeypatch.setattr(contacts_csv, "_contact_id_prefix", lambda: "01234567-89ab-7cde-8f01-2345")
     results = []
     for simple in (True, False):
         if not simple:

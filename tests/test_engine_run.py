@@ -60,6 +60,11 @@ async def test_thousand_contacts_complete_with_the_counts_the_rules_imply(api, d
     assert last[us_number(1)] == "busy" and last[us_number(3)] == "invalid_number"
     calls = (await api.get(f"/api/v1/campaigns/{created['id']}/calls", params={"page": 16})).json()
     assert calls["total"] == 1600 and len(calls["data"]) == 0 and not calls["has_more"]
+    # A call names its contact by the id the contact pages show.
+    shown = {c["phone_number"]: c["id"] for page in range(10) for c in (await api.get(
+        f"/api/v1/campaigns/{created['id']}/contacts", params={"page": page})).json()["data"]}
+    assert {str(a["contact_id"]): a["phone_number"] for a in attempts} == \
+        {i: phone for phone, i in shown.items()}
 
 
 async def test_retries_wait_for_the_delay(api, db, create_campaign):

@@ -287,11 +287,81 @@ async def test_0003_counts_existing_attempts_and_keeps_counting(tmp_path, monkey
                        method="fetchval") == 0
 
 
-async def test_contacts_of_a_missing_campaign_are_refused(db, database_url):
-    """Without a per-row foreign key, the counts row every contact statement writes still
-    references the campaign: a contact of no campaign cannot be written."""
-    with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await query(database_url, "INSERT INTO contacts (id, campaign_id, seq, row_number, "
-                                  "phone_number) VALUES ($1, $2, 0, 1, '+12025550143')",
-                    uuid.uuid4(), uuid.uuid4(), method="execute")
-    assert await query(database_url, "SELECT count(*) FROM contacts", method="fetchval") == 0
+async def test_0005_moves_shared_contact_data_to_the_campaign(tmp_path, monkeypatch, empty_db,
+                                                               empty_database_url):
+    """Contacts made before 0005 keep their ids and fields as the API shows them: ids that
+    are the campaign prefix + seq are computed from then on, random ones (from before
+    0002) stay stored; fields become arrays named by the campaign. Contacts inserted from
+    now on are counted by their import, not by a trigger."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    monkeypatch.setattr("gateway.migrations.sql_dir", lambda: tmp_path)
+    names = sorted(p.name for p in MIGRATIONS_DIR.glob("000[1-4]_*.sql"))
+    for name in names:
+        (folder / name).write_bytes((MIGRATIONS_DIR / name).read_bytes())
+    assert await migrate(empty_db) == [1, 2, 3, 4]
+    made, legacy = (uuid.UUID("01900000-0000-7000-8000-00000000000a"),
+                    uuid.UUID("01900000-0000-7000-8000-00000000000b"))
+    # What the importer made since 0002 (one prefix, then the seq), and random ids.
+    for campaign, ids in ((made, "('0190abcd-ef01-7234-8567-89ab' || lpad(to_hex(s), 8, '0'))"
+                                 "::uuid"),
+                          (legacy, "gen_random_uuid()")):
+        await query(empty_database_url, WITH_RUNNING_CAMPAIGN + f"""
+            INSERT INTO contacts (id, campaign_id, seq, row_number, phone_number,
+                                  custom_fields)
+            SELECT {ids}, campaign.id, s, s + 1,
+                   '+1202555010' || s,
+                   json_build_object('first_name', 'n' || s, 'city', CASE WHEN s = 1
+                                     THEN 'Köln, "Mitte"' ELSE '' END)
+            FROM campaign, generate_series(0, 2) AS s""", campaign, method="execute")
+    before = await query(empty_database_url, "SELECT campaign_id, seq, id, custom_fields::text "
+                                             "AS f FROM contacts ORDER BY campaign_id, seq")
+    (folder / "0005_contacts_leaner_rows.sql").write_bytes(
+        (MIGRATIONS_DIR / "0005_contacts_leaner_rows.sql").read_bytes())
+    assert await migrate(empty_db) == [5]
+
+    shown = await query(empty_database_url, """
+        SELECT c.campaign_id, c.seq, c.id IS NULL AS computed,
+               coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id,
+               contact_fields(cp.custom_field_names, c.custom_fields)::text AS f
+        FROM contacts c JOIN campaigns cp ON cp.id = c.campaign_id
+        ORDER BY c.campaign_id, c.seq""")
+    assert [(r["campaign_id"], r["seq"], r["id"]) for r in shown] == \
+        [(r["campaign_id"], r["seq"], r["id"]) for r in before]
+    assert [r["computed"] for r in shown] == [True] * 3 + [False] * 3
+    assert [json.loads(r["f"]) for r in shown] == [json.loads(r["f"]) for r in before]
+    assert json.loads(shown[1]["f"]) == {"first_name": "n1", "city": 'Köln, "Mitte"'}
+    fields = await query(empty_database_url, "SELECT custom_fields::text AS f FROM contacts "
+                                             "WHERE seq = 1 ORDER BY campaign_id")
+    assert [json.loads(r["f"]) for r in fields] == [["n1", 'Köln, "Mitte"']] * 2
+    assert await query(empty_database_url, "SELECT custom_field_names FROM campaigns "
+                                           "WHERE id = $1", made, method="fetchval") == \
+        ["first_name", "city"]
+    # Updates and deletes are still counted by the triggers; an insert is not (the import
+    # counts what its COPY wrote: test_campaigns_create checks that).
+    await query(empty_database_url, "UPDATE contacts SET status = 'skipped' WHERE seq = 0",
+                method="execute")
+    counts = await query(empty_database_url, "SELECT campaign_id, status, n FROM contact_counts "
+                                             "WHERE n > 0 ORDER BY campaign_id, status")
+    assert [(r["campaign_id"], r["status"], r["n"]) for r in counts] == [
+        (made, "pending", 2), (made, "skipped", 1), (legacy, "pending", 2),
+        (legacy, "skipped", 1)]
+    await query(empty_database_url, "DELETE FROM campaigns", method="execute")
+    assert await query(empty_database_url, "SELECT count(*) FROM contact_counts WHERE n <> 0",
+                       method="fetchval") == 0
+
+
+def test_contact_id_is_the_prefix_and_the_seq():
+    """The SQL function and gateway.ids agree on the layout: 96 bits of UUIDv7, then seq."""
+    from gateway.ids import contact_id_prefix
+
+    prefix = contact_id_prefix()
+    assert prefix.version == 7 and prefix.int & 0xFFFF_FFFF == 0
+    assert contact_id_prefix().int >> 32 != prefix.int >> 32
+
+
+async def test_contact_id_in_sql_puts_the_seq_in_the_last_32_bits(db, database_url):
+    prefix = uuid.UUID("0190abcd-ef01-7234-8567-89ab00000000")
+    for seq in (0, 1, 255, 65_536, 2**31 - 1):
+        assert await query(database_url, "SELECT contact_id($1, $2)", prefix, seq,
+                           method="fetchval") == uuid.UUID(int=prefix.int | seq)

@@ -10,6 +10,7 @@ import attrs
 
 from gateway.contacts_csv import COPY_COLUMNS, ContactsImport
 from gateway.db import Database, Tx
+from gateway.ids import contact_id_prefix
 from gateway.store.pages import PAGE_SIZE, Page, offset
 from gateway.store.records import from_row
 
@@ -121,19 +122,18 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
 
     async def insert(tx: Tx):
         await check_references(tx, account_id, settings)
-        await tx.execute("campaigns.import_memory")
         await tx.execute(
             "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
             settings.phone_number_id, status, settings.max_concurrent_calls,
             settings.retries_per_contact, settings.retry_delay_seconds, settings.scheduled_at,
-            0, 0, api_key_id)
+            0, 0, api_key_id, contact_id_prefix())
         chunks = contacts.chunks()
         copied = await tx.copy_chunks("contacts", COPY_COLUMNS,
                                       functools.partial(next, chunks, None))
         if copied != contacts.accepted:  # a broken payload must not leave a short campaign
             raise RuntimeError(f"copied {copied} contacts, expected {contacts.accepted}")
-        return await tx.fetchrow("campaigns.set_totals", campaign_id, contacts.accepted,
-                                 contacts.rows_rejected)
+        return await tx.fetchrow("campaigns.set_totals", campaign_id, copied,
+                                 contacts.rows_rejected, contacts.columns)
 
     # Not re-run on a deadlock: the upload is parsed once, as it is copied.
     row = await db.transaction(insert, rerun=False)

@@ -10,10 +10,12 @@ WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
 FOR SHARE;
 
 -- name: insert
+-- $14: the prefix of its contacts' ids (contact_id() in 0005).
 INSERT INTO campaigns (id, account_id, name, agent_id, phone_number_id, status,
                        max_concurrent_calls, retries_per_contact, retry_delay_seconds,
-                       scheduled_at, contacts_total, rows_rejected, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                       scheduled_at, contacts_total, rows_rejected, created_by,
+                       contact_id_prefix)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING *;
 
 -- name: get
@@ -42,34 +44,51 @@ SELECT status FROM campaigns WHERE id = $1 AND account_id = $2 FOR UPDATE;
 -- name: delete
 DELETE FROM campaigns WHERE id = $1;
 
--- name: import_memory
--- For the import transaction only: the contact_counts trigger collects every new contact
--- (~25 MB for 100k) before it counts them; in memory instead of a temporary file.
-SET LOCAL work_mem = '64MB';
-
 -- name: set_totals
--- After the contacts' COPY: how many rows were accepted and rejected.
-UPDATE campaigns SET contacts_total = $2, rows_rejected = $3 WHERE id = $1
+-- After the contacts' COPY ($2: the rows it wrote, all pending): the campaign's totals, the
+-- names of its contacts' custom fields ($4, from the CSV header) and its contacts' count.
+-- No trigger counts inserted contacts (0005): the COPY is the only statement that inserts
+-- them, and its command tag is the exact number.
+WITH counted AS (
+    INSERT INTO contact_counts (campaign_id, status, n) VALUES ($1, 'pending', $2)
+)
+UPDATE campaigns SET contacts_total = $2, rows_rejected = $3, custom_field_names = $4
+WHERE id = $1
 RETURNING *;
+
+-- Contact pages of campaign $1. A contact's id and its fields as the API shows them are
+-- computed from its row and its campaign's contact_id_prefix and custom_field_names (0005).
 
 -- name: contacts_range
 -- Unfiltered pages: seq is dense, so a page is one index range.
-SELECT * FROM contacts
-WHERE campaign_id = $1 AND seq >= $2 AND seq < $3
-ORDER BY seq;
+SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id,
+       contact_fields(cp.custom_field_names, c.custom_fields) AS custom_fields,
+       c.row_number, c.phone_number, c.status, c.attempts, c.last_outcome,
+       c.last_attempt_at, c.next_attempt_at
+FROM campaigns cp JOIN contacts c ON c.campaign_id = cp.id
+WHERE cp.id = $1 AND c.campaign_id = $1 AND c.seq >= $2 AND c.seq < $3
+ORDER BY c.seq;
 
 -- name: contacts_by_status
 -- Any status but pending: contacts_campaign_status (its predicate repeated, see 0004).
-SELECT * FROM contacts
-WHERE campaign_id = $1 AND status = $2 AND status <> 'pending'
-ORDER BY seq
+SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id,
+       contact_fields(cp.custom_field_names, c.custom_fields) AS custom_fields,
+       c.row_number, c.phone_number, c.status, c.attempts, c.last_outcome,
+       c.last_attempt_at, c.next_attempt_at
+FROM campaigns cp JOIN contacts c ON c.campaign_id = cp.id
+WHERE cp.id = $1 AND c.campaign_id = $1 AND c.status = $2 AND c.status <> 'pending'
+ORDER BY c.seq
 LIMIT $3 OFFSET $4;
 
 -- name: pending_contacts
 -- Pending contacts are not in the status index (0004): the campaign's key, in seq order.
-SELECT * FROM contacts
-WHERE campaign_id = $1 AND status = 'pending'
-ORDER BY seq
+SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id,
+       contact_fields(cp.custom_field_names, c.custom_fields) AS custom_fields,
+       c.row_number, c.phone_number, c.status, c.attempts, c.last_outcome,
+       c.last_attempt_at, c.next_attempt_at
+FROM campaigns cp JOIN contacts c ON c.campaign_id = cp.id
+WHERE cp.id = $1 AND c.campaign_id = $1 AND c.status = 'pending'
+ORDER BY c.seq
 LIMIT $2 OFFSET $3;
 
 -- name: count_contacts_by_status

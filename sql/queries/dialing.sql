@@ -11,7 +11,8 @@
 WITH campaign AS (
     -- Nothing is claimed unless the campaign runs with an active agent and an enabled
     -- number, so a deactivation stops dialing at once, not at the actor's next check.
-    SELECT cp.id, cp.account_id, cp.retries_per_contact
+    SELECT cp.id, cp.account_id, cp.retries_per_contact, cp.contact_id_prefix,
+           cp.custom_field_names
     FROM campaigns cp
     JOIN agents ag ON ag.id = cp.agent_id AND ag.status = 'active' AND ag.deleted_at IS NULL
     JOIN phone_numbers pn ON pn.id = cp.phone_number_id
@@ -51,17 +52,23 @@ WITH campaign AS (
     FROM due
     WHERE c.campaign_id = $1 AND c.seq = due.seq
     RETURNING c.id, c.seq, c.phone_number, c.custom_fields, c.attempts
+), named AS (
+    -- The contact's id and fields as the API shows them (0005).
+    SELECT coalesce(claimed.id, contact_id(campaign.contact_id_prefix, claimed.seq)) AS id,
+           contact_fields(campaign.custom_field_names, claimed.custom_fields) AS custom_fields,
+           claimed.seq, claimed.phone_number, claimed.attempts
+    FROM claimed, campaign
 ), inserted AS (
     INSERT INTO attempts (account_id, campaign_id, contact_id, contact_seq, attempt,
                           phone_number, dialed_at)
-    SELECT campaign.account_id, campaign.id, claimed.id, claimed.seq, claimed.attempts,
-           claimed.phone_number, $2
-    FROM claimed, campaign
+    SELECT campaign.account_id, campaign.id, named.id, named.seq, named.attempts,
+           named.phone_number, $2
+    FROM named, campaign
     RETURNING id, contact_seq, attempt
 )
 SELECT i.id AS attempt_id, c.id AS contact_id, c.seq, i.attempt, c.phone_number,
        c.custom_fields
-FROM inserted i JOIN claimed c ON c.seq = i.contact_seq;
+FROM inserted i JOIN named c ON c.seq = i.contact_seq;
 
 -- name: record_results
 -- Finish a batch of attempts (parallel arrays $1..$7) and decide each one's contact:

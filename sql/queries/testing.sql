@@ -19,8 +19,10 @@ SELECT a.id, a.contact_id, a.attempt, a.outcome, a.dialed_at, a.ended_at, a.camp
 FROM attempts a ORDER BY a.dialed_at, a.id;
 
 -- name: contacts
-SELECT id, phone_number, status, attempts, last_outcome, next_attempt_at
-FROM contacts WHERE campaign_id = $1 ORDER BY seq;
+SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id, c.phone_number,
+       c.status, c.attempts, c.last_outcome, c.next_attempt_at
+FROM contacts c JOIN campaigns cp ON cp.id = c.campaign_id
+WHERE c.campaign_id = $1 ORDER BY c.seq;
 
 -- name: engine_open_attempts
 -- Attempts of campaign $1 still live (no outcome yet).

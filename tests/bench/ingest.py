@@ -38,10 +38,10 @@ FLOOR_TABLE = "bench_copy_floor"
 PAYLOAD_COLUMNS = ", ".join(COPY_COLUMNS)
 
 
-async def psql_copy(url: str, path: Path, target: str, header: bool = True) -> float:
+async def psql_copy(url: str, path: Path, target: str, options: str = "FORMAT csv, HEADER") -> float:
     """Seconds for ``psql \\copy`` of the file (the psql process's wall time)."""
     command = ["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-c",
-               f"\\copy {target} FROM '{path}' WITH (FORMAT csv, HEADER {str(header).lower()})"]
+               f"\\copy {target} FROM '{path}' WITH ({options})"]
     started = time.perf_counter()
     await trio.run_process(command, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -80,7 +80,7 @@ async def _measure(ctx, label: str, csv: bytes, rows_wanted: int, repetitions: i
     path.chmod(0o644)
     body, content_type = api.campaign_body(csv, name=f"ingest {label}")
     floors, uploads, rises, peaks, parses, payload_copies = [], [], [], [], [], []
-    payload = Path(tmp) / "payload.csv"
+    payload = Path(tmp) / "payload.bin"
     for repetition in range(repetitions):
         await pg.execute(f"TRUNCATE {FLOOR_TABLE}")
         floors.append(await psql_copy(
@@ -94,7 +94,7 @@ async def _measure(ctx, label: str, csv: bytes, rows_wanted: int, repetitions: i
         await pg.execute("DELETE FROM contacts WHERE campaign_id = $1", uuid.UUID(shell["id"]))
         parses.append(await trio.to_thread.run_sync(parse, path, shell["id"], payload))
         payload_copies.append(await psql_copy(url, payload, f"contacts ({PAYLOAD_COLUMNS})",
-                                              False))
+                                              "FORMAT binary"))
 
         await trio.sleep(0.5)
         before = gateway.rss()
