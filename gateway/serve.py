@@ -1,7 +1,7 @@
 """``gateway serve``: the root of the process.
 
-trio.run → trio_asyncio.open_loop → database (embedded or configured) → migrations →
-bootstrap → root nursery: the budget actor, the supervisor (and its campaign actors), the
+trio.run → the asyncio loop (asyncio_loop) → database (embedded or configured) →
+migrations → bootstrap → root nursery: the budget actor, the supervisor (and its campaign actors), the
 HTTP server. SIGINT/SIGTERM set the shutdown event: hypercorn stops taking requests, and
 in-flight calls and requests get ``http.shutdown_grace_seconds`` to finish.
 """
@@ -15,10 +15,10 @@ import signal
 import hypercorn
 import hypercorn.trio
 import trio
-import trio_asyncio
 
 from gateway import phone_fast, phone_national
 from gateway.aio_timers import sweep_timers
+from gateway.asyncio_loop import open_loop
 from gateway.bootstrap import bootstrap
 from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
@@ -128,7 +128,7 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
     adapter = make_adapter(settings)
     phone_fast.prepare(settings.contacts.default_region)
     phone_national.prepare(settings.contacts.default_region)
-    async with trio_asyncio.open_loop(), database_url(settings) as url:
+    async with open_loop(), database_url(settings) as url:
         db = await open_database(url, settings)
         try:
             log.info("database.connected", url=redact_url(url))
