@@ -1,5 +1,5 @@
 """Helpers for the engine's integration tests: sim rules, waiting, and checks on the
-attempt history that every promise of the spec must satisfy."""
+attempt history that every promise of docs/api.md about dialing must satisfy."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """One dialer per database: a PostgreSQL advisory lock held on a dedicated connection.
 
-Until several processes can share a database, a process dials only while it holds the
-lock; one that does not get it serves the API only (standby) and tries again every
-``standby_retry_seconds``. The lock lives exactly as long as its connection, outside the
-pool, so PostgreSQL releases it when the process dies (kill -9 included).
+A process dials only while it holds the lock; one that does not get it serves the API
+only (standby) and tries again every ``standby_retry_seconds``. The lock lives exactly as
+long as its connection, outside the pool, so PostgreSQL releases it when the process dies
+(kill -9 included).
 
 Fencing: every claim checks in ``pg_locks`` that this process's lock backend still holds
 the lock (:attr:`Fence.pid`, see dialing.sql ``claim``), so a process whose lock

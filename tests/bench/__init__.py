@@ -8,5 +8,5 @@ the gateway from the outside: wall time, ``/proc/PID`` memory and CPU, the datab
 
 Every ratio is measured side by side in the same run (the floor or reference first, then
 the gateway, on the same machine a few seconds apart), since these machines are noisy.
-The project README's "Performance" section has the command and the last results.
+tests/bench/README.md has the commands and the performance log.
 """

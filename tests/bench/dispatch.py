@@ -95,8 +95,7 @@ async def beside_capped(ctx, api: Api, pg: Pg, contacts: int, window: float) -> 
     seconds = time.perf_counter() - started
     recorded = await pg.fetchval("SELECT count(outcome) FROM attempts WHERE campaign_id = $1",
                                  uuid.UUID(campaign["id"]))
-    # Left running: the gateway stops next. (Not ``stop``: a stop while the campaign dials
-    # at full speed can fail with a database deadlock, see the README's Performance notes.)
+    # Left running: the gateway stops next (the measurement ends with the last attempt).
     return {"recorded": recorded, "seconds": seconds, "rate": recorded / seconds}
 
 

@@ -4,7 +4,7 @@ Subscribers live in load-generator processes (``sse_subscribers``: raw sockets o
 split over two processes), never in the gateway's or this process's event loop. The
 gateway ticks at its default ``sse.tick_seconds`` (2 s): what a deployment pays. (At 1 s
 ticks the gateway's cost per tick is the same, so its share of the CPU doubles; the
-README gives that figure too.)
+performance log in tests/bench/README.md gives that figure too.)
 
 Two campaigns of ring=talk=0 contacts; each is dialed for four windows of equal length,
 paused in between, two with the subscribers connected (B) and two without (A), in the
