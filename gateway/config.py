@@ -16,13 +16,14 @@ from typing import Any, Literal
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from gateway.vocabulary import SimulatedOutcome
+
 ENV_PREFIX = "GATEWAY_"
 # GATEWAY_* variables that are not settings: the config file's path, the bootstrap key, and
 # the CLI client's connection variables.
 ENV_NOT_SETTINGS = frozenset(
     {"GATEWAY_CONFIG", "GATEWAY_BOOTSTRAP_API_KEY", "GATEWAY_API_KEY", "GATEWAY_BASE_URL"}
 )
-Outcome = Literal["answered", "busy", "no_answer", "failed", "invalid_number"]
 
 
 class ConfigError(Exception):
@@ -52,7 +53,7 @@ class DatabaseSettings(_Section):
 
 class SimRule(_Section):
     pattern: str = Field(min_length=1)
-    outcome: Outcome
+    outcome: SimulatedOutcome
     ring_seconds: float = Field(0.0, ge=0)
     talk_seconds: float = Field(0.0, ge=0)
 
@@ -64,7 +65,7 @@ class SimSettings(_Section):
     seed: int = 1
     rules: list[SimRule] = []
     # Numbers no rule matches: outcome weights, and uniform ring/talk time ranges.
-    mix: dict[Outcome, float] = {"answered": 0.7, "no_answer": 0.15, "busy": 0.1,
+    mix: dict[SimulatedOutcome, float] = {"answered": 0.7, "no_answer": 0.15, "busy": 0.1,
                                  "failed": 0.05}
     ring_seconds: tuple[float, float] = (1.0, 8.0)
     talk_seconds: tuple[float, float] = (5.0, 60.0)

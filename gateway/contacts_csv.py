@@ -42,6 +42,7 @@ from gateway import contacts_lines
 from gateway.contacts_lines import LineTooLong, NulByte
 from gateway.phone_fast import e164_validity
 from gateway.phone_national import national_e164
+from gateway.vocabulary import RejectionReason
 
 __all__ = ["COPY_COLUMNS", "MAX_COLUMNS", "MAX_LISTED_REJECTIONS", "REJECTION_REASONS",
            "ContactsFileError", "ContactsImport", "ParsedContacts", "RejectedRow",
@@ -57,7 +58,7 @@ FIRST_CHUNK_ROWS = 1_000
 CHUNK_BYTES = 1 << 20
 
 PHONE_COLUMN = "phone_number"
-REJECTION_REASONS = ("empty", "invalid_number", "duplicate", "column_count")
+REJECTION_REASONS = tuple(RejectionReason)
 # The report lists this many rejected rows (the first ones); the counts cover them all.
 MAX_LISTED_REJECTIONS = 1_000
 # Columns of the header, phone_number included. Every other column is a custom field of

@@ -181,7 +181,8 @@ async def test_a_claim_whose_answer_was_lost_is_recovered_while_running(database
         await start(api, campaign_id)
         await until(lambda: _live_calls(db, campaign_id))
         fence = await db.fetchval("testing_engine.dialer_pid")
-        lost = await dialing.claim(db, uuid.UUID(campaign_id), utcnow(), 3, 0, fence)
+        row = await dialing.campaign(db, uuid.UUID(campaign_id))
+        lost = await dialing.claim(db, row.id, utcnow(), 3, dialing.ClaimCursor(row, 0), fence)
         assert len(lost) == 3  # committed: in_progress, attempts open, nobody dials them
         done = await until(lambda: finished(db, campaign_id))
     assert done["status"] == "completed"

@@ -1,6 +1,6 @@
 """Campaigns run end to end: real PostgreSQL, the real server, the sim carrier.
 
-Every test checks the attempt history against the promises of the spec: live calls never
+Every test checks the attempt history against the API's promises: live calls never
 above a cap, exact attempt counts, retry spacing, pause and stop semantics.
 """
 

@@ -18,6 +18,7 @@ from gateway.engine.handle import CampaignHandle
 from gateway.logs import get_logger
 from gateway.store.dialing import Claim
 from gateway.telephony.base import CallResult, DialRequest
+from gateway.vocabulary import Outcome
 
 log = get_logger(__name__)
 RECORD_ON_CANCEL_SECONDS = 5.0
@@ -40,15 +41,15 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
         try:
             result = await deps.adapter.dial(request, on_answer)
         except trio.Cancelled:
-            interrupted = CallResult("interrupted", answered_at=answered[0] if answered else None,
+            interrupted = CallResult(Outcome.INTERRUPTED, answered_at=answered[0] if answered else None,
                                      ended_at=utcnow())
             with trio.CancelScope(shield=True), trio.move_on_after(RECORD_ON_CANCEL_SECONDS):
                 await deps.recorder.record(claim.attempt_id, interrupted)
-                log.info("call.ended", outcome="interrupted", **ids)
+                log.info("call.ended", outcome=Outcome.INTERRUPTED, **ids)
             raise
         except Exception as exc:  # an adapter bug must cost one call, not the campaign
             log.error("call.adapter_error", error=repr(exc), **ids)
-            result = CallResult("failed", ended_at=utcnow())
+            result = CallResult(Outcome.FAILED, ended_at=utcnow())
         if result.ended_at is None:
             result = CallResult(result.outcome, result.answered_at, utcnow(),
                                 result.sip_call_id, result.sip_status)

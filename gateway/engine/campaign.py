@@ -13,6 +13,8 @@ due or a call ends.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import attrs
 import trio
@@ -26,8 +28,10 @@ from gateway.logs import get_logger
 from gateway.store import dialing, lifecycle
 from gateway.store.campaigns import WrongStatus
 from gateway.telephony.base import CallResult, DialRequest
+from gateway.vocabulary import CampaignStatus, Outcome
 
 log = get_logger(__name__)
+T = TypeVar("T")
 REFERENCE_CHECK_SECONDS = 2.0
 DATABASE_RETRY_SECONDS = 1.0
 
@@ -41,7 +45,7 @@ class _FailureStreak:
         self.count = 0
 
     def add(self, outcome: str) -> bool:
-        if outcome != "failed":
+        if outcome != Outcome.FAILED:
             self.since, self.count = None, 0
             return False
         now = trio.current_time()
@@ -53,71 +57,183 @@ class _FailureStreak:
 async def run_campaign(deps: EngineDeps, handle: CampaignHandle, *,
                        task_status: trio.TaskStatus[CampaignHandle] = trio.TASK_STATUS_IGNORED
                        ) -> None:
+    """The actor of ``handle``'s campaign, until its last call is recorded (started with
+    ``nursery.start``: reports the handle once it runs)."""
     task_status.started(handle)
     row = await _until_reachable(handle, dialing.campaign, deps.db, handle.campaign_id)
     if row is None:
         return
     deps.budget.open_campaign(row.account_id, row.id, row.max_concurrent_calls)
-    streak = _FailureStreak(deps.settings.adapter_failure_seconds,
-                            deps.settings.adapter_failure_min_calls)
-
-    def on_result(result: CallResult) -> None:
-        if streak.add(result.outcome):
-            handle.fail(f"the carrier rejected every call for "
-                        f"{deps.settings.adapter_failure_seconds:g} s ({streak.count} calls "
-                        "in a row failed)")
-
     try:
         async with trio.open_nursery() as calls:
-            await _dial_loop(deps, handle, row, calls, on_result)
+            await CampaignActor(deps, handle, row, calls).run()
     finally:
         deps.budget.close_campaign(row.id)
 
 
-async def _dial_loop(deps: EngineDeps, handle: CampaignHandle, row, calls: trio.Nursery,
-                     on_result) -> None:
-    refs, refs_checked = None, -math.inf
-    from_seq = None  # new contacts are claimed in seq order: the next claim starts here
-    while True:
-        if handle.failure_reason is not None and handle.dialing:
-            await _until_reachable(handle, _fail, deps, handle, handle.failure_reason)
-            continue
-        if not handle.dialing:
-            if handle.in_flight == 0:
-                return
-            await handle.wait()
-            continue
+@attrs.define(eq=False)
+class CampaignActor:
+    """One running campaign: its row and references, the nursery its calls run in, where
+    its claims look for new contacts and how long every call has failed.
+
+    ``handle`` is what the supervisor and the calls share with it (whether to dial, the
+    calls in flight, a failure to record); the actor reads it and asks it for changes.
+    """
+
+    deps: EngineDeps
+    handle: CampaignHandle
+    row: dialing.CampaignRow
+    calls: trio.Nursery
+    refs: dialing.References | None = None
+    refs_checked: float = -math.inf  # trio time of the last reference check
+    cursor: dialing.ClaimCursor = attrs.field(init=False)
+    streak: _FailureStreak = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.cursor = dialing.ClaimCursor(self.row)
+        settings = self.deps.settings
+        self.streak = _FailureStreak(settings.adapter_failure_seconds,
+                                     settings.adapter_failure_min_calls)
+
+    async def run(self) -> None:
+        """Dial until the campaign is done, stopped or failed, then wait for its calls."""
+        handle = self.handle
+        while True:
+            if handle.failure_reason is not None and handle.dialing:
+                await _until_reachable(handle, self._fail, handle.failure_reason)
+                continue
+            if not handle.dialing:
+                if handle.in_flight == 0:
+                    return
+                await handle.wait()
+                continue
+            try:
+                await self._step()
+            except DatabaseUnavailable:
+                log.warning("campaign.waiting_for_database", campaign_id=str(self.row.id))
+                with handle.interruptible():
+                    await trio.sleep(DATABASE_RETRY_SECONDS)
+
+    async def _step(self) -> None:
+        """One claim (and its calls), or the decision of what to do without one."""
+        handle = self.handle
+        await self.cursor.locate(self.deps.db)
+        if not await self._references_ok():
+            return
+        batch = await self._dial_batch()
+        if batch.claimed or not handle.dialing or handle.failure_reason is not None:
+            return
+        if batch.tried and self.cursor.next_window():
+            return  # no new contact in this window: the next one
+        if await self._idle():
+            self.refs_checked = -math.inf  # contacts are due but none was claimable: why?
+            self.cursor.rescan()  # and one that was locked when the cursor passed it is found
+
+    async def _references_ok(self) -> bool:
+        """Every REFERENCE_CHECK_SECONDS: can the campaign still dial (its agent active,
+        its number enabled)? If not, the campaign is asked to fail."""
+        if trio.current_time() - self.refs_checked < REFERENCE_CHECK_SECONDS:
+            return True
+        self.refs = await dialing.references(self.deps.db, self.row.id)
+        self.refs_checked = trio.current_time()
+        if not self.refs.agent_ok:
+            self.handle.fail("the campaign's agent was deactivated or deleted")
+            return False
+        if not self.refs.number_ok:
+            self.handle.fail("the campaign's phone number was disabled or deleted")
+            return False
+        return True
+
+    def _on_result(self, result: CallResult) -> None:
+        if self.streak.add(result.outcome):
+            self.handle.fail(f"the carrier rejected every call for "
+                             f"{self.deps.settings.adapter_failure_seconds:g} s "
+                             f"({self.streak.count} calls in a row failed)")
+
+    async def _dial_batch(self) -> _Batch:
+        """Take slots, claim that many contacts, start their calls."""
+        deps, handle, row, refs = self.deps, self.handle, self.row, self.refs
+        assert refs is not None  # _references_ok ran first
+        budget = deps.budget
+        slot = None
+        with handle.interruptible():
+            slot = await budget.acquire(row.id)
+        if slot is None:
+            return _Batch(tried=False, claimed=0)
+        slots = [slot]
+        while len(slots) < deps.settings.claim_batch_size and (
+                more := budget.try_acquire(row.id)):
+            slots.append(more)
+        now = utcnow()
         try:
-            if from_seq is None:  # a start, a resume or a rescan: the first pending seq
-                from_seq = await dialing.first_pending_seq(deps.db, row)
-            if trio.current_time() - refs_checked >= REFERENCE_CHECK_SECONDS:
-                refs, refs_checked = await dialing.references(deps.db, row.id), trio.current_time()
-                if not refs.agent_ok:
-                    handle.fail("the campaign's agent was deactivated or deleted")
-                    continue
-                if not refs.number_ok:
-                    handle.fail("the campaign's phone number was disabled or deleted")
-                    continue
-            batch = await _dial_batch(deps, handle, row, refs, calls, on_result, from_seq)
-            if batch.fresh_to is not None:
-                from_seq = max(from_seq, batch.fresh_to + 1)
-            if batch.claimed:
-                continue
-            if not handle.dialing or handle.failure_reason is not None:
-                continue
-            if batch.tried and from_seq + dialing.FRESH_WINDOW < row.contacts_total:
-                from_seq += dialing.FRESH_WINDOW  # no new contact in this window: the next
-                continue
-            if await _idle(deps, handle, row):
-                refs_checked = -math.inf  # contacts are due but none was claimable: why?
-                from_seq = None  # and one that was locked when the cursor passed it is found
-        except DatabaseUnavailable:
-            log.warning("campaign.waiting_for_database", campaign_id=str(row.id))
-            with handle.interruptible():
-                await trio.sleep(DATABASE_RETRY_SECONDS)
+            with deps.live.claiming(now):
+                claims = await dialing.claim(deps.db, row.id, now, len(slots), self.cursor,
+                                              deps.fence.pid)
+                deps.live.ids.update(claim.attempt_id for claim in claims)
+        except BaseException:
+            # It may have committed with its answer lost: its dials count (the sweep
+            # finishes any attempts it wrote), and the sweep is asked to look soon.
+            deps.live.want_sweep()
+            for unused in slots:
+                budget.release(unused)
+            raise
+        for claim in claims:
+            request = DialRequest(
+                call_id=claim.attempt_id, campaign_id=row.id, contact_id=claim.contact_id,
+                agent_id=refs.agent_id, attempt=claim.attempt, to_number=claim.phone_number,
+                from_number=refs.from_number, variables=claim.custom_fields,
+                agent_sip_uri=refs.agent_sip_uri, agent_media_address=refs.agent_media_address)
+            handle.in_flight += 1
+            slot = slots.pop()
+            budget.confirm(slot)
+            self.calls.start_soon(run_call, deps, handle, request, slot, claim, self._on_result)
+        for unused in slots:  # the claim came back short: these were never dialed
+            budget.release(unused, dialed=False)
+        return _Batch(tried=True, claimed=len(claims))
+
+    async def _idle(self) -> bool:
+        """Nothing was claimed: finish, stop, or sleep until something can be dialed.
+
+        True when new contacts are waiting yet none was claimable (the agent or number
+        just became unusable, or another claimer holds them): the caller re-checks the
+        references and rescans.
+        """
+        deps, handle, row = self.deps, self.handle, self.row
+        progress = await dialing.progress(deps.db, row.id)
+        if progress is None or progress.status != CampaignStatus.RUNNING:
+            handle.stop_dialing()  # paused, stopped or failed under us: drain and end
+            return False
+        if progress.finished and handle.in_flight == 0:
+            if await dialing.complete(deps.db, row.id, utcnow()):
+                log.info("campaign.completed", campaign_id=str(row.id),
+                         account_id=str(row.account_id))
+            handle.stop_dialing()
+            return False
+        deadline = math.inf
+        if progress.pending > 0:
+            deadline = trio.current_time() + DATABASE_RETRY_SECONDS
+        elif progress.next_retry_at is not None:
+            deadline = trio_deadline(progress.next_retry_at)
+        await handle.wait(deadline)
+        return progress.pending > 0
+
+    async def _fail(self, reason: str) -> None:
+        handle = self.handle
+        try:
+            failed = await lifecycle.finish(
+                self.deps.db, handle.account_id, handle.campaign_id, utcnow(),
+                status=CampaignStatus.FAILED, reason=reason,
+                allowed=(CampaignStatus.RUNNING, CampaignStatus.PAUSED))
+        except WrongStatus:
+            failed = False
+        if failed:
+            log.warning("campaign.failed", campaign_id=str(handle.campaign_id),
+                        account_id=str(handle.account_id), reason=reason)
+        handle.stop_dialing()
 
 
-async def _until_reachable(handle: CampaignHandle, fn, *args):
+async def _until_reachable(handle: CampaignHandle, fn: Callable[..., Awaitable[T]],
+                           *args: object) -> T:
     """``fn(*args)``, retried while the database is unreachable: an outage must never
     crash the actor (that would hang up every live call of the campaign)."""
     while True:
@@ -132,85 +248,3 @@ async def _until_reachable(handle: CampaignHandle, fn, *args):
 class _Batch:
     tried: bool  # a claim was made (no slot came: paused or stopped meanwhile)
     claimed: int
-    fresh_to: int | None  # the highest seq of a new contact claimed
-
-
-async def _dial_batch(deps, handle, row, refs, calls, on_result, from_seq: int) -> _Batch:
-    """Take slots, claim that many contacts (new ones from ``from_seq``), start their
-    calls."""
-    budget = deps.budget
-    slot = None
-    with handle.interruptible():
-        slot = await budget.acquire(row.id)
-    if slot is None:
-        return _Batch(tried=False, claimed=0, fresh_to=None)
-    slots = [slot]
-    while len(slots) < deps.settings.claim_batch_size and (more := budget.try_acquire(row.id)):
-        slots.append(more)
-    now = utcnow()
-    try:
-        with deps.live.claiming(now):
-            claims = await dialing.claim(deps.db, row.id, now, len(slots), from_seq,
-                                          deps.fence.pid)
-            deps.live.ids.update(claim.attempt_id for claim in claims)
-    except BaseException:
-        # It may have committed with its answer lost: its dials count (the sweep finishes
-        # any attempts it wrote), and the sweep is asked to look soon.
-        deps.live.want_sweep()
-        for unused in slots:
-            budget.release(unused)
-        raise
-    for claim in claims:
-        request = DialRequest(
-            call_id=claim.attempt_id, campaign_id=row.id, contact_id=claim.contact_id,
-            agent_id=refs.agent_id, attempt=claim.attempt, to_number=claim.phone_number,
-            from_number=refs.from_number, variables=claim.custom_fields,
-            agent_sip_uri=refs.agent_sip_uri, agent_media_address=refs.agent_media_address)
-        handle.in_flight += 1
-        slot = slots.pop()
-        budget.confirm(slot)
-        calls.start_soon(run_call, deps, handle, request, slot, claim, on_result)
-    for unused in slots:  # the claim came back short: these were never dialed
-        budget.release(unused, dialed=False)
-    # Only new contacts move the cursor: a retry's seq may lie past new contacts that a
-    # rescan from 0 has yet to reach.
-    return _Batch(tried=True, claimed=len(claims),
-                  fresh_to=max((c.seq for c in claims if c.attempt == 1), default=None))
-
-
-async def _idle(deps: EngineDeps, handle: CampaignHandle, row) -> bool:
-    """Nothing was claimed: finish, stop, or sleep until something can be dialed.
-
-    True when new contacts are waiting yet none was claimable (the agent or number just
-    became unusable, or another claimer holds them): the caller re-checks the references.
-    """
-    progress = await dialing.progress(deps.db, row.id)
-    if progress is None or progress.status != "running":
-        handle.dialing = False  # paused, stopped or failed under us: drain and end
-        return False
-    if progress.finished and handle.in_flight == 0:
-        if await dialing.complete(deps.db, row.id, utcnow()):
-            log.info("campaign.completed", campaign_id=str(row.id),
-                     account_id=str(row.account_id))
-        handle.dialing = False
-        return False
-    deadline = math.inf
-    if progress.pending > 0:
-        deadline = trio.current_time() + DATABASE_RETRY_SECONDS
-    elif progress.next_retry_at is not None:
-        deadline = trio_deadline(progress.next_retry_at)
-    await handle.wait(deadline)
-    return progress.pending > 0
-
-
-async def _fail(deps: EngineDeps, handle: CampaignHandle, reason: str) -> None:
-    try:
-        failed = await lifecycle.finish(deps.db, handle.account_id, handle.campaign_id,
-                                        utcnow(), status="failed", reason=reason,
-                                        allowed=("running", "paused"))
-    except WrongStatus:
-        failed = False
-    if failed:
-        log.warning("campaign.failed", campaign_id=str(handle.campaign_id),
-                    account_id=str(handle.account_id), reason=reason)
-    handle.dialing = False

@@ -15,28 +15,33 @@ class CampaignHandle:
     """Shared state of one campaign actor.
 
     ``dialing`` False means: claim nothing new, let in-flight calls finish, then end (or
-    go on dialing if it turns True again before then). Every change pokes the actor.
+    go on dialing if it turns True again before then). Only :meth:`stop_dialing` and
+    :meth:`resume_dialing` change it, and every change pokes the actor.
     """
 
     campaign_id: uuid.UUID
     account_id: uuid.UUID
-    dialing: bool = True
+    _dialing: bool = True
     in_flight: int = 0
     failure_reason: str | None = None
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
     _waits: set[trio.CancelScope] = attrs.field(factory=set)
 
+    @property
+    def dialing(self) -> bool:
+        return self._dialing
+
     def poke(self) -> None:
         self._wakeup.set()
 
     def stop_dialing(self) -> None:
-        self.dialing = False
+        self._dialing = False
         for scope in self._waits:
             scope.cancel()
         self.poke()
 
     def resume_dialing(self) -> None:
-        self.dialing = True
+        self._dialing = True
         self.poke()
 
     def fail(self, reason: str) -> None:
@@ -60,7 +65,7 @@ class CampaignHandle:
     def interruptible(self):
         """A cancel scope that :meth:`stop_dialing` cancels (for waits on the budget)."""
         with trio.CancelScope() as scope:
-            if not self.dialing:
+            if not self._dialing:
                 scope.cancel()
             self._waits.add(scope)
             try:

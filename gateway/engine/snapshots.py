@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import attrs
 import trio
@@ -20,12 +21,10 @@ import trio
 from gateway.clock import utcnow
 from gateway.db import Database, DatabaseUnavailable
 from gateway.logs import get_logger
+from gateway.vocabulary import TERMINAL, ContactStatus, Outcome
 
 log = get_logger(__name__)
-TERMINAL = frozenset({"completed", "failed"})
 DELETED = "deleted"  # the status published when a watched campaign's row is gone
-CONTACT_STATUSES = ("pending", "in_progress", "retry_pending", "completed", "failed", "skipped")
-OUTCOMES = ("answered", "busy", "no_answer", "failed", "invalid_number", "interrupted")
 
 
 def snapshot_from_row(row) -> dict:
@@ -35,10 +34,10 @@ def snapshot_from_row(row) -> dict:
         "campaign_id": str(row["campaign_id"]),
         "status": row["status"],
         "total": row["total"],
-        **{status: contacts.get(status, 0) for status in CONTACT_STATUSES},
+        **{status: contacts.get(status, 0) for status in ContactStatus},
         "in_flight": live,
         "attempts": sum(outcomes.values()),
-        "outcomes": {outcome: outcomes.get(outcome, 0) for outcome in OUTCOMES},
+        "outcomes": {outcome: outcomes.get(outcome, 0) for outcome in Outcome},
         "max_concurrent_calls": row["max_concurrent_calls"],
         "started_at": _iso(row["started_at"]),
         "completed_at": _iso(row["completed_at"]),
@@ -91,7 +90,34 @@ class Watch:
         return self.cell.version
 
 
+@attrs.frozen
+class Snapshot:
+    """A new value of the campaign's metrics; ``encoded`` is it as compact JSON (made once
+    per tick for every stream)."""
+
+    value: dict
+    encoded: str
+
+
+@attrs.frozen
+class Heartbeat:
+    """Nothing new for ``sse.heartbeat_seconds``: a sign of life for the client."""
+
+
+@attrs.frozen
+class End:
+    """The campaign reached ``status`` (terminal, or DELETED): nothing will follow."""
+
+    status: str
+
+
+Update = Snapshot | Heartbeat | End
+
+
 class Snapshots:
+    """Live metrics of watched campaigns: one cell per campaign, refreshed every tick
+    while anybody subscribes, read by every subscriber at its own pace."""
+
     def __init__(self, db: Database, tick_seconds: float,
                  heartbeat_seconds: float | None = None) -> None:
         self._db = db
@@ -156,6 +182,49 @@ class Snapshots:
             else:
                 await cell.lanes[watch.lane].wait()
         return cell.version > seen
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, campaign_id: uuid.UUID, heartbeat_seconds: float
+                        ) -> AsyncIterator[AsyncIterator[Update]]:
+        """Watch a campaign: ``async with snapshots.subscribe(id, hb) as updates: async for
+        update in updates`` yields a :class:`Snapshot` at once (unless the campaign is gone),
+        one per new value, a :class:`Heartbeat` when ``heartbeat_seconds`` pass without one,
+        and finally :class:`End` once the campaign is terminal or deleted (its last snapshot
+        first). At shutdown (:meth:`close`) the updates stop without an End: the client
+        reconnects to the next process."""
+        with self.watch(campaign_id) as watch:
+            updates = self._updates(campaign_id, watch, heartbeat_seconds)
+            try:
+                yield updates
+            finally:
+                await updates.aclose()
+
+    async def _updates(self, campaign_id: uuid.UUID, watch: Watch, heartbeat_seconds: float
+                       ) -> AsyncGenerator[Update, None]:
+        if watch.value is not None:  # another subscriber watches: its latest value will do
+            snapshot: dict | None = watch.value
+            encoded = watch.encoded
+        else:
+            snapshot = await self.load(campaign_id)
+            encoded = "" if snapshot is None else encode(snapshot)
+        seen = watch.version
+        status = DELETED if snapshot is None else snapshot["status"]
+        if snapshot is not None:
+            yield Snapshot(snapshot, encoded)
+        next_heartbeat = trio.current_time() + heartbeat_seconds
+        while status not in TERMINAL and status != DELETED:
+            if await self.newer(watch, seen, next_heartbeat):
+                seen, snapshot = watch.version, watch.value
+                assert snapshot is not None  # a version after 0 has a value
+                status = snapshot["status"]
+                if status != DELETED:  # a deleted campaign has no snapshot left to show
+                    yield Snapshot(snapshot, watch.encoded)
+            elif self.closing.is_set():
+                return
+            if trio.current_time() >= next_heartbeat:
+                next_heartbeat = trio.current_time() + heartbeat_seconds
+                yield Heartbeat()
+        yield End(status)
 
     def close(self) -> None:
         """Shutdown: every stream wakes and ends."""

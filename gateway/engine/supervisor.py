@@ -34,6 +34,7 @@ from gateway.logs import get_logger
 from gateway.store import dialing, lifecycle
 from gateway.store.campaigns import InvalidReference, WrongStatus
 from gateway.store.lifecycle import BudgetExceeded
+from gateway.vocabulary import CampaignStatus
 
 log = get_logger(__name__)
 INBOX_SIZE = 10_000
@@ -158,7 +159,7 @@ class Supervisor:
             return
         row = await dialing.campaign(self._deps.db, campaign_id)
         handle = self._handles.get(campaign_id)
-        if row is not None and row.status == "running":
+        if row is not None and row.status == CampaignStatus.RUNNING:
             if handle is not None:
                 handle.resume_dialing()
             else:
@@ -213,7 +214,7 @@ class Supervisor:
         for campaign_id, account_id in await dialing.due_scheduled(self._deps.db, utcnow()):
             try:
                 started = await lifecycle.start(self._deps.db, account_id, campaign_id, utcnow(),
-                                                allowed=("scheduled",))
+                                                allowed=(CampaignStatus.SCHEDULED,))
             except BudgetExceeded as exc:
                 if campaign_id not in self._waiting_for_budget:
                     self._waiting_for_budget.add(campaign_id)
@@ -254,7 +255,8 @@ class Supervisor:
 async def _fail_scheduled(deps: EngineDeps, account_id, campaign_id, reason: str) -> None:
     try:
         failed = await lifecycle.finish(deps.db, account_id, campaign_id, utcnow(),
-                                        status="failed", reason=reason, allowed=("scheduled",))
+                                        status=CampaignStatus.FAILED, reason=reason,
+                                        allowed=(CampaignStatus.SCHEDULED,))
     except WrongStatus:
         return
     if failed:

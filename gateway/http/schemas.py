@@ -13,6 +13,8 @@ from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstra
 from quart_schema.pydantic import File
 
 from gateway.store.pages import PAGE_SIZE
+from gateway.vocabulary import (AgentStatus, CampaignStatus, ContactStatus, Outcome,
+                                RejectionReason)
 
 # Bounds of the numeric and time inputs (they show in /openapi.json). Each keeps the value
 # inside its column's type: a value past one would otherwise reach PostgreSQL and fail there.
@@ -28,10 +30,6 @@ assert (MAX_PAGE + 1) * PAGE_SIZE <= INT4_MAX
 MAX_SCHEDULE_AHEAD = timedelta(days=100 * 365)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-AgentStatus = Literal["active", "inactive"]
-CampaignStatus = Literal["draft", "scheduled", "running", "paused", "completed", "failed"]
-ContactStatus = Literal["pending", "in_progress", "retry_pending", "completed", "failed",
-                        "skipped"]
 _VARIABLE = re.compile(r"\{\{\s*([^{}\s][^{}]*?)\s*\}\}")
 
 
@@ -80,7 +78,7 @@ def _not_null(value: Any) -> Any:
 
 class AgentCreate(Body):
     name: Name
-    status: AgentStatus = "active"
+    status: AgentStatus = AgentStatus.ACTIVE
     greeting: str = Field("", max_length=10_000,
                           description="Template; {{variables}} come from the contact's CSV columns.")
     sip_uri: str | None = Field(None, max_length=500,
@@ -224,7 +222,7 @@ class CampaignOut(BaseModel):
 
 class RejectedRowOut(BaseModel):
     row: int = Field(description="1-based data row (the header is row 0).")
-    reason: Literal["empty", "invalid_number", "duplicate", "column_count"]
+    reason: RejectionReason
     message: str
 
 
@@ -272,8 +270,7 @@ class CallOut(BaseModel):
     contact_id: uuid.UUID
     phone_number: str
     attempt: int = Field(description="1 for the first dial, 2 for the first retry...")
-    outcome: Literal["answered", "busy", "no_answer", "failed", "invalid_number",
-                     "interrupted"] | None = Field(description="null while the call is live.")
+    outcome: Outcome | None = Field(description="null while the call is live.")
     dialed_at: datetime
     answered_at: datetime | None
     ended_at: datetime | None

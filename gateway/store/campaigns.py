@@ -13,9 +13,8 @@ from gateway.db import Database, Tx
 from gateway.ids import contact_id_prefix
 from gateway.store.pages import PAGE_SIZE, Page, offset
 from gateway.store.records import from_row
+from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus
 
-CAMPAIGN_STATUSES = ("draft", "scheduled", "running", "paused", "completed", "failed")
-CONTACT_STATUSES = ("pending", "in_progress", "retry_pending", "completed", "failed", "skipped")
 
 
 class InvalidReference(Exception):
@@ -88,7 +87,7 @@ async def check_references(tx: Tx, account_id: uuid.UUID, settings: CampaignSett
     agent = await tx.fetchrow("campaigns.lock_agent", settings.agent_id, account_id)
     if agent is None:
         raise InvalidReference("agent_id", "no agent with this id in your account")
-    if agent["status"] != "active":
+    if agent["status"] != AgentStatus.ACTIVE:
         raise InvalidReference("agent_id", "the agent is inactive; activate it first")
     number = await tx.fetchrow("campaigns.lock_phone_number", settings.phone_number_id,
                                account_id)
@@ -118,7 +117,8 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
     The CSV is parsed (in a worker thread) while it is copied; a ``ContactsFileError``
     from the parse rolls everything back and propagates. After it returns, ``contacts``
     holds the import report."""
-    status = "scheduled" if settings.scheduled_at is not None else "draft"
+    status = (CampaignStatus.SCHEDULED if settings.scheduled_at is not None
+              else CampaignStatus.DRAFT)
 
     async def insert(tx: Tx):
         await check_references(tx, account_id, settings)
@@ -137,11 +137,11 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
 
     # Not re-run on a deadlock: the upload is parsed once, as it is copied.
     row = await db.transaction(insert, rerun=False)
-    return _campaign(row, {"pending": contacts.accepted})
+    return _campaign(row, {ContactStatus.PENDING: contacts.accepted})
 
 
 def _campaign(row, counts: dict[str, int]) -> Campaign:
-    full = {status: counts.get(status, 0) for status in CONTACT_STATUSES}
+    full = {status: counts.get(status, 0) for status in ContactStatus}
     return from_row(Campaign, {**row, "contact_counts": full})
 
 
@@ -171,7 +171,7 @@ async def delete(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) ->
         status = await tx.fetchval("campaigns.status_for_update", campaign_id, account_id)
         if status is None:
             return False
-        if status != "draft":
+        if status != CampaignStatus.DRAFT:
             raise WrongStatus(status)
         await tx.execute("campaigns.delete", campaign_id)
         return True
@@ -186,7 +186,7 @@ async def contacts_page(db: Database, campaign: Campaign, number: int,
         rows = await db.fetch("campaigns.contacts_range", campaign.id, start, start + PAGE_SIZE)
         total = campaign.contacts_total
     else:
-        if status == "pending":  # not in the status index: see its query
+        if status == ContactStatus.PENDING:  # not in the status index: see its query
             rows = await db.fetch("campaigns.pending_contacts", campaign.id, PAGE_SIZE,
                                   offset(number))
         else:

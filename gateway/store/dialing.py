@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import attrs
 
 from gateway.db import Database
-from gateway.telephony.base import RETRYABLE, CallResult
+from gateway.telephony.base import CallResult
+from gateway.vocabulary import RETRYABLE
 
 _RETRYABLE = sorted(RETRYABLE)
 
@@ -71,21 +72,61 @@ class Caps:
 FRESH_WINDOW = 1000
 
 
+@attrs.define
+class ClaimCursor:
+    """Where a campaign actor's next claim looks for new contacts (dialing.sql: ``claim``).
+
+    New contacts are claimed in seq order, so a claim starts past the last new contact the
+    actor took (:meth:`advance`) and looks at most `FRESH_WINDOW` seqs further: the scan
+    skips what was already taken, whatever the campaign's size. A window without a
+    claimable new contact moves the cursor a window on (:meth:`next_window`). A start, a
+    resume or a rescan (:meth:`rescan`: a contact that was locked when the cursor passed it)
+    begins at the first pending contact (:meth:`locate`), so a resume late in a big
+    campaign does not walk it window by window.
+    """
+
+    campaign: CampaignRow
+    from_seq: int | None = None  # None: locate before the next claim
+
+    async def locate(self, db: Database) -> int:
+        """The seq the next claim starts from (the first new contact's after a rescan;
+        ``contacts_total`` when none is left)."""
+        if self.from_seq is None:
+            self.from_seq = await db.fetchval("dialing.first_pending_seq", self.campaign.id,
+                                              self.campaign.contacts_total)
+        return self.from_seq
+
+    def advance(self, claims: list[Claim]) -> None:
+        """Past the new contacts ``claims`` took. Only new contacts move the cursor: a
+        retry's seq may lie past new contacts the cursor has yet to reach."""
+        fresh = [claim.seq for claim in claims if claim.attempt == 1]
+        if fresh and self.from_seq is not None:
+            self.from_seq = max(self.from_seq, max(fresh) + 1)
+
+    def next_window(self) -> bool:
+        """The claim found no new contact in the window: move to the next one, if the
+        campaign has contacts past it (False: the cursor is at the last window)."""
+        last = self.campaign.contacts_total
+        if self.from_seq is None or self.from_seq + FRESH_WINDOW >= last:
+            return False
+        self.from_seq += FRESH_WINDOW
+        return True
+
+    def rescan(self) -> None:
+        self.from_seq = None
+
+
 async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int,
-                from_seq: int, fence_pid: int) -> list[Claim]:
-    """Claim up to ``limit`` due contacts: retries first, then new contacts with seqs from
-    ``from_seq`` to ``from_seq + FRESH_WINDOW`` (new contacts are claimed in seq order, so
-    a claimer passes the seq after its last claim and the scan skips what it already took;
-    one that finds no new contact in the window moves its cursor a window further).
+                cursor: ClaimCursor, fence_pid: int) -> list[Claim]:
+    """Claim up to ``limit`` due contacts: retries first, then new contacts in the
+    cursor's window (located first if need be), and advance the cursor past them.
     Nothing is claimed unless backend ``fence_pid`` holds the dialer lock."""
+    from_seq = await cursor.locate(db)
     rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq, FRESH_WINDOW,
                           fence_pid)
-    return [Claim(**dict(row)) for row in rows]
-
-
-async def first_pending_seq(db: Database, campaign: CampaignRow) -> int:
-    """Where the cursor starts: the first new contact's seq (``contacts_total`` if none)."""
-    return await db.fetchval("dialing.first_pending_seq", campaign.id, campaign.contacts_total)
+    claims = [Claim(**dict(row)) for row in rows]
+    cursor.advance(claims)
+    return claims
 
 
 async def recent_dials(db: Database, account_ids: list[uuid.UUID], now: datetime,

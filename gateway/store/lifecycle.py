@@ -1,6 +1,6 @@
 """Campaign transitions (start, pause, resume, stop, fail) as single transactions.
 
-The table of allowed transitions is the spec's; anything else raises :class:`WrongStatus`
+The allowed transitions are those of docs/api.md; anything else raises :class:`WrongStatus`
 (the HTTP edge answers 409 naming the current status). Start and resume check the
 concurrency budget while holding the account row, so simultaneous starts are serialised.
 """
@@ -14,9 +14,10 @@ import attrs
 
 from gateway.db import Database, Tx
 from gateway.store.campaigns import InvalidReference, WrongStatus
+from gateway.vocabulary import CampaignStatus
 
-START_FROM = ("draft", "scheduled", "paused")
-STOP_FROM = ("running", "paused", "scheduled")
+START_FROM = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED)
+STOP_FROM = (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED)
 
 
 @attrs.frozen
@@ -81,7 +82,7 @@ async def start(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now
 
 async def pause(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) -> bool:
     async def run(tx: Tx) -> bool:
-        if await _locked(tx, account_id, campaign_id, ("running",)) is None:
+        if await _locked(tx, account_id, campaign_id, (CampaignStatus.RUNNING,)) is None:
             return False
         await tx.execute("lifecycle.set_paused", campaign_id)
         return True
@@ -90,7 +91,7 @@ async def pause(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) -> 
 
 
 async def finish(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now: datetime,
-                 *, status: str = "completed", reason: str | None = None,
+                 *, status: CampaignStatus = CampaignStatus.COMPLETED, reason: str | None = None,
                  allowed: tuple[str, ...] = STOP_FROM) -> bool:
     """Stop (``completed``) or fail (``failed`` with ``reason``) the campaign."""
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Awaitable, Callable, Literal, Protocol
+from typing import Awaitable, Callable, Protocol
 
 import attrs
 
-Outcome = Literal["answered", "busy", "no_answer", "failed", "invalid_number", "interrupted"]
-OUTCOMES: tuple[str, ...] = ("answered", "busy", "no_answer", "failed", "invalid_number",
-                             "interrupted")
-RETRYABLE: frozenset[str] = frozenset({"busy", "no_answer", "failed", "interrupted"})
+from gateway.vocabulary import Outcome
 
 
 @attrs.frozen

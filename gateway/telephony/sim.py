@@ -14,6 +14,7 @@ import trio
 from gateway.clock import utcnow
 from gateway.config import SimSettings
 from gateway.telephony.base import AnswerCallback, CallResult, DialRequest
+from gateway.vocabulary import Outcome
 
 
 class SimAdapter:
@@ -31,17 +32,17 @@ class SimAdapter:
         rng = random.Random(f"{self._settings.seed}:{number}:{attempt}")
         outcome = rng.choices(self._outcomes, self._weights)[0]
         ring = rng.uniform(*self._settings.ring_seconds)
-        talk = rng.uniform(*self._settings.talk_seconds) if outcome == "answered" else 0.0
+        talk = rng.uniform(*self._settings.talk_seconds) if outcome == Outcome.ANSWERED else 0.0
         return outcome, ring, talk
 
     async def dial(self, request: DialRequest, on_answer: AnswerCallback) -> CallResult:
         outcome, ring, talk = self.plan(request.to_number, request.attempt)
-        if outcome == "invalid_number":
-            return CallResult("invalid_number", ended_at=utcnow())
+        if outcome == Outcome.INVALID_NUMBER:
+            return CallResult(Outcome.INVALID_NUMBER, ended_at=utcnow())
         await trio.sleep(ring)
-        if outcome != "answered":
+        if outcome != Outcome.ANSWERED:
             return CallResult(outcome, ended_at=utcnow())
         answered_at = utcnow()
         await on_answer(answered_at)
         await trio.sleep(talk)
-        return CallResult("answered", answered_at=answered_at, ended_at=utcnow())
+        return CallResult(Outcome.ANSWERED, answered_at=answered_at, ended_at=utcnow())

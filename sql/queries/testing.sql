@@ -34,3 +34,11 @@ SELECT count(*) FROM attempts WHERE campaign_id = $1;
 -- name: engine_campaign
 SELECT id, status, failure_reason, scheduled_at, started_at, completed_at
 FROM campaigns WHERE id = $1;
+
+-- name: check_constraints
+SELECT conname AS name, pg_get_constraintdef(oid) AS definition
+FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c';
+
+-- name: set_contact_status
+-- Contacts of campaign $1 with seqs in [$2, $3) get status $4 (as if dialed or stopped).
+UPDATE contacts SET status = $4 WHERE campaign_id = $1 AND seq >= $2 AND seq < $3;

@@ -24,7 +24,7 @@ import asyncpg
 
 from gateway.sql import queries, query
 from gateway.store.dialing import FRESH_WINDOW
-from gateway.telephony.base import RETRYABLE
+from gateway.vocabulary import RETRYABLE
 
 CONCURRENCY = 100
 BATCH = 50

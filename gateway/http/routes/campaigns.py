@@ -25,6 +25,7 @@ from gateway.ids import uuid7
 from gateway.logs import get_logger
 from gateway.store import campaigns
 from gateway.store.campaigns import Campaign, CampaignSettings, InvalidReference, WrongStatus
+from gateway.vocabulary import CampaignStatus
 
 bp = Blueprint("campaigns", __name__)
 log = get_logger(__name__)
@@ -143,7 +144,7 @@ async def list_campaigns(query_args: CampaignPageQuery):
 
 async def owned_campaign(campaign_id: uuid.UUID, *, counts: bool = True) -> Campaign:
     """The campaign, or 404 (another tenant's is not found either). ``counts=False`` when
-    the contact counts are not shown: they cost a scan of the campaign's contacts."""
+    the contact counts are not shown: it spares reading them."""
     campaign = await campaigns.get(services().db, principal().account.id, campaign_id,
                                    counts=counts)
     if campaign is None:
@@ -166,8 +167,8 @@ async def delete_campaign(campaign_id: uuid.UUID):
         deleted = await campaigns.delete(services().db, principal().account.id, campaign_id)
     except WrongStatus as exc:
         raise conflict(f"only a draft campaign can be deleted; this one is {exc.status}"
-                       + (" (stop it first)" if exc.status in ("running", "paused",
-                                                               "scheduled") else "")) from None
+                       + (" (stop it first)" if exc.status in (
+                           CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED) else "")) from None
     if not deleted:
         raise not_found("campaign")
     log.info("campaign.deleted", campaign_id=str(campaign_id),

@@ -11,11 +11,11 @@ only ever delays itself.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
-import trio
 from quart import Blueprint, make_response
 
-from gateway.engine.snapshots import DELETED, TERMINAL, encode
+from gateway.engine.snapshots import End, Heartbeat, Snapshot, encode
 from gateway.http.context import services
 from gateway.http.openapi import API, errors, raw_response
 from gateway.http.routes.campaigns import owned_campaign
@@ -45,32 +45,20 @@ async def campaign_events(campaign_id: uuid.UUID):
     svc = services()
     snapshots, heartbeat = svc.snapshots, svc.settings.sse.heartbeat_seconds
 
-    async def stream():
-        with snapshots.watch(campaign_id) as cell:
-            if cell.value is not None:  # another stream watches: its latest value will do
-                snapshot, data = cell.value, cell.encoded
-            else:
-                snapshot = await snapshots.load(campaign_id)
-                data = None if snapshot is None else encode(snapshot)
-            seen, event_id = cell.version, 1
-            status = DELETED if snapshot is None else snapshot["status"]
+    async def stream() -> AsyncIterator[bytes]:
+        async with snapshots.subscribe(campaign_id, heartbeat) as updates:
             yield f"retry: {RECONNECT_MILLISECONDS}\n".encode()
-            if data is not None:
-                yield _event(event_id, data)
-            next_heartbeat = trio.current_time() + heartbeat
-            while status not in TERMINAL and status != DELETED:
-                if await snapshots.newer(cell, seen, next_heartbeat):
-                    seen, snapshot, event_id = cell.version, cell.value, event_id + 1
-                    status = snapshot["status"]
-                    if status != DELETED:  # a deleted campaign has no snapshot left to show
-                        yield _event(event_id, cell.encoded)
-                elif snapshots.closing.is_set():
-                    return  # shutdown: the client reconnects to the next process
-                if trio.current_time() >= next_heartbeat:
-                    next_heartbeat = trio.current_time() + heartbeat
-                    yield b": heartbeat\n\n"
-            yield _event(event_id + 1,
-                         encode({"campaign_id": str(campaign_id), "status": status}), "end")
+            event_id = 0
+            async for update in updates:
+                match update:
+                    case Snapshot(encoded=data):
+                        event_id += 1
+                        yield _event(event_id, data)
+                    case Heartbeat():
+                        yield b": heartbeat\n\n"
+                    case End(status=status):
+                        yield _event(event_id + 1, encode(
+                            {"campaign_id": str(campaign_id), "status": status}), "end")
 
     response = await make_response(stream(), 200, SSE_HEADERS)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would silently end the stream

@@ -22,6 +22,7 @@ from gateway.logs import get_logger
 from gateway.store import calls, campaigns, lifecycle
 from gateway.store.campaigns import InvalidReference, WrongStatus
 from gateway.store.lifecycle import BudgetExceeded
+from gateway.vocabulary import CampaignStatus
 
 bp = Blueprint("lifecycle", __name__)
 log = get_logger(__name__)
@@ -64,7 +65,7 @@ async def resume_campaign(campaign_id: uuid.UUID):
     """paused → running, if the account's concurrency budget allows."""
     return respond(CampaignOut(**await _transition(
         campaign_id, "resume",
-        lambda db, a, c: lifecycle.start(db, a, c, utcnow(), allowed=("paused",)))))
+        lambda db, a, c: lifecycle.start(db, a, c, utcnow(), allowed=(CampaignStatus.PAUSED,)))))
 
 
 @bp.post("/campaigns/<uuid:campaign_id>/pause")

@@ -45,6 +45,7 @@ from gateway.telephony.sip.transaction import (CallTransactions, ClientTransacti
                                                InviteClientTransaction,
                                                NonInviteClientTransaction, Response, Timeout)
 from gateway.telephony.sip.transport import ALLOW, Incoming, SipTransport, TransportError
+from gateway.vocabulary import Outcome
 
 log = get_logger(__name__)
 CLEANUP_SECONDS = 2.0
@@ -81,7 +82,7 @@ class OutboundCall:
                 if exc is self._callback_error:
                     raise
                 self._log.error("sip.call_crashed", exc_info=exc)
-                return self._result("answered" if self.answered_at else "failed", None)
+                return self._result(Outcome.ANSWERED if self.answered_at else Outcome.FAILED, None)
             finally:
                 if not finished:
                     with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
@@ -105,7 +106,7 @@ class OutboundCall:
                 self.invite = transaction  # only once sent: a CANCEL needs a sent INVITE
                 final = await self._await_final(trio.current_time() + self.profile.ring_timeout)
                 if final is None:  # Timer B: no response at all; or no final after CANCEL
-                    return self._result("failed" if self.invite.timed_out else "no_answer",
+                    return self._result(Outcome.FAILED if self.invite.timed_out else Outcome.NO_ANSWER,
                                         None)
                 if final.status in _CHALLENGES and self._answer_challenge(
                         transaction, final, self._credentials):
@@ -115,7 +116,7 @@ class OutboundCall:
                 return await self._talk(final, on_answer)
         except (TransportError, SipParseError) as exc:  # SipParseError: an unusable 2xx
             self._log.warning("sip.transport_error", error=str(exc))
-            return self._result("answered" if self.answered_at else "failed", None)
+            return self._result(Outcome.ANSWERED if self.answered_at else Outcome.FAILED, None)
 
     def _auth_headers(self, credentials: dict | None = None) -> list[tuple[str, str]]:
         credentials = self._credentials if credentials is None else credentials
@@ -185,7 +186,7 @@ class OutboundCall:
         await self._send_ack()
         if self.cancel_wanted:  # answered after our CANCEL: hang up at once
             await self._hang_up()
-            return self._result("no_answer", final.status)
+            return self._result(Outcome.NO_ANSWER, final.status)
         self.answered_at = utcnow()
         hang_up_at = trio.current_time() + self.profile.max_call
         try:
@@ -199,7 +200,7 @@ class OutboundCall:
                 await self._hang_up()
             elif isinstance(event, Incoming):
                 await self._on_incoming(event)
-        return self._result("answered", final.status)
+        return self._result(Outcome.ANSWERED, final.status)
 
     def _open_dialog(self, final: SipResponse) -> None:
         self.dialog = Dialog.from_2xx(self.profile, self.invite.request, final)

@@ -1,0 +1,74 @@
+"""The gateway's words, defined once: what a campaign, a contact, an agent and a call can be.
+
+The store writes them, the engine decides by them, the HTTP schemas and the OpenAPI document
+list them, the snapshots count by them, the SDK and the CLI offer them. Members are ``str``
+(``StrEnum``), so they compare equal to the text the database and the JSON hold, and are
+written as that text. The SQL files spell the same words; ``tests/test_vocabulary.py``
+checks them against the database's CHECK constraints.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+__all__ = ["RETRYABLE", "TERMINAL", "AgentStatus", "CampaignStatus", "ContactStatus",
+           "Outcome", "RejectionReason", "SimulatedOutcome"]
+
+
+class CampaignStatus(enum.StrEnum):
+    DRAFT = "draft"            # created, not started
+    SCHEDULED = "scheduled"    # starts by itself at scheduled_at
+    RUNNING = "running"        # dialing
+    PAUSED = "paused"          # no new dials; calls in flight finish
+    COMPLETED = "completed"    # every contact decided, or stopped
+    FAILED = "failed"          # could not go on (failure_reason says why)
+
+
+# Statuses a campaign never leaves.
+TERMINAL: frozenset[CampaignStatus] = frozenset({CampaignStatus.COMPLETED,
+                                                 CampaignStatus.FAILED})
+
+
+class ContactStatus(enum.StrEnum):
+    PENDING = "pending"              # not dialed yet
+    IN_PROGRESS = "in_progress"      # a call is live
+    RETRY_PENDING = "retry_pending"  # waits for next_attempt_at
+    COMPLETED = "completed"          # answered
+    FAILED = "failed"                # no attempts left, or not retryable
+    SKIPPED = "skipped"              # the campaign was stopped before it was dialed
+
+
+class AgentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Outcome(enum.StrEnum):
+    """How one call attempt ended."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    INVALID_NUMBER = "invalid_number"
+    INTERRUPTED = "interrupted"  # the gateway stopped (or lost the call) while it was live
+
+
+# Outcomes worth another attempt, while the contact has attempts left.
+RETRYABLE: frozenset[Outcome] = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED,
+                                           Outcome.INTERRUPTED})
+
+class RejectionReason(enum.StrEnum):
+    """Why a CSV row was not imported."""
+
+    EMPTY = "empty"                    # a blank row, or no phone number
+    INVALID_NUMBER = "invalid_number"  # not a valid number (in the default region)
+    DUPLICATE = "duplicate"            # the same E.164 number as an earlier row
+    COLUMN_COUNT = "column_count"      # more cells than the header has columns
+
+
+# What the simulated carrier can be told to produce: every outcome but interrupted, which
+# only the gateway itself causes (a Literal, so the config file's errors list the choices;
+# tests/test_vocabulary.py checks it is exactly that subset of Outcome).
+SimulatedOutcome = Literal["answered", "busy", "no_answer", "failed", "invalid_number"]
