@@ -1,13 +1,15 @@
 """The ``gateway`` command: run the server and administer accounts.
 
     gateway serve [--config FILE]
+    gateway demo [--config FILE] [--contacts N] [--exit]   (see gateway/cli_demo.py)
     gateway migrate [--config FILE]
     gateway accounts create --name N [--concurrent-max K] [--calls-per-minute R]
     gateway accounts list
     gateway accounts limits ACCOUNT_ID [--concurrent-max K] [--calls-per-minute R]
                                        [--daily-calls-max N|none] [--daily-minutes-max N|none]
     gateway campaigns create|list|show|start|pause|resume|stop|delete|contacts|calls|watch
-                                       (an API client: see gateway/cli_client.py)
+    gateway agents|numbers create|list|show|update|delete
+                                       (API clients: see gateway/cli_client.py)
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from functools import partial
 from pathlib import Path
 
 import trio
-import trio_asyncio
 
+from gateway.asyncio_loop import open_loop
 from gateway.bootstrap import check_bootstrap_key
-from gateway.cli_client import add_client_commands, run_client_command
+from gateway.cli_client import CLIENT_COMMANDS, add_client_commands, run_client_command
+from gateway.cli_demo import add_demo_command, demo_settings, run_demo
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db import Database
 from gateway.logs import configure_logging
@@ -33,7 +36,6 @@ from gateway.migrations import migrate
 from gateway.serve import database_url, open_database, serve
 from gateway.startup_errors import lines_for
 from gateway.store import accounts
-
 
 CAP_MAX = 2**31 - 1  # caps are PostgreSQL integers
 
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", parents=[config],
                         help="run the gateway (embedded PostgreSQL unless database.url is set)")
     commands.add_parser("migrate", parents=[config], help="apply database migrations and exit")
+    add_demo_command(commands, config)
 
     account = commands.add_parser("accounts", help="manage tenants and their caps")
     verbs = account.add_subparsers(dest="verb", required=True)
@@ -104,20 +107,26 @@ ADMIN_CONNECT_WAIT_SECONDS = 3.0
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "campaigns":  # an API client: the server's settings don't matter
+    if args.command in CLIENT_COMMANDS:  # an API client: the server's settings don't matter
         return run_client_command(args)
     try:
         settings = load_settings(getattr(args, "config", None))
+        if args.command == "demo":
+            settings = demo_settings(settings)
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log.level)
     exit_code, failure, interrupted = 0, None, False
     try:
-        if args.command == "serve":
+        if args.command in ("serve", "demo"):
             bootstrap_key = os.environ.get("GATEWAY_BOOTSTRAP_API_KEY") or None
             check_bootstrap_key(bootstrap_key)  # before the embedded cluster starts
-            trio.run(partial(serve, settings, tune_gc=True, bootstrap_key=bootstrap_key))
+            if args.command == "demo":
+                exit_code = trio.run(partial(run_demo, settings, args,
+                                             bootstrap_key=bootstrap_key))
+            else:
+                trio.run(partial(serve, settings, tune_gc=True, bootstrap_key=bootstrap_key))
         else:
             exit_code = trio.run(_with_database, settings, args)
     # The edge: one line per cause, whatever nurseries grouped them into; no traceback.
@@ -143,7 +152,7 @@ def _report(exc: BaseException, settings: Settings) -> int:
 
 async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
     wait = min(settings.database.connect_timeout_seconds, ADMIN_CONNECT_WAIT_SECONDS)
-    async with trio_asyncio.open_loop(), database_url(settings) as url:
+    async with open_loop(), database_url(settings) as url:
         db = await open_database(url, settings, wait_seconds=wait)
         try:
             await migrate(db)
@@ -154,7 +163,7 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             await db.close()
 
 
-def _caps(account: accounts.Account) -> dict:
+def _caps(account: accounts.Account) -> dict[str, object]:
     return {"account_id": str(account.id), "name": account.name,
             "concurrent_max": account.concurrent_max,
             "calls_per_minute": account.calls_per_minute,
@@ -172,8 +181,8 @@ async def _accounts(db: Database, settings: Settings, args: argparse.Namespace) 
         print(json.dumps({**_caps(new.account), "api_key": new.api_key}, indent=2))
         return 0
     if args.verb == "list":
-        for account in await accounts.list_all(db):
-            print(json.dumps(_caps(account)))
+        for listed in await accounts.list_all(db):
+            print(json.dumps(_caps(listed)))
         return 0
     changes = {name: getattr(args, name) for name in
                ("concurrent_max", "calls_per_minute", "daily_calls_max", "daily_minutes_max")

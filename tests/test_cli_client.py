@@ -26,6 +26,16 @@ FAST_DIALING = {**engine_settings([rule("*", "answered", ring=0.05)]),
                 "sse": {"tick_seconds": 0.05, "heartbeat_seconds": 0.5}}
 
 
+async def run_cli(gateway, *argv: str, key: str | None = API_KEY) -> tuple[int, str, str]:
+    """``gateway ARGV --base-url URL [--api-key KEY]`` through the client's parser, in a
+    worker thread -> (exit code, stdout, stderr). Also used by test_cli_resources."""
+    out, err = io.StringIO(), io.StringIO()
+    options = ["--base-url", gateway.base_url] + (["--api-key", key] if key else [])
+    code = await trio.to_thread.run_sync(
+        lambda: main([*argv, *options], stdout=out, stderr=err))
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture
 def cli(gateway, monkeypatch):
     """``await cli("list", ...)`` -> (exit code, stdout, stderr)."""
@@ -33,11 +43,7 @@ def cli(gateway, monkeypatch):
     monkeypatch.delenv("GATEWAY_BASE_URL", raising=False)
 
     async def run(*argv: str, key: str | None = API_KEY):
-        out, err = io.StringIO(), io.StringIO()
-        options = ["--base-url", gateway.base_url] + (["--api-key", key] if key else [])
-        code = await trio.to_thread.run_sync(
-            lambda: main(["campaigns", *argv, *options], stdout=out, stderr=err))
-        return code, out.getvalue(), err.getvalue()
+        return await run_cli(gateway, "campaigns", *argv, key=key)
 
     return run
 

@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import uuid
 from contextlib import aclosing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 import trio
-
 from conftest import API_KEY, contacts_csv
 from engine_helpers import engine_settings, rule
-from gateway.client import (APIConnectionError, AsyncClient, AuthenticationError, Client,
-                            ConflictError, GatewayError, NotFoundError, PayloadTooLargeError,
-                            ServerError, ServiceUnavailableError, ValidationError)
-from gateway.client.errors import error_from_response
 from ports import free_tcp_port
+
+from gateway.client import (
+    APIConnectionError,
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    ConflictError,
+    GatewayError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServerError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from gateway.client.errors import error_from_response
 
 SEED_TIME = "2027-05-10T18:00:00Z"
 # Nothing dials: lifecycle transitions only (0 calls per minute is the kill-switch).
@@ -54,9 +64,9 @@ async def refs(gateway):
 def future_seed_time() -> str:
     """The seed's time while it is still in the future, else a month from now."""
     seed = datetime.fromisoformat(SEED_TIME.replace("Z", "+00:00"))
-    if seed > datetime.now(timezone.utc) + timedelta(days=1):
+    if seed > datetime.now(UTC) + timedelta(days=1):
         return SEED_TIME
-    return (datetime.now(timezone.utc) + timedelta(days=30)).isoformat()
+    return (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
 
 @pytest.mark.parametrize("settings_overrides", [NO_DIALING])
@@ -78,7 +88,9 @@ async def test_seed_example_runs_as_written(gateway, tmp_path, monkeypatch, caps
             draft = client.campaigns.create(name="to delete", agent_id=agent["id"],
                                             phone_number_id=number["id"], contacts=f)
         id = campaign["id"]
-        client.campaigns.start(id); client.campaigns.pause(id); client.campaigns.resume(id)
+        client.campaigns.start(id)
+        client.campaigns.pause(id)
+        client.campaigns.resume(id)
         client.campaigns.stop(id)
         id = draft["id"]  # only drafts can be deleted
         client.campaigns.delete(id)

@@ -15,9 +15,13 @@
 
 **Return values** are the API's JSON as plain ``dict``/``list`` (``campaign["id"]``),
 exactly the shapes documented in the README and ``/openapi.json``; deletes return None.
-Lists return one page, ``{"data", "page", "page_size", "total", "has_more"}``; the
-``iter_*`` generators walk every page. Wherever an object is named, its id (str or UUID) or
-the object's dict itself is accepted: ``client.campaigns.start(campaign)``.
+Each shape is a ``TypedDict`` of ``gateway.client.types`` (re-exported here): ``Campaign``,
+``CreatedCampaign`` (with its ``ImportReport``), ``Contact``, ``CallAttempt``, ``Agent``,
+``PhoneNumber``, ``CallLimits``, ``Snapshot``; statuses and outcomes are the words of
+``gateway.vocabulary``. Lists return one page, a ``Page[Agent]`` and so on: ``{"data",
+"page", "page_size", "total", "has_more"}``; the ``iter_*`` generators walk every page.
+Wherever an object is named, its id (str or UUID) or the object's dict itself is accepted:
+``client.campaigns.start(campaign)``.
 
 **Resources** (the same on ``Client`` and ``AsyncClient``; on the latter every method is a
 coroutine and the generators are async generators):
@@ -29,11 +33,15 @@ coroutine and the generators are async generators):
   ``resume``, ``stop``, ``delete``, ``contacts(id, status=None, page=0)``,
   ``calls(id, page=0)``, ``iter_contacts(id, status=None)``, ``iter_calls(id)``,
   ``iter_campaigns(status=None)``, ``stream_events(id)``.
-- ``client.agents`` and ``client.phone_numbers``: ``create``, ``get``, ``list(page=0)``,
-  ``update`` (only the fields passed), ``delete``.
+- ``client.agents``: ``create(name, status=None, greeting=None, sip_uri=None,
+  media_address=None)``, ``get``, ``list(page=0)``, ``update`` (only the fields passed;
+  ``sip_uri=None`` or ``media_address=None`` clears it), ``delete``, ``iter_agents()``.
+- ``client.phone_numbers``: ``create(number, outbound_enabled=None, label=None)``, ``get``,
+  ``list(page=0)``, ``update(id, outbound_enabled=..., label=...)`` (only the fields
+  passed), ``delete``, ``iter_phone_numbers()``.
 - ``client.call_limits()``: the account's caps (a method, not a resource).
 
-**Events**: ``stream_events(id)`` yields each metrics snapshot as a dict and returns after
+**Events**: ``stream_events(id)`` yields each metrics snapshot (a ``Snapshot``) and returns after
 the server's ``end`` event, which follows the last snapshot and is not yielded itself.
 Heartbeats are skipped. A stream that closes without ``end`` raises ``APIConnectionError``
 (code ``stream_closed``).
@@ -49,14 +57,78 @@ when no response came. Each has ``status_code``, ``code``, ``message``, ``field`
 
 from gateway.client._async import AsyncClient
 from gateway.client._sync import Client
-from gateway.client.errors import (APIConnectionError, APITimeoutError, AuthenticationError,
-                                   ConflictError, GatewayError, NotFoundError,
-                                   PayloadTooLargeError, PermissionDeniedError, RateLimitError,
-                                   ServerError, ServiceUnavailableError, ValidationError)
+from gateway.client.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    ConflictError,
+    GatewayError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from gateway.client.types import (
+    Agent,
+    AgentStatusValue,
+    CallAttempt,
+    CallLimits,
+    Campaign,
+    CampaignStatusValue,
+    Contact,
+    ContactCounts,
+    ContactStatusValue,
+    CreatedCampaign,
+    Delimiter,
+    EndEvent,
+    ImportReport,
+    OutcomeCounts,
+    OutcomeValue,
+    Page,
+    PhoneNumber,
+    RejectedCounts,
+    RejectedRow,
+    RejectionReasonValue,
+    Snapshot,
+)
 
 __all__ = [
-    "Client", "AsyncClient",
-    "GatewayError", "ValidationError", "AuthenticationError", "PermissionDeniedError",
-    "NotFoundError", "ConflictError", "PayloadTooLargeError", "RateLimitError",
-    "ServiceUnavailableError", "ServerError", "APIConnectionError", "APITimeoutError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "Agent",
+    "AgentStatusValue",
+    "AsyncClient",
+    "AuthenticationError",
+    "CallAttempt",
+    "CallLimits",
+    "Campaign",
+    "CampaignStatusValue",
+    "Client",
+    "ConflictError",
+    "Contact",
+    "ContactCounts",
+    "ContactStatusValue",
+    "CreatedCampaign",
+    "Delimiter",
+    "EndEvent",
+    "GatewayError",
+    "ImportReport",
+    "NotFoundError",
+    "OutcomeCounts",
+    "OutcomeValue",
+    "Page",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PhoneNumber",
+    "RateLimitError",
+    "RejectedCounts",
+    "RejectedRow",
+    "RejectionReasonValue",
+    "ServerError",
+    "ServiceUnavailableError",
+    "Snapshot",
+    "ValidationError",
 ]

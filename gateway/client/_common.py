@@ -5,17 +5,24 @@ answer) and hands it to its client's ``_send``. The sync client's ``_send`` perf
 returns the result; the async client's returns a coroutine. So every plain endpoint is
 written once, in ``_resources``, and only the generators (page walkers, the event stream)
 exist twice.
+
+For type checkers, such a method is an ``Endpoint``: written as returning ``Call[T]``, it
+reads as returning ``T`` on a ``Blocking`` object (``Client`` and its resources) and a
+coroutine of ``T`` on an ``Awaiting`` one (``AsyncClient`` and its resources).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
-from collections.abc import Callable, Mapping
+import types
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, Concatenate, Generic, ParamSpec, TypeVar, overload
 from urllib.parse import quote
 
 import attrs
@@ -24,6 +31,7 @@ from httpx_sse import ServerSentEvent
 
 from gateway import __version__
 from gateway.client.errors import GatewayError, error_from_response
+from gateway.client.types import Snapshot
 
 API = "/api/v1"
 DEFAULT_TIMEOUT = 30.0
@@ -32,9 +40,9 @@ STREAM_READ_TIMEOUT = 60.0
 USER_AGENT = f"gateway-python/{__version__}"
 
 # Anything that names an object: its id (str or UUID) or the object's dict.
-Ref = Union[str, Mapping[str, Any], Any]
+Ref = str | uuid.UUID | Mapping[str, object]
 # The contacts file: an open binary file, its bytes, or a path.
-Contacts = Union[BinaryIO, bytes, bytearray, str, "os.PathLike[str]"]
+Contacts = BinaryIO | bytes | bytearray | str | os.PathLike[str]
 
 
 def parse_json(response: httpx.Response) -> Any:
@@ -51,9 +59,14 @@ def parse_json(response: httpx.Response) -> Any:
                            response=response) from None
 
 
+T = TypeVar("T")
+P = ParamSpec("P")
+Mode = TypeVar("Mode")
+
+
 @attrs.frozen
-class Call:
-    """One HTTP request and how to read its response."""
+class Call(Generic[T]):
+    """One HTTP request and how to read its response; ``T``: what reading it gives."""
 
     method: str
     path: str
@@ -72,7 +85,56 @@ class Call:
         return kwargs
 
 
-def http_options(base_url: str, api_key: str, timeout: float | httpx.Timeout) -> dict:
+class Blocking:
+    """The mode of ``Client``: an endpoint returns its result."""
+
+
+class Awaiting:
+    """The mode of ``AsyncClient``: an endpoint returns a coroutine of its result."""
+
+
+class Sender(Generic[Mode]):
+    """A client, or a resource of one: what ``Endpoint`` methods hand their ``Call`` to."""
+
+    _send: Callable[[Call[Any]], Any]
+
+
+class Endpoint(Generic[P, T]):
+    """A method that builds a ``Call[T]``, as its callers see it: the result ``T`` itself
+    on a ``Sender[Blocking]``, a coroutine of it on a ``Sender[Awaiting]``."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        self._build = build
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Endpoint[P, T]: ...
+    @overload
+    def __get__(self, obj: Sender[Blocking], owner: type | None = None
+                ) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, obj: Sender[Awaiting], owner: type | None = None
+                ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, obj: Sender[Any] | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        build = types.MethodType(self._build, obj)
+
+        @functools.wraps(build)  # the method's name, docstring and signature
+        def send(*args: Any, **kwargs: Any) -> Any:
+            return obj._send(build(*args, **kwargs))
+
+        return send
+
+
+def endpoint(build: Callable[Concatenate[Any, P], Call[T]]) -> Endpoint[P, T]:
+    """Decorate a resource method that returns a ``Call[T]`` (see ``Endpoint``)."""
+    return Endpoint(build)
+
+
+def http_options(base_url: str, api_key: str,
+                 timeout: float | httpx.Timeout) -> dict[str, Any]:
     """The keyword arguments of ``httpx.Client`` / ``httpx.AsyncClient``."""
     if not api_key:
         raise ValueError("api_key is required (the gateway prints it on first start)")
@@ -86,9 +148,7 @@ def http_options(base_url: str, api_key: str, timeout: float | httpx.Timeout) ->
 
 def ref(obj: Ref) -> str:
     """An object's id, URL-quoted: accepts the id itself or the object's dict."""
-    if isinstance(obj, Mapping):
-        obj = obj["id"]
-    text = str(obj)
+    text = str(obj["id"] if isinstance(obj, Mapping) else obj)
     if not text:
         raise ValueError("an id is required")
     return quote(text, safe="")
@@ -134,24 +194,24 @@ def contacts_part(contacts: Contacts) -> tuple[str, Any, str]:
                     f"not {type(contacts).__name__}")
 
 
-def stream_kwargs(timeout: httpx.Timeout, read_timeout: float | None) -> dict:
+def stream_kwargs(timeout: httpx.Timeout, read_timeout: float | None) -> dict[str, Any]:
     return {"timeout": httpx.Timeout(timeout.connect, read=read_timeout, write=timeout.write,
                                      pool=timeout.pool)}
 
 
-# What ``decode_event`` tells a stream to do.
-SKIP, END = "skip", "end"
+# The event after the last snapshot: the campaign reached a terminal status (or was
+# deleted), the stream is over.
+END = "end"
 
 
-def decode_event(sse: ServerSentEvent) -> Any:
-    """A snapshot dict to yield, ``SKIP`` (heartbeat artefacts, unknown event types) or
-    ``END`` (the campaign reached a terminal status: the stream is over)."""
-    if sse.event == "end":
-        return END
+def decode_event(sse: ServerSentEvent) -> Snapshot | None:
+    """The snapshot an event carries, or None (``END``, heartbeat artefacts, unknown event
+    types): check ``sse.event == END`` first."""
     if sse.event != "message" or not sse.data.strip():
-        return SKIP
+        return None
     try:
-        return json.loads(sse.data)
+        snapshot: Snapshot = json.loads(sse.data)
+        return snapshot
     except ValueError:
         raise GatewayError(f"an event's data is not JSON: {sse.data[:100]!r}",
                            code="invalid_response") from None

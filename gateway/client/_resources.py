@@ -1,83 +1,133 @@
 """The endpoints, written once for both clients.
 
-Each method builds a ``Call`` and returns ``self._send(call)``: the result itself with
-``Client``, an awaitable of it with ``AsyncClient``.
+Each method is an ``@endpoint``: it builds a ``Call[T]``, which the resource hands to its
+client's ``_send``. So it returns the result ``T`` itself on ``Client``, a coroutine of it
+on ``AsyncClient`` (``Mode``: ``Blocking`` or ``Awaiting``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-from gateway.client._common import (API, OMIT, Call, Contacts, Ref, compact, contacts_part,
-                                    given, ref, rfc3339)
+from gateway.client._common import (
+    API,
+    OMIT,
+    Call,
+    Contacts,
+    Mode,
+    Ref,
+    Sender,
+    compact,
+    contacts_part,
+    endpoint,
+    given,
+    ref,
+    rfc3339,
+)
+from gateway.client.types import (
+    Agent,
+    AgentStatusValue,
+    CallAttempt,
+    CallLimits,
+    Campaign,
+    CampaignStatusValue,
+    Contact,
+    ContactStatusValue,
+    CreatedCampaign,
+    Page,
+    PhoneNumber,
+)
+from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus
 
-Send = Callable[[Call], Any]
 
-
-class Resource:
-    def __init__(self, send: Send) -> None:
+class Resource(Sender[Mode]):
+    def __init__(self, send: Callable[[Call[Any]], Any]) -> None:
         self._send = send
 
 
-class AgentsResource(Resource):
+class AgentsResource(Resource[Mode]):
     """``/api/v1/agents``: the voice agents campaigns dial for."""
 
-    def create(self, name: str, *, status: str | None = None, greeting: str | None = None,
-               sip_uri: str | None = None) -> Any:
-        """Create an agent (``status`` ``active`` by default); returns it."""
-        body = compact(name=name, status=status, greeting=greeting, sip_uri=sip_uri)
-        return self._send(Call("POST", f"{API}/agents", json=body))
+    @endpoint
+    def create(self, name: str, *, status: AgentStatus | AgentStatusValue | None = None,
+               greeting: str | None = None, sip_uri: str | None = None,
+               media_address: str | None = None) -> Call[Agent]:
+        """Create an agent (``status`` ``active`` by default); returns it. ``greeting`` may
+        use ``{{variables}}`` (the contacts' CSV columns); ``media_address``: the SDP
+        offer's audio address for its calls (SIP adapter)."""
+        body = compact(name=name, status=status, greeting=greeting, sip_uri=sip_uri,
+                       media_address=media_address)
+        return Call("POST", f"{API}/agents", json=body)
 
-    def get(self, agent: Ref) -> Any:
-        return self._send(Call("GET", f"{API}/agents/{ref(agent)}"))
+    @endpoint
+    def get(self, agent: Ref) -> Call[Agent]:
+        return Call("GET", f"{API}/agents/{ref(agent)}")
 
-    def list(self, page: int = 0) -> Any:
+    @endpoint
+    def list(self, page: int = 0) -> Call[Page[Agent]]:
         """One page (oldest first): ``{"data", "page", "page_size", "total", "has_more"}``."""
-        return self._send(Call("GET", f"{API}/agents", params={"page": page}))
+        return Call("GET", f"{API}/agents", params={"page": page})
 
-    def update(self, agent: Ref, *, name: str = OMIT, status: str = OMIT,
-               greeting: str = OMIT, sip_uri: str | None = OMIT) -> Any:
-        """Change only the fields passed; ``sip_uri=None`` clears it."""
-        body = given(name=name, status=status, greeting=greeting, sip_uri=sip_uri)
-        return self._send(Call("PATCH", f"{API}/agents/{ref(agent)}", json=body))
+    @endpoint
+    def update(self, agent: Ref, *, name: str = OMIT,
+               status: AgentStatus | AgentStatusValue = OMIT, greeting: str = OMIT,
+               sip_uri: str | None = OMIT, media_address: str | None = OMIT) -> Call[Agent]:
+        """Change only the fields passed; ``sip_uri=None`` or ``media_address=None``
+        clears it."""
+        body = given(name=name, status=status, greeting=greeting, sip_uri=sip_uri,
+                     media_address=media_address)
+        return Call("PATCH", f"{API}/agents/{ref(agent)}", json=body)
 
-    def delete(self, agent: Ref) -> Any:
+    @endpoint
+    def delete(self, agent: Ref) -> Call[None]:
         """Soft-delete; returns None. Running campaigns using it fail with a reason."""
-        return self._send(Call("DELETE", f"{API}/agents/{ref(agent)}"))
+        return Call("DELETE", f"{API}/agents/{ref(agent)}")
 
 
-class PhoneNumbersResource(Resource):
+class PhoneNumbersResource(Resource[Mode]):
     """``/api/v1/phone-numbers``: caller IDs (E.164)."""
 
+    @endpoint
     def create(self, number: str, *, outbound_enabled: bool | None = None,
-               label: str | None = None) -> Any:
+               label: str | None = None) -> Call[PhoneNumber]:
+        """Add a caller ID (E.164; 409 ``conflict`` with ``field`` ``number`` when the
+        account has it already); returns it."""
         body = compact(number=number, outbound_enabled=outbound_enabled, label=label)
-        return self._send(Call("POST", f"{API}/phone-numbers", json=body))
+        return Call("POST", f"{API}/phone-numbers", json=body)
 
-    def get(self, phone_number: Ref) -> Any:
-        return self._send(Call("GET", f"{API}/phone-numbers/{ref(phone_number)}"))
+    @endpoint
+    def get(self, phone_number: Ref) -> Call[PhoneNumber]:
+        return Call("GET", f"{API}/phone-numbers/{ref(phone_number)}")
 
-    def list(self, page: int = 0) -> Any:
-        return self._send(Call("GET", f"{API}/phone-numbers", params={"page": page}))
+    @endpoint
+    def list(self, page: int = 0) -> Call[Page[PhoneNumber]]:
+        """One page (oldest first): ``{"data", "page", "page_size", "total", "has_more"}``."""
+        return Call("GET", f"{API}/phone-numbers", params={"page": page})
 
+    @endpoint
     def update(self, phone_number: Ref, *, outbound_enabled: bool = OMIT,
-               label: str = OMIT) -> Any:
+               label: str = OMIT) -> Call[PhoneNumber]:
+        """Change only the fields passed."""
         body = given(outbound_enabled=outbound_enabled, label=label)
-        return self._send(Call("PATCH", f"{API}/phone-numbers/{ref(phone_number)}", json=body))
+        return Call("PATCH", f"{API}/phone-numbers/{ref(phone_number)}", json=body)
 
-    def delete(self, phone_number: Ref) -> Any:
-        return self._send(Call("DELETE", f"{API}/phone-numbers/{ref(phone_number)}"))
+    @endpoint
+    def delete(self, phone_number: Ref) -> Call[None]:
+        """Soft-delete; returns None."""
+        return Call("DELETE", f"{API}/phone-numbers/{ref(phone_number)}")
 
 
-class CampaignsResource(Resource):
+class CampaignsResource(Resource[Mode]):
     """``/api/v1/campaigns``. The page walkers and ``stream_events`` are added by each
     client's subclass (they are generators: sync or async)."""
 
+    @endpoint
     def create(self, name: str, agent_id: Ref, phone_number_id: Ref, contacts: Contacts,
                max_concurrent_calls: int | None = None, retries_per_contact: int | None = None,
                retry_delay_seconds: int | None = None,
-               scheduled_at: str | datetime | None = None) -> Any:
+               scheduled_at: str | datetime | None = None) -> Call[CreatedCampaign]:
         """Upload a contacts CSV (``multipart/form-data``) and create the campaign.
 
         ``contacts``: a file opened in binary mode, bytes, or a path. ``scheduled_at``: an
@@ -90,67 +140,74 @@ class CampaignsResource(Resource):
                        retries_per_contact=retries_per_contact,
                        retry_delay_seconds=retry_delay_seconds,
                        scheduled_at=rfc3339(scheduled_at))
-        return self._send(Call("POST", f"{API}/campaigns",
-                               data={key: str(value) for key, value in form.items()},
-                               files={"contacts": contacts_part(contacts)}))
+        return Call("POST", f"{API}/campaigns",
+                    data={key: str(value) for key, value in form.items()},
+                    files={"contacts": contacts_part(contacts)})
 
-    def get(self, campaign: Ref) -> Any:
-        return self._send(Call("GET", f"{API}/campaigns/{ref(campaign)}"))
+    @endpoint
+    def get(self, campaign: Ref) -> Call[Campaign]:
+        return Call("GET", f"{API}/campaigns/{ref(campaign)}")
 
-    def list(self, status: str | None = None, page: int = 0) -> Any:
+    @endpoint
+    def list(self, status: CampaignStatus | CampaignStatusValue | None = None,
+             page: int = 0) -> Call[Page[Campaign]]:
         """One page, newest first, optionally of one status."""
         params = compact(status=status, page=page)
-        return self._send(Call("GET", f"{API}/campaigns", params=params))
+        return Call("GET", f"{API}/campaigns", params=params)
 
-    def start(self, campaign: Ref) -> Any:
+    @endpoint
+    def start(self, campaign: Ref) -> Call[Campaign]:
         """draft, scheduled or paused → running (409 ``concurrency_budget_exceeded`` when
         the account's budget is full). Returns the campaign."""
         return self._transition(campaign, "start")
 
-    def pause(self, campaign: Ref) -> Any:
+    @endpoint
+    def pause(self, campaign: Ref) -> Call[Campaign]:
         """running → paused: nothing new is dialed; live calls finish."""
         return self._transition(campaign, "pause")
 
-    def resume(self, campaign: Ref) -> Any:
+    @endpoint
+    def resume(self, campaign: Ref) -> Call[Campaign]:
         """paused → running."""
         return self._transition(campaign, "resume")
 
-    def stop(self, campaign: Ref) -> Any:
+    @endpoint
+    def stop(self, campaign: Ref) -> Call[Campaign]:
         """running, paused or scheduled → completed; contacts never dialed are skipped."""
         return self._transition(campaign, "stop")
 
-    def delete(self, campaign: Ref) -> Any:
+    @endpoint
+    def delete(self, campaign: Ref) -> Call[None]:
         """Delete a draft (409 for any other status); returns None."""
-        return self._send(Call("DELETE", f"{API}/campaigns/{ref(campaign)}"))
+        return Call("DELETE", f"{API}/campaigns/{ref(campaign)}")
 
-    def contacts(self, campaign: Ref, status: str | None = None, page: int = 0) -> Any:
+    @endpoint
+    def contacts(self, campaign: Ref, status: ContactStatus | ContactStatusValue | None = None,
+                 page: int = 0) -> Call[Page[Contact]]:
         """One page of contacts (CSV order), optionally of one status."""
         params = compact(status=status, page=page)
-        return self._send(Call("GET", f"{API}/campaigns/{ref(campaign)}/contacts",
-                               params=params))
+        return Call("GET", f"{API}/campaigns/{ref(campaign)}/contacts", params=params)
 
-    def calls(self, campaign: Ref, page: int = 0) -> Any:
+    @endpoint
+    def calls(self, campaign: Ref, page: int = 0) -> Call[Page[CallAttempt]]:
         """One page of call attempts."""
-        return self._send(Call("GET", f"{API}/campaigns/{ref(campaign)}/calls",
-                               params={"page": page}))
+        return Call("GET", f"{API}/campaigns/{ref(campaign)}/calls", params={"page": page})
 
-    def _transition(self, campaign: Ref, verb: str) -> Any:
-        return self._send(Call("POST", f"{API}/campaigns/{ref(campaign)}/{verb}"))
+    def _transition(self, campaign: Ref, verb: str) -> Call[Campaign]:
+        return Call("POST", f"{API}/campaigns/{ref(campaign)}/{verb}")
 
     def _events_path(self, campaign: Ref) -> str:
         return f"{API}/campaigns/{ref(campaign)}/events"
 
 
-class ClientBase:
+class ClientBase(Sender[Mode]):
     """What both clients expose besides their resources' generators."""
 
-    agents: AgentsResource
-    phone_numbers: PhoneNumbersResource
+    agents: AgentsResource[Mode]
+    phone_numbers: PhoneNumbersResource[Mode]
 
-    def _send(self, call: Call) -> Any:  # pragma: no cover - each client defines it
-        raise NotImplementedError
-
-    def call_limits(self) -> Any:
+    @endpoint
+    def call_limits(self) -> Call[CallLimits]:
         """The account's caps: ``concurrent_max``, ``calls_per_minute``,
         ``daily_calls_max``, ``daily_minutes_max`` (null: unlimited)."""
-        return self._send(Call("GET", f"{API}/call-limits"))
+        return Call("GET", f"{API}/call-limits")

@@ -23,9 +23,18 @@ from collections.abc import Iterator
 import httpx
 
 __all__ = [
-    "GatewayError", "ValidationError", "AuthenticationError", "PermissionDeniedError",
-    "NotFoundError", "ConflictError", "PayloadTooLargeError", "RateLimitError",
-    "ServiceUnavailableError", "ServerError", "APIConnectionError", "APITimeoutError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "ConflictError",
+    "GatewayError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "ValidationError",
     "error_from_response",
 ]
 

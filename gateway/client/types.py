@@ -1,0 +1,228 @@
+"""What the SDK's methods return: the API's JSON objects, as typed dicts (``TypedDict``).
+
+At run time they are plain dicts (``campaign["id"]``); the types tell a type checker and an
+editor which keys each one has. Ids are UUID strings; times are RFC 3339 strings (UTC,
+``Z``) or None. ``tests/test_sdk_types.py`` checks the keys against the live API.
+
+The status and outcome words are those of ``gateway.vocabulary``: ``CampaignStatusValue``
+is the text of a ``CampaignStatus`` member, and so on. They are ``Literal`` types, so a
+checker knows the words; the members are ``str``, so ``campaign["status"] ==
+CampaignStatus.RUNNING`` holds as well. ``tests/test_sdk_types.py`` checks that each
+``Literal`` lists exactly its enum's values, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Literal, TypedDict, TypeVar
+
+__all__ = [
+    "Agent",
+    "AgentStatusValue",
+    "CallAttempt",
+    "CallLimits",
+    "Campaign",
+    "CampaignStatusValue",
+    "Contact",
+    "ContactCounts",
+    "ContactStatusValue",
+    "CreatedCampaign",
+    "Delimiter",
+    "EndEvent",
+    "ImportReport",
+    "OutcomeCounts",
+    "OutcomeValue",
+    "Page",
+    "PhoneNumber",
+    "RejectedCounts",
+    "RejectedRow",
+    "RejectionReasonValue",
+    "Snapshot",
+]
+
+# The words of gateway.vocabulary, as the JSON spells them.
+CampaignStatusValue = Literal["draft", "scheduled", "running", "paused", "completed", "failed"]
+ContactStatusValue = Literal["pending", "in_progress", "retry_pending", "completed", "failed",
+                             "skipped"]
+AgentStatusValue = Literal["active", "inactive"]
+OutcomeValue = Literal["answered", "busy", "no_answer", "failed", "invalid_number",
+                       "interrupted"]
+RejectionReasonValue = Literal["empty", "invalid_number", "duplicate", "column_count"]
+# The delimiters a contacts file may use (the header row decides).
+Delimiter = Literal[",", ";", "\t"]
+
+Item = TypeVar("Item")
+
+
+class Page(TypedDict, Generic[Item]):
+    """One page of a list, ``Page[Agent]`` and so on: at most ``page_size`` items of
+    ``total``; ``has_more``: a next page exists."""
+
+    data: list[Item]
+    page: int
+    page_size: int
+    total: int
+    has_more: bool
+
+
+class Agent(TypedDict):
+    id: str
+    name: str
+    status: AgentStatusValue
+    greeting: str
+    variables: list[str]  # the greeting's {{variables}}, in order of first use
+    sip_uri: str | None
+    media_address: str | None
+    created_at: str
+    updated_at: str
+
+
+class PhoneNumber(TypedDict):
+    id: str
+    number: str  # E.164
+    outbound_enabled: bool
+    label: str
+    created_at: str
+    updated_at: str
+
+
+class ContactCounts(TypedDict):
+    """A campaign's contacts by status (``total``: all of them)."""
+
+    total: int
+    pending: int
+    in_progress: int
+    retry_pending: int
+    completed: int
+    failed: int
+    skipped: int
+
+
+class Campaign(TypedDict):
+    id: str
+    name: str
+    agent_id: str
+    phone_number_id: str
+    status: CampaignStatusValue
+    max_concurrent_calls: int
+    retries_per_contact: int
+    retry_delay_seconds: int
+    scheduled_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    created_at: str
+    updated_at: str
+    created_by: str | None  # the id of the API key that created it
+    failure_reason: str | None
+    contact_counts: ContactCounts
+
+
+class RejectedRow(TypedDict):
+    row: int  # 1-based data row (the header is row 0)
+    reason: RejectionReasonValue
+    message: str
+
+
+class RejectedCounts(TypedDict):
+    """Every rejected row of the file, by reason (they add up to ``rows_rejected``)."""
+
+    empty: int
+    invalid_number: int
+    duplicate: int
+    column_count: int
+
+
+class ImportReport(TypedDict):
+    """What became of the contacts file's rows."""
+
+    rows_accepted: int
+    rows_rejected: int  # every rejected row, listed or not
+    columns: list[str]
+    rejected: list[RejectedRow]  # the first 1,000, in file order
+    rejected_counts: RejectedCounts
+    rejected_truncated: bool  # more rows were rejected than ``rejected`` lists
+    delimiter: Delimiter  # the one the header row was read with
+    warnings: list[str]
+
+
+class CreatedCampaign(Campaign):
+    """What ``campaigns.create`` returns: the campaign and its import report."""
+
+    import_report: ImportReport
+
+
+class Contact(TypedDict):
+    id: str
+    row_number: int
+    phone_number: str  # E.164
+    custom_fields: dict[str, str]  # the CSV's other columns
+    status: ContactStatusValue
+    attempts: int
+    last_outcome: OutcomeValue | None
+    last_attempt_at: str | None
+    next_attempt_at: str | None
+
+
+class CallAttempt(TypedDict):
+    """One dial of a contact (``campaigns.calls``)."""
+
+    id: str  # also the call id in the gateway's logs
+    contact_id: str
+    phone_number: str
+    attempt: int  # 1 for the first dial, 2 for the first retry...
+    outcome: OutcomeValue | None  # None while the call is live
+    dialed_at: str
+    answered_at: str | None
+    ended_at: str | None
+    duration_seconds: float | None  # talk time, answer to hang-up
+    sip_call_id: str | None
+    sip_status: int | None  # the final SIP status code (SIP adapter only)
+
+
+class CallLimits(TypedDict):
+    """The account's caps (``call_limits()``); 0 blocks dialing, None is unlimited."""
+
+    concurrent_max: int
+    calls_per_minute: int
+    daily_calls_max: int | None
+    daily_minutes_max: int | None
+
+
+class OutcomeCounts(TypedDict):
+    """A campaign's finished call attempts, by outcome."""
+
+    answered: int
+    busy: int
+    no_answer: int
+    failed: int
+    invalid_number: int
+    interrupted: int
+
+
+class Snapshot(TypedDict):
+    """A campaign's live metrics: what ``campaigns.stream_events`` yields. The contact
+    counts are by status, as in ``ContactCounts``."""
+
+    campaign_id: str
+    status: CampaignStatusValue
+    total: int
+    pending: int
+    in_progress: int
+    retry_pending: int
+    completed: int
+    failed: int
+    skipped: int
+    in_flight: int  # calls live now
+    attempts: int  # every call attempt so far, live ones included
+    outcomes: OutcomeCounts
+    max_concurrent_calls: int
+    started_at: str | None
+    completed_at: str | None
+    updated_at: str  # when the snapshot was taken
+
+
+class EndEvent(TypedDict):
+    """The data of the stream's last event (``event: end``; ``stream_events`` returns at
+    it and does not yield it): the campaign's terminal status, or ``deleted``."""
+
+    campaign_id: str
+    status: str
