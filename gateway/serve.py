@@ -1,9 +1,10 @@
 """``gateway serve``: the root of the process.
 
-trio.run → the asyncio loop (asyncio_loop) → database (embedded or configured) →
-migrations → bootstrap → root nursery: the budget actor, the supervisor (and its campaign actors), the
-HTTP server. SIGINT/SIGTERM set the shutdown event: hypercorn stops taking requests, and
-in-flight calls and requests get ``http.shutdown_grace_seconds`` to finish.
+trio.run → the telephony adapter (telephony.open) → the asyncio loop (asyncio_loop) →
+database (embedded or configured) → migrations → bootstrap → root nursery: the budget
+actor, the supervisor (and its campaign actors), the HTTP server. SIGINT/SIGTERM set the
+shutdown event: hypercorn stops taking requests, and in-flight calls and requests get
+``http.shutdown_grace_seconds`` to finish.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import signal
+from collections.abc import AsyncIterator
 
 import hypercorn
 import hypercorn.trio
 import trio
+from quart_trio import QuartTrio
 
 from gateway import phone_fast, phone_national
 from gateway.aio_timers import sweep_timers
@@ -31,17 +34,14 @@ from gateway.http.app import create_app
 from gateway.http.context import Services
 from gateway.logs import get_logger, redact_url
 from gateway.migrations import migrate
-from gateway.startup_errors import database_refused, database_unreachable, sip_error
-from gateway.telephony.base import TelephonyAdapter
-from gateway.telephony.sim import SimAdapter
-from gateway.telephony.sip import SipAdapter
-from gateway.telephony.sip.transport import TransportError
+from gateway.startup_errors import database_refused, database_unreachable
+from gateway.telephony.open import open_adapter
 
 log = get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def database_url(settings: Settings):
+async def database_url(settings: Settings) -> AsyncIterator[str]:
     """The configured URL, or the embedded cluster's for as long as the context lasts."""
     if settings.database.url:
         yield settings.database.url
@@ -89,31 +89,6 @@ def hypercorn_config(settings: Settings) -> hypercorn.Config:
     return config
 
 
-def make_adapter(settings: Settings) -> TelephonyAdapter:
-    """The configured adapter; ConfigError (naming the key) for unusable SIP settings."""
-    if settings.telephony.adapter == "sim":
-        return SimAdapter(settings.telephony.sim)
-    return SipAdapter(settings.telephony.sip)
-
-
-@contextlib.asynccontextmanager
-async def adapter_running(adapter: TelephonyAdapter):
-    """Run the adapter's own task, if it has one (the SIP adapter's UDP socket reader),
-    for as long as the context lasts. Entered before the root nursery and left after it,
-    so calls cancelled at shutdown can still send their CANCEL/BYE and read the answer.
-    A socket that cannot be bound or a proxy that does not resolve is a StartupError."""
-    if not isinstance(adapter, SipAdapter):
-        yield
-        return
-    async with trio.open_nursery() as nursery:
-        try:
-            await nursery.start(adapter.run)
-        except (OSError, TransportError) as exc:
-            raise sip_error(exc, adapter.settings) from exc
-        yield
-        nursery.cancel_scope.cancel()
-
-
 async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 handle_signals: bool = True, bootstrap_key: str | None = None,
                 tune_gc: bool = False,
@@ -125,16 +100,19 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
     ``tune_gc``: this process is the gateway (``gateway serve``): see :func:`_tune_gc`.
     """
     shutdown = trio.Event() if shutdown is None else shutdown
-    adapter = make_adapter(settings)
     phone_fast.prepare(settings.contacts.default_region)
     phone_national.prepare(settings.contacts.default_region)
-    async with open_loop(), database_url(settings) as url:
+    # The adapter is opened first and closed last: unusable SIP settings fail start-up
+    # before the database is waited for, and calls cancelled at shutdown can still hang
+    # up (their CANCEL/BYE answered) after everything that dials has ended.
+    async with open_adapter(settings.telephony) as adapter, open_loop(), \
+            database_url(settings) as url:
         db = await open_database(url, settings)
         try:
             log.info("database.connected", url=redact_url(url))
             await migrate(db)
             await bootstrap(db, settings, bootstrap_key)
-            async with engine_database(db, settings) as engine_db, adapter_running(adapter), \
+            async with engine_database(db, settings) as engine_db, \
                     trio.open_nursery() as root:
                 watcher = await root.start(_watch_signals, shutdown) if handle_signals else None
                 await root.start(sweep_timers)
@@ -195,7 +173,7 @@ def _tune_gc() -> None:
 
 
 @contextlib.asynccontextmanager
-async def engine_database(db: Database, settings: Settings):
+async def engine_database(db: Database, settings: Settings) -> AsyncIterator[Database]:
     """The engine's own pool (claims, results, the supervisor), so uploads and API reads
     cannot take the connections the dial loop and the recorder need. Entered before the
     root nursery and closed after it, once every call has been recorded."""
@@ -207,8 +185,8 @@ async def engine_database(db: Database, settings: Settings):
             await engine_db.close()
 
 
-async def _serve_http(app, config: hypercorn.Config, shutdown: trio.Event, done: trio.Event,
-                      *, task_status: trio.TaskStatus[list[str]]) -> None:
+async def _serve_http(app: QuartTrio, config: hypercorn.Config, shutdown: trio.Event,
+                      done: trio.Event, *, task_status: trio.TaskStatus[list[str]]) -> None:
     try:
         await hypercorn.trio.serve(app, config, shutdown_trigger=shutdown.wait,
                                    task_status=task_status)

@@ -1,7 +1,5 @@
 """The whole gateway dialing through the SIP adapter into sipp: a campaign completes with
 SIP call ids and status codes recorded, and a shutdown mid-call hangs every call up.
-
-Skipped while ``gateway.serve.make_adapter`` does not build the SIP adapter yet.
 """
 
 from __future__ import annotations
@@ -13,23 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-
 from conftest import API_KEY, contacts_csv, make_settings, multipart
-from gateway.config import ConfigError
-from gateway.serve import make_adapter, serve
 from test_sip_harness import sipp_uas
 
-
-def _wired() -> bool:
-    try:
-        make_adapter(make_settings("", Path("."), telephony={
-            "adapter": "sip", "sip": {"proxy": "127.0.0.1:5060"}}))
-    except ConfigError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _wired(), reason="serve.make_adapter has no SIP yet")
+from gateway.serve import serve
 
 
 def _sip_settings(database_url: str, tmp_path: Path, proxy: str, grace: float = 5, **sip):

@@ -1,10 +1,17 @@
-"""The supervisor: one nursery, one actor per running campaign.
+"""The supervisor: one actor per running campaign, and the service tasks that manage them.
 
 It owns actor lifetimes. API handlers change rows, then :meth:`Supervisor.notify` it; the
 supervisor reads the campaign's status from PostgreSQL and starts, resumes or winds down
 its actor accordingly. A poll loop starts scheduled campaigns when their time comes (and
 the budget allows), adopts running campaigns that have no actor (a lost message, a crashed
 actor) and re-reads account caps so an operator's change applies without a restart.
+
+While it dials, two nurseries: one for the service tasks (the poll loop, the inbox, the
+dialer lock's watch, the orphan sweep), and nested in it one for the campaign actors.
+:meth:`Supervisor.drain` (shutdown) tells every actor to dial nothing new and gives the
+actors' nursery a deadline, the grace period: the actors end as their calls end, and the
+calls still live at the deadline are cancelled (recorded as interrupted). The service
+tasks are cancelled after the last actor has ended, so the lock is watched until then.
 
 It dials only while it holds the dialer lock (:mod:`gateway.engine.dialer_lock`): a
 second process on the same database serves the API only (standby) and takes over when the
@@ -18,7 +25,10 @@ process goes back to standby.
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import trio
 
@@ -26,8 +36,8 @@ from gateway.clock import trio_deadline, utcnow
 from gateway.db import DatabaseUnavailable
 from gateway.engine.budget import RATE_WINDOW_SECONDS
 from gateway.engine.campaign import run_campaign
-from gateway.engine.dialer_lock import DialerLock
 from gateway.engine.deps import EngineDeps
+from gateway.engine.dialer_lock import DialerLock
 from gateway.engine.handle import CampaignHandle
 from gateway.engine.orphans import run_sweeps
 from gateway.logs import get_logger
@@ -37,6 +47,7 @@ from gateway.store.lifecycle import BudgetExceeded
 from gateway.vocabulary import CampaignStatus
 
 log = get_logger(__name__)
+T = TypeVar("T")
 INBOX_SIZE = 10_000
 CRASH_RESTART_SECONDS = 1.0
 
@@ -46,9 +57,10 @@ class Supervisor:
         self._deps = deps
         self._handles: dict[uuid.UUID, CampaignHandle] = {}
         self._send, self._inbox = trio.open_memory_channel[uuid.UUID](INBOX_SIZE)
-        self._nursery: trio.Nursery | None = None  # while dialing (the lock held)
+        self._actors: trio.Nursery | None = None  # while dialing (the lock held)
         self._draining = False
-        self._idle = trio.Event()
+        self._drain_requested = trio.Event()
+        self._drain_deadline = math.inf  # trio time: the actors' nursery's, once draining
         self._stopped = trio.Event()  # set when a dialing phase has ended
         self._waiting_for_budget: set[uuid.UUID] = set()
         settings = deps.settings
@@ -61,7 +73,7 @@ class Supervisor:
         """A campaign's row changed: look at it. Never blocks; a message dropped because
         the inbox is full is caught up by the poll loop. A standby drops it: the dialing
         process's poll loop sees the change."""
-        if self._nursery is None:
+        if self._actors is None:
             return
         try:
             self._send.send_nowait(campaign_id)
@@ -73,21 +85,18 @@ class Supervisor:
 
     async def drain(self, grace_seconds: float) -> None:
         """Shutdown: dial nothing new, give in-flight calls ``grace_seconds`` to end, then
-        cancel the rest (recorded as interrupted). Campaign statuses are left as they are,
-        so the next start resumes them."""
+        cancel the rest (recorded as interrupted). Returns once the dialing phase is over
+        (at once when standing by). Campaign statuses are left as they are, so the next
+        start resumes them."""
         self._draining = True
         for handle in list(self._handles.values()):
             handle.stop_dialing()
-        with trio.move_on_after(grace_seconds):
-            while self._handles:
-                self._idle = trio.Event()
-                await self._idle.wait()
-        if self._nursery is not None:
-            stopped = self._stopped
-            self._nursery.cancel_scope.cancel()
+        self._drain_deadline = trio.current_time() + grace_seconds
+        self._drain_requested.set()
+        if self._actors is not None:
             # Cancelled calls record themselves as interrupted (shielded, bounded): wait for
             # that, while the recorder still runs.
-            await stopped.wait()
+            await self._stopped.wait()
 
     # -- the actor -----------------------------------------------------------------------
 
@@ -110,24 +119,32 @@ class Supervisor:
             with trio.CancelScope(shield=True):
                 await self._lock.release()
 
-    async def _dial(self, task_status) -> None:
-        """One dialing phase: recover what the previous dialer left, then run the actors
-        until drained or the lock is lost."""
+    async def _dial(self, task_status: trio.TaskStatus[Supervisor]) -> None:
+        """One dialing phase: recover what the previous dialer left, then run the service
+        tasks and the actors until drained or the lock is lost."""
         self._stopped = trio.Event()
         try:
             recovered = await _until_reachable(dialing.recover_interrupted, self._deps.db,
                                                utcnow())
             if recovered:
                 log.warning("supervisor.recovered_interrupted_calls", attempts=recovered)
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._poll_loop)
-                nursery.start_soon(self._read_inbox)
-                nursery.start_soon(self._fence_watch, nursery.cancel_scope)
-                await nursery.start(run_sweeps, self._deps, self._poke_campaigns)
-                task_status.started(self)
+            async with trio.open_nursery() as services:
+                # A lost lock cancels both nurseries at once: every call hangs up now.
+                services.start_soon(self._fence_watch, services.cancel_scope)
+                async with trio.open_nursery() as actors:
+                    self._actors = actors
+                    services.start_soon(self._poll_loop)
+                    services.start_soon(self._read_inbox)
+                    await services.start(run_sweeps, self._deps, self._poke_campaigns)
+                    task_status.started(self)
+                    await self._drain_requested.wait()
+                    # Leaving the block waits for the actors, which end as their calls
+                    # end (drain stopped their dialing), but not past this deadline.
+                    actors.cancel_scope.deadline = self._drain_deadline
+                self._actors = None
+                services.cancel_scope.cancel()  # the last actor has ended: nothing left to serve
         finally:
-            self._nursery = None
+            self._actors = None
             self._stopped.set()
 
     async def _fence_watch(self, dialing_scope: trio.CancelScope) -> None:
@@ -169,9 +186,12 @@ class Supervisor:
 
     async def _spawn(self, campaign_id: uuid.UUID, account_id: uuid.UUID) -> None:
         await self._refresh_caps({account_id})
+        actors = self._actors
+        if actors is None or self._draining:
+            return  # the dialing phase ended, or shutdown began, while the caps were read
         handle = CampaignHandle(campaign_id, account_id)
         self._handles[campaign_id] = handle
-        await self._nursery.start(self._supervise, handle)
+        await actors.start(self._supervise, handle)
 
     async def _supervise(self, handle: CampaignHandle, *,
                          task_status: trio.TaskStatus[CampaignHandle]) -> None:
@@ -184,8 +204,6 @@ class Supervisor:
                       error=repr(exc), exc_info=exc)
         finally:
             del self._handles[handle.campaign_id]
-            if not self._handles:
-                self._idle.set()
         if crashed and not self._draining:
             await trio.sleep(CRASH_RESTART_SECONDS)
         if handle.dialing or crashed:
@@ -252,7 +270,8 @@ class Supervisor:
                 counted_mark=marks[caps.account_id])
 
 
-async def _fail_scheduled(deps: EngineDeps, account_id, campaign_id, reason: str) -> None:
+async def _fail_scheduled(deps: EngineDeps, account_id: uuid.UUID, campaign_id: uuid.UUID,
+                          reason: str) -> None:
     try:
         failed = await lifecycle.finish(deps.db, account_id, campaign_id, utcnow(),
                                         status=CampaignStatus.FAILED, reason=reason,
@@ -263,7 +282,7 @@ async def _fail_scheduled(deps: EngineDeps, account_id, campaign_id, reason: str
         log.warning("campaign.failed", campaign_id=str(campaign_id), reason=reason)
 
 
-async def _until_reachable(fn, *args):
+async def _until_reachable(fn: Callable[..., Awaitable[T]], *args: object) -> T:
     """Run ``fn`` until the database answers (start-up must not give up on it)."""
     delay = 0.5
     while True:

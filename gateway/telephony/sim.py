@@ -21,14 +21,14 @@ class SimAdapter:
     def __init__(self, settings: SimSettings) -> None:
         self._settings = settings
         outcomes = sorted(settings.mix.items())
-        self._outcomes = [name for name, _ in outcomes]
+        self._outcomes = [Outcome(name) for name, _ in outcomes]
         self._weights = [weight for _, weight in outcomes]
 
-    def plan(self, number: str, attempt: int) -> tuple[str, float, float]:
+    def plan(self, number: str, attempt: int) -> tuple[Outcome, float, float]:
         """(outcome, ring seconds, talk seconds) for this number's attempt."""
         for rule in self._settings.rules:
             if rule.matches(number):
-                return rule.outcome, rule.ring_seconds, rule.talk_seconds
+                return Outcome(rule.outcome), rule.ring_seconds, rule.talk_seconds
         rng = random.Random(f"{self._settings.seed}:{number}:{attempt}")
         outcome = rng.choices(self._outcomes, self._weights)[0]
         ring = rng.uniform(*self._settings.ring_seconds)

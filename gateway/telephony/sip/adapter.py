@@ -2,12 +2,11 @@
 places calls through it.
 
 Start it before anything dials and stop it after every call has ended (its reader must
-outlive the calls' clean-up: a BYE or CANCEL at shutdown needs its response read)::
+outlive the calls' clean-up: a BYE or CANCEL at shutdown needs its response read);
+:func:`gateway.telephony.open.open_adapter` does both::
 
-    async with trio.open_nursery() as telephony:
-        adapter = await telephony.start(SipAdapter(settings.telephony.sip).run)
+    async with open_adapter(settings.telephony) as adapter:
         ...  # everything that dials, in a nursery of its own
-        telephony.cancel_scope.cancel()
 
 Errors: the constructor raises :class:`~gateway.config.ConfigError` for an unusable
 ``proxy`` setting; ``run`` raises ``OSError`` when the socket cannot be bound, and
@@ -21,7 +20,7 @@ from __future__ import annotations
 
 import trio
 
-from gateway.config import ConfigError
+from gateway.config import ConfigError, SipSettings
 from gateway.logs import get_logger
 from gateway.telephony.base import AnswerCallback, CallResult, DialRequest
 from gateway.telephony.sip.call import OutboundCall
@@ -29,14 +28,13 @@ from gateway.telephony.sip.headers import split_host_port
 from gateway.telephony.sip.message import SipParseError
 from gateway.telephony.sip.outgoing import SipProfile
 from gateway.telephony.sip.transaction import Timers
-from gateway.telephony.sip.transport import (Address, SipTransport, TransportStatistics,
-                                             resolve)
+from gateway.telephony.sip.transport import Address, SipTransport, TransportStatistics, resolve
 
 log = get_logger(__name__)
 
 
 class SipAdapter:
-    def __init__(self, settings) -> None:
+    def __init__(self, settings: SipSettings) -> None:
         self._settings = settings
         self._proxy = self._parse_proxy()  # ConfigError now, not when serving starts
         self._transport: SipTransport | None = None
@@ -44,7 +42,7 @@ class SipAdapter:
         self._final_statistics = TransportStatistics()
 
     @property
-    def settings(self):
+    def settings(self) -> SipSettings:
         """The ``[telephony.sip]`` settings it was made with (for error messages)."""
         return self._settings
 
