@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import trio_asyncio
+import trio_asyncio  # type: ignore[import-untyped]  # trio-asyncio ships no type hints
 
 from gateway.logs import get_logger
 

@@ -23,7 +23,8 @@ def check_bootstrap_key(key: str | None) -> None:
     if key is not None and (problem := shape_problem(key)) is not None:
         raise StartupError(f"GATEWAY_BOOTSTRAP_API_KEY cannot be an API key: {problem}",
                            "use at least 32 URL-safe characters (letters, digits, '-', '_'), "
-                           "e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                           "e.g. from `python3 -c "
+                           "'import secrets; print(secrets.token_urlsafe(32))'`"
                            ", or unset it to have a key generated")
 
 

@@ -9,7 +9,7 @@ conversion away from ``trio.sleep_until``.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import trio
 
@@ -29,7 +29,7 @@ def utcnow() -> datetime:
     """The current UTC time, as trio's clock sees it."""
     trio_base, wall_base = _anchor()
     seconds = wall_base + (trio.current_time() - trio_base)
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def trio_deadline(when: datetime) -> float:

@@ -36,26 +36,26 @@ class _Section(BaseModel):
 
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    shutdown_grace_seconds: float = Field(30.0, ge=0)
-    auth_cache_seconds: float = Field(5.0, ge=0)
+    port: int = Field(default=8080, ge=0, le=65535)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
 
 
 class DatabaseSettings(_Section):
     url: str = ""
     data_dir: Path = Path("gateway-data")
-    pool_min_size: int = Field(1, ge=0)
-    pool_max_size: int = Field(10, ge=1)
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
     # At start-up, how long to wait for PostgreSQL to answer before exiting with an error
     # (a database that is still starting is waited for; once up, an outage never exits).
-    connect_timeout_seconds: float = Field(30.0, gt=0)
+    connect_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class SimRule(_Section):
     pattern: str = Field(min_length=1)
     outcome: SimulatedOutcome
-    ring_seconds: float = Field(0.0, ge=0)
-    talk_seconds: float = Field(0.0, ge=0)
+    ring_seconds: float = Field(default=0.0, ge=0)
+    talk_seconds: float = Field(default=0.0, ge=0)
 
     def matches(self, number: str) -> bool:
         return fnmatch.fnmatchcase(number, self.pattern)
@@ -88,19 +88,19 @@ class SimSettings(_Section):
 class SipSettings(_Section):
     proxy: str = ""
     bind_host: str = "0.0.0.0"
-    bind_port: int = Field(5060, ge=0, le=65535)
+    bind_port: int = Field(default=5060, ge=0, le=65535)
     username: str = ""
     password: SecretStr = SecretStr("")
-    ring_timeout_seconds: float = Field(30.0, gt=0)
-    max_call_seconds: float = Field(3600.0, gt=0)
+    ring_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_call_seconds: float = Field(default=3600.0, gt=0)
     # Host for Via, Contact and From; empty: bind_host, or (bind_host 0.0.0.0) the local
     # address the OS uses to reach the proxy.
     local_host: str = ""
     # The SDP offer's audio address (empty: local_host) and port.
     media_address: str = ""
-    media_port: int = Field(40000, ge=1, le=65535)
+    media_port: int = Field(default=40000, ge=1, le=65535)
     # RFC 3261 T1 (retransmission base; Timer B/F = 64*T1).
-    timer_t1_ms: int = Field(500, ge=1, le=60000)
+    timer_t1_ms: int = Field(default=500, ge=1, le=60000)
 
 
 class TelephonySettings(_Section):
@@ -112,34 +112,34 @@ class TelephonySettings(_Section):
 class EngineSettings(_Section):
     # How often the supervisor looks for scheduled campaigns that are due, and re-reads
     # account caps changed by an operator.
-    scheduler_poll_seconds: float = Field(1.0, gt=0)
-    caps_refresh_seconds: float = Field(5.0, gt=0)
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0)
+    caps_refresh_seconds: float = Field(default=5.0, gt=0)
     # A campaign fails when every call has failed (carrier error) for this long, with at
     # least this many calls.
-    adapter_failure_seconds: float = Field(60.0, gt=0)
-    adapter_failure_min_calls: int = Field(20, ge=1)
+    adapter_failure_seconds: float = Field(default=60.0, gt=0)
+    adapter_failure_min_calls: int = Field(default=20, ge=1)
     # Contacts claimed per database round trip (a batch never exceeds the free slots).
-    claim_batch_size: int = Field(50, ge=1, le=1000)
+    claim_batch_size: int = Field(default=50, ge=1, le=1000)
     # The engine's own connection pool (claims, results, the supervisor), apart from the
     # API's (database.pool_max_size), so uploads and reads cannot starve dialing.
-    pool_max_size: int = Field(10, ge=2)
+    pool_max_size: int = Field(default=10, ge=2)
     # One process dials a database: a standby tries to take the dialer lock this often;
     # the dialer checks that it still holds it this often.
-    standby_retry_seconds: float = Field(5.0, gt=0)
-    lock_check_seconds: float = Field(1.0, gt=0)
+    standby_retry_seconds: float = Field(default=5.0, gt=0)
+    lock_check_seconds: float = Field(default=1.0, gt=0)
     # Open attempts with no live call (a claim's answer lost, a result that could not be
     # written) are finished as interrupted once this old; the sweep runs this often.
-    orphan_sweep_seconds: float = Field(10.0, gt=0)
+    orphan_sweep_seconds: float = Field(default=10.0, gt=0)
 
 
 class SseSettings(_Section):
-    tick_seconds: float = Field(2.0, gt=0)
-    heartbeat_seconds: float = Field(15.0, gt=0)
+    tick_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
 
 
 class LimitsSettings(_Section):
-    min_retry_delay_seconds: int = Field(60, ge=0)
-    max_csv_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    min_retry_delay_seconds: int = Field(default=60, ge=0)
+    max_csv_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 
 
 class ContactsSettings(_Section):
@@ -154,8 +154,8 @@ class ContactsSettings(_Section):
 
 
 class AccountsSettings(_Section):
-    default_concurrent_max: int = Field(10, ge=0)
-    default_calls_per_minute: int = Field(60, ge=0)
+    default_concurrent_max: int = Field(default=10, ge=0)
+    default_calls_per_minute: int = Field(default=60, ge=0)
 
 
 class LogSettings(_Section):
@@ -219,10 +219,10 @@ def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[st
     return paths
 
 
-def _environment_overrides(environ: dict[str, str]) -> list[tuple[tuple, Any]]:
+def _environment_overrides(environ: dict[str, str]) -> list[tuple[tuple[str, ...], Any]]:
     leaves = _leaf_paths(Settings)
     sections = {ENV_PREFIX + name.upper() + "_" for name in Settings.model_fields}
-    overrides = []
+    overrides: list[tuple[tuple[str, ...], Any]] = []
     for key, raw in sorted(environ.items()):
         if not key.startswith(ENV_PREFIX) or key in ENV_NOT_SETTINGS:
             continue
@@ -244,7 +244,7 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _set_path(data: dict, dotted: tuple, value: Any) -> None:
+def _set_path(data: dict[str, Any], dotted: tuple[str, ...], value: Any) -> None:
     for part in dotted[:-1]:
         data = data.setdefault(part, {})
         if not isinstance(data, dict):

@@ -103,7 +103,7 @@ class ParsedContacts:
     accepted: int  # number of rows written to the COPY payload
     rejected: list[RejectedRow]  # the first MAX_LISTED_REJECTIONS, in file order
     columns: list[str]  # the custom field names, in header order (phone_number excluded)
-    copy_data: typing.BinaryIO  # binary COPY payload, positioned at 0; the caller closes it
+    copy_data: typing.IO[bytes]  # binary COPY payload, positioned at 0; the caller closes it
     rejected_counts: dict[str, int] = attrs.field(factory=dict)  # every rejection, by reason
 
     @property
@@ -119,7 +119,8 @@ class ContactsFileError(Exception):
         self.message = message
 
 
-def parse_contacts(source: typing.BinaryIO, *, campaign_id: str, default_region: str) -> ParsedContacts:
+def parse_contacts(source: typing.BinaryIO, *, campaign_id: str,
+                   default_region: str) -> ParsedContacts:
     """Read the CSV from `source` (a binary file positioned at 0) and build the whole import.
 
     The same as :class:`ContactsImport` with its chunks collected in a spooled file (for
@@ -244,22 +245,24 @@ class ContactsImport:
         if seekable:
             self.source.seek(0)
         delimiter = self.delimiter
+        text: io.TextIOWrapper | None = None
+        rows: typing.Iterator[list[str]]
         if simple:
             lines = contacts_lines.split_lines(self.source)
             rows = contacts_lines.split_rows(lines, delimiter)
         else:
             # Streamed decoding: the upload is never held as one str. "utf-8-sig" drops a BOM.
-            lines = io.TextIOWrapper(self.source, encoding="utf-8-sig", errors="strict",
-                                     newline="")
+            text = io.TextIOWrapper(self.source, encoding="utf-8-sig", errors="strict",
+                                    newline="")
             # strict: an unclosed quote otherwise silently swallows the rest of the file
             # into one field; better a 400 naming the row than contacts quietly lost.
-            rows = csv.reader(contacts_lines.checked_lines(lines), strict=True,
+            rows = csv.reader(contacts_lines.checked_lines(text), strict=True,
                               delimiter=delimiter)
         try:
             yield from self._rows(rows, simple)
         finally:
-            if not simple:
-                lines.detach()  # leave the caller's file open
+            if text is not None:
+                text.detach()  # leave the caller's file open
 
     def _rows(self, reader: typing.Iterator[list[str]], simple: bool) -> typing.Iterator[bytes]:
         """Validate rows from `reader`, yield accepted ones as COPY payload chunks."""
@@ -402,7 +405,7 @@ class ContactsImport:
         yield bytes(out)
 
 
-def _csv_error_message(error: str, row_number: int, reader) -> str:
+def _csv_error_message(error: str, row_number: int, reader: typing.Iterator[list[str]]) -> str:
     hint = ""
     if "end of data" in error:
         hint = " (a quote is probably left unclosed)"
@@ -417,7 +420,9 @@ def _csv_error_message(error: str, row_number: int, reader) -> str:
 def _check_header(header: list[str] | None, delimiter: str) -> tuple[list[str], int]:
     """Return (custom field names in order, index of phone_number) or raise ContactsFileError."""
     if header is None:
-        raise ContactsFileError("The file is empty; expected a header row with a phone_number column.")
+        raise ContactsFileError(
+            "The file is empty; expected a header row with a phone_number column."
+        )
     if len(header) > MAX_COLUMNS:
         shown = {",": "commas", ";": "semicolons", "\t": "tabs"}[delimiter]
         raise ContactsFileError(f"The header has {len(header):,} columns (split on {shown});"
@@ -432,7 +437,9 @@ def _check_header(header: list[str] | None, delimiter: str) -> tuple[list[str], 
         hint = ""
         if any(name.lower() == PHONE_COLUMN for name in names):
             hint = " (column names are case-sensitive)"
-        raise ContactsFileError(f"The header has no phone_number column{hint}; found columns: {found}.")
+        raise ContactsFileError(
+            f"The header has no phone_number column{hint}; found columns: {found}."
+        )
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         if not name:
@@ -476,4 +483,5 @@ def _decode_error_message(source: typing.BinaryIO, lines_read: int) -> str:
         where = f"at offset {exc.start}, line {line}"
     except (OSError, ValueError, AttributeError):
         pass
-    return f"The file is not UTF-8 text (invalid byte {where}); save it as CSV UTF-8 and upload it again."
+    return (f"The file is not UTF-8 text (invalid byte {where});"
+            " save it as CSV UTF-8 and upload it again.")

@@ -17,11 +17,11 @@ import contextlib
 import functools
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import asyncpg
-import trio_asyncio
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+import trio_asyncio  # type: ignore[import-untyped]  # trio-asyncio ships no type hints
 
 from gateway.sql import query
 
@@ -193,6 +193,10 @@ class Tx:
     async def fetchrow(self, name: str, *args: Any) -> asyncpg.Record | None:
         return await self._conn.fetchrow(query(name), *args)
 
+    async def fetchone(self, name: str, *args: Any) -> asyncpg.Record:
+        """The row of a query that always returns one (``INSERT ... RETURNING``)."""
+        return _one_row(name, await self.fetchrow(name, *args))
+
     async def fetchval(self, name: str, *args: Any) -> Any:
         return await self._conn.fetchval(query(name), *args)
 
@@ -215,7 +219,7 @@ class Tx:
         """
         loop = asyncio.get_running_loop()
 
-        async def chunks():
+        async def chunks() -> AsyncIterator[bytes]:
             pending = loop.run_in_executor(None, produce)
             try:
                 while (chunk := await pending) is not None:
@@ -230,6 +234,12 @@ class Tx:
         status = await self._conn.copy_to_table(table, source=chunks(), columns=list(columns),
                                                 format="binary")
         return int(status.split()[-1])
+
+
+def _one_row(name: str, row: asyncpg.Record | None) -> asyncpg.Record:
+    if row is None:  # a bug, or the row a query reads through was deleted meanwhile
+        raise LookupError(f"query {name} returned no row")
+    return row
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -249,12 +259,12 @@ def _pool_is_busy(pool: asyncpg.Pool) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _acquired(pool: asyncpg.Pool):
+async def _acquired(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection; an acquire that timed out because all of them are in use is
     :class:`DatabaseBusy`, one that timed out connecting stays an outage."""
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         if _pool_is_busy(pool):
             raise DatabaseBusy(f"all {pool.get_max_size()} database connections stayed in "
                                f"use for {ACQUIRE_TIMEOUT_SECONDS:g} s") from None
@@ -292,8 +302,7 @@ class SessionConnection:
         async def close_conn() -> None:
             try:
                 await asyncio.wait_for(conn.close(), timeout=5)
-            except (asyncio.TimeoutError, OSError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError):
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 conn.terminate()
 
         await trio_asyncio.aio_as_trio(close_conn)()
@@ -302,7 +311,7 @@ class SessionConnection:
 class Database:
     """A pool of connections, used from trio. Construct with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
         self._dsn = dsn
 
@@ -339,7 +348,7 @@ class Database:
         async def close_pool() -> None:
             try:
                 await asyncio.wait_for(pool.close(), timeout=10)
-            except (asyncio.TimeoutError, OSError, asyncpg.PostgresError):
+            except (TimeoutError, OSError, asyncpg.PostgresError):
                 pool.terminate()
 
         await trio_asyncio.aio_as_trio(close_pool)()
@@ -365,7 +374,7 @@ class Database:
 
         return await trio_asyncio.aio_as_trio(run)()
 
-    async def _one(self, method: str, name: str, args: tuple) -> Any:
+    async def _one(self, method: str, name: str, args: tuple[Any, ...]) -> Any:
         pool = self._pool
         sql = query(name)
 
@@ -385,6 +394,10 @@ class Database:
 
     async def fetchrow(self, name: str, *args: Any) -> asyncpg.Record | None:
         return await self._one("fetchrow", name, args)
+
+    async def fetchone(self, name: str, *args: Any) -> asyncpg.Record:
+        """The row of a query that always returns one (``INSERT ... RETURNING``)."""
+        return _one_row(name, await self.fetchrow(name, *args))
 
     async def fetchval(self, name: str, *args: Any) -> Any:
         return await self._one("fetchval", name, args)

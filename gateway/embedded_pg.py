@@ -26,12 +26,20 @@ import pwd
 import secrets
 import socket
 import subprocess
-from typing import AsyncIterator
+import typing
+from collections.abc import AsyncIterator
 
 import trio
 
-from gateway.embedded_pg_paths import (EmbeddedPostgresError, blocked_folder, cluster_version,
-                                       find_bindir, linked_home, place, server_user)
+from gateway.embedded_pg_paths import (
+    EmbeddedPostgresError,
+    blocked_folder,
+    cluster_version,
+    find_bindir,
+    linked_home,
+    place,
+    server_user,
+)
 
 try:
     import structlog
@@ -41,7 +49,8 @@ except ImportError:  # structlog is a dependency, but keep this module importabl
     import logging
     import types
 
-    _log = types.SimpleNamespace(info=lambda event, **kw: logging.getLogger(__name__).info("%s %s", event, kw))
+    _log = types.SimpleNamespace(
+        info=lambda event, **kw: logging.getLogger(__name__).info("%s %s", event, kw))
 
 _SUPERUSER = "gateway"
 
@@ -67,7 +76,8 @@ def _open_locked(path: pathlib.Path, op: int) -> int:
 
 def _write_private(path: pathlib.Path, text: str, uid: int, gid: int) -> None:
     """Write text to path, mode 0600 even if the file already existed, owned by uid/gid."""
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    with os.fdopen(os.open(path, flags, 0o600), "w") as f:
         os.fchmod(f.fileno(), 0o600)
         os.fchown(f.fileno(), uid, gid)
         f.write(text + "\n")
@@ -77,7 +87,7 @@ class _Cluster:
     """Blocking operations on the cluster; every method runs in a worker thread."""
 
     def __init__(self, data_dir: pathlib.Path, bindir: pathlib.Path | None,
-                 user: pwd.struct_passwd | None):
+                 user: pwd.struct_passwd | None) -> None:
         """``bindir`` None: the binaries of the cluster's PG_VERSION, chosen by prepare()."""
         self.data_dir, self.bindir, self.user = data_dir, bindir, user
         self.pwfile = data_dir / "pg-password"
@@ -108,28 +118,38 @@ class _Cluster:
         if (owner := self.pgdir.stat().st_uid) != self.uid:
             raise EmbeddedPostgresError(
                 f"{self.pgdir} belongs to uid {owner}, but the server would run as uid {self.uid}",
-                "run the gateway as the user that created it, `chown -R` it, or use another data_dir")
+                "run the gateway as the user that created it, `chown -R` it, "
+                "or use another data_dir")
         with contextlib.suppress(FileExistsError):
             os.close(os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             os.chown(self.logfile, self.uid, self.gid)
 
-    def run(self, *args: str | os.PathLike) -> subprocess.CompletedProcess:
+    def tool(self, name: str) -> pathlib.Path:
+        """The path of one PostgreSQL program, among the binaries prepare() chose."""
+        if self.bindir is None:
+            raise AssertionError("prepare() chooses the binaries before any tool is used")
+        return self.bindir / name
+
+    def run(self, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL tool as the server user, with no PG* variables leaking in."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        kw: dict = {}
+        kw: dict[str, typing.Any] = {}
         if (pw := self.user) is not None:
-            kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=os.getgrouplist(pw.pw_name, pw.pw_gid))
+            kw = dict(user=pw.pw_uid, group=pw.pw_gid,
+                      extra_groups=os.getgrouplist(pw.pw_name, pw.pw_gid))
             home = pw.pw_dir if os.path.isdir(pw.pw_dir) else str(self.pgdir)
             env.update(HOME=home, USER=pw.pw_name, LOGNAME=pw.pw_name)
-        cmd = [str(self.bindir / str(args[0])), *map(str, args[1:])]
+        cmd = [str(self.tool(str(args[0]))), *map(str, args[1:])]
         try:
             # close_fds (the default) matters: postgres must not inherit our flock descriptors.
-            return subprocess.run(cmd, cwd=self.pgdir, env=env, capture_output=True, text=True, timeout=120, **kw)
+            return subprocess.run(cmd, cwd=self.pgdir, env=env, capture_output=True, text=True,
+                                  timeout=120, **kw)
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedPostgresError(f"{args[0]} did not finish within 120 s",
                                         f"see the server log {self.logfile}") from exc
 
-    def fail(self, what: str, res: subprocess.CompletedProcess, log: bool) -> EmbeddedPostgresError:
+    def fail(self, what: str, res: subprocess.CompletedProcess[str],
+             log: bool) -> EmbeddedPostgresError:
         """One line: what failed, the tool's own reason (its error lines), where the log is."""
         detail = res.stderr + res.stdout
         if log:  # the server's own reason is in its log, which grows across starts
@@ -186,7 +206,8 @@ class _Cluster:
                 port = s.getsockname()[1]
             # No unix socket: avoids the 107-byte path limit and socket-dir permissions.
             opts = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
-            res = self.run("pg_ctl", "start", "-w", "-t", "60", "-D", self.pgdir, "-l", self.logfile, "-o", opts)
+            res = self.run("pg_ctl", "start", "-w", "-t", "60", "-D", self.pgdir,
+                           "-l", self.logfile, "-o", opts)
             if res.returncode == 0:
                 return port, False
             error = self.fail("pg_ctl start", res, log=True)
@@ -198,7 +219,8 @@ class _Cluster:
         """Drop our share of the cluster; stop it if nobody else holds one."""
         with contextlib.ExitStack() as closing:  # both descriptors closed on every path
             closing.callback(os.close, users_fd)
-            closing.callback(os.close, _open_locked(self.data_dir / "pg-start.lock", fcntl.LOCK_EX))
+            start_fd = _open_locked(self.data_dir / "pg-start.lock", fcntl.LOCK_EX)
+            closing.callback(os.close, start_fd)
             try:  # turning our shared lock exclusive works only if no other process holds one
                 fcntl.flock(users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -213,10 +235,11 @@ class _Cluster:
 
 async def _wait_ready(cluster: _Cluster, port: int) -> None:
     """A joined cluster may still be recovering: wait until it accepts connections."""
-    if not (cluster.bindir / "pg_isready").exists():
+    if not cluster.tool("pg_isready").exists():
         return
     for _ in range(60):
-        res = await trio.to_thread.run_sync(cluster.run, "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port))
+        res = await trio.to_thread.run_sync(cluster.run, "pg_isready", "-q", "-h", "127.0.0.1",
+                                            "-p", str(port))
         if res.returncode == 0:
             return
         await trio.sleep(0.5)
@@ -230,7 +253,8 @@ async def embedded_postgres(data_dir: pathlib.Path) -> AsyncIterator[str]:
     """Start (or join) the private cluster in data_dir/'pg'; yield an asyncpg-compatible DSN
     (postgresql://USER:PASSWORD@127.0.0.1:PORT/postgres); on exit stop the cluster if no other
     gateway process still uses it."""
-    data_dir = pathlib.Path(data_dir).absolute()
+    # absolute() only joins os.getcwd(): no disk access to move to a thread.
+    data_dir = pathlib.Path(data_dir).absolute()  # noqa: ASYNC240
     cluster = _Cluster(data_dir, None, server_user())
     try:
         await trio.to_thread.run_sync(cluster.prepare)
@@ -241,18 +265,22 @@ async def embedded_postgres(data_dir: pathlib.Path) -> AsyncIterator[str]:
             "set database.data_dir to a folder this user can write, or set database.url") from exc
     users_fd: int | None = None
     try:
-        start_fd = await trio.to_thread.run_sync(_open_locked, data_dir / "pg-start.lock", fcntl.LOCK_EX)
+        start_fd = await trio.to_thread.run_sync(_open_locked, data_dir / "pg-start.lock",
+                                                 fcntl.LOCK_EX)
         try:
             # Share taken before starting, so every later exit path goes through leave().
-            users_fd = await trio.to_thread.run_sync(_open_locked, data_dir / "pg-users.lock", fcntl.LOCK_SH)
+            users_fd = await trio.to_thread.run_sync(_open_locked, data_dir / "pg-users.lock",
+                                                     fcntl.LOCK_SH)
             port, joined = await trio.to_thread.run_sync(cluster.start_or_join)
         finally:
             os.close(start_fd)
         if joined:
             await _wait_ready(cluster, port)
-        _log.info("embedded_pg.reused" if joined else "embedded_pg.started", port=port, data_dir=str(data_dir))
+        _log.info("embedded_pg.reused" if joined else "embedded_pg.started", port=port,
+                  data_dir=str(data_dir))
         yield f"postgresql://{_SUPERUSER}:{cluster.secret}@127.0.0.1:{port}/postgres"
     finally:
-        if users_fd is not None:  # shielded: a cancelled gateway must still release and maybe stop
+        # Shielded: a cancelled gateway must still release, and maybe stop, the cluster.
+        if users_fd is not None:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(cluster.leave, users_fd)

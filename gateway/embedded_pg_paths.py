@@ -20,7 +20,7 @@ import pwd
 import re
 import stat
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 from gateway.startup_errors import StartupError
 
@@ -30,7 +30,11 @@ REQUIRED = ("initdb", "pg_ctl", "postgres")
 
 
 class EmbeddedPostgresError(StartupError):
-    """The embedded cluster cannot be used: what went wrong (``cause``) and what to do (``fix``)."""
+    """The embedded cluster cannot be used: what went wrong (``cause``) and what to do (``fix``).
+
+    ``detail`` is the failed tool's whole output, when a PostgreSQL tool failed."""
+
+    detail: str = ""
 
 
 def _bindir_version(bindir: pathlib.Path) -> str | None:
@@ -54,11 +58,14 @@ def _candidates() -> Iterator[pathlib.Path]:
 
     yield from sorted(SYSTEM_BINARIES.glob("*/bin"), key=version, reverse=True)
     try:
-        import pgserver  # lazy: optional extra, only imported when no system binaries fit
+        # Lazy: an optional extra, only imported when no system binaries fit (and often
+        # absent, or installed without type hints).
+        import pgserver  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         return
     # Don't hard-code the wheel's layout; look for initdb anywhere below the package.
-    yield from (p.parent for p in sorted(pathlib.Path(pgserver.__file__).parent.glob("**/bin/initdb")))
+    package = pathlib.Path(pgserver.__file__).parent
+    yield from (p.parent for p in sorted(package.glob("**/bin/initdb")))
 
 
 def find_bindir(version: str | None = None, pgdir: pathlib.Path | None = None) -> pathlib.Path:
@@ -89,7 +96,8 @@ def cluster_version(pgdir: pathlib.Path) -> str | None:
 
 
 def server_user() -> pwd.struct_passwd | None:
-    """Who runs initdb/postgres: None for ourselves; as root (which they refuse) postgres or nobody."""
+    """Who runs initdb/postgres: None for ourselves; as root (which they refuse) postgres or
+    nobody."""
     if os.geteuid() != 0:
         return None
     for name in ("postgres", "nobody"):
@@ -105,7 +113,10 @@ def blocked_folder(path: pathlib.Path, pw: pwd.struct_passwd) -> pathlib.Path | 
     groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
     for folder in [*reversed(path.parents), path]:
         st = folder.stat()
-        bit = stat.S_IXUSR if st.st_uid == pw.pw_uid else stat.S_IXGRP if st.st_gid in groups else stat.S_IXOTH
+        if st.st_uid == pw.pw_uid:
+            bit = stat.S_IXUSR
+        else:
+            bit = stat.S_IXGRP if st.st_gid in groups else stat.S_IXOTH
         if not st.st_mode & bit:
             return folder
     return None

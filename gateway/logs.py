@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import typing
 
 import structlog
+from structlog.typing import FilteringBoundLogger, Processor
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 
 
-def configure_logging(level: str = "info", stream=None, *, cache: bool = True) -> None:
+def configure_logging(level: str = "info", stream: typing.TextIO | None = None, *,
+                      cache: bool = True) -> None:
     """Route structlog, and the standard library's logging (hypercorn, asyncpg, trio-asyncio),
     to JSON lines at ``level``.
 
@@ -26,8 +29,8 @@ def configure_logging(level: str = "info", stream=None, *, cache: bool = True) -
     (``structlog.testing.capture_logs``) pass False."""
     stream = stream or sys.stderr
     numeric = _LEVELS[level]
-    shared = [structlog.processors.add_log_level,
-              structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    shared: list[Processor] = [structlog.processors.add_log_level,
+                               structlog.processors.TimeStamper(fmt="iso", utc=True)]
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *shared,
                     structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
@@ -46,7 +49,8 @@ def configure_logging(level: str = "info", stream=None, *, cache: bool = True) -
     root.setLevel(max(numeric, logging.WARNING))
 
 
-def get_logger(name: str | None = None):
+def get_logger(name: str | None = None) -> FilteringBoundLogger:
+    """A structlog logger; :func:`configure_logging` decides where its lines go."""
     return structlog.get_logger(name)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -51,7 +52,7 @@ def available() -> list[Migration]:
 
 async def migrate(db: Database) -> list[int]:
     """Apply every migration not yet recorded; return the versions applied now."""
-    applied_now = []
+    applied_now: list[int] = []
     for migration in available():
         if await db.transaction(_applier(migration)):
             log.info("migration.applied", version=migration.version, name=migration.name)
@@ -59,7 +60,7 @@ async def migrate(db: Database) -> list[int]:
     return applied_now
 
 
-def _applier(migration: Migration):
+def _applier(migration: Migration) -> Callable[[Tx], Awaitable[bool]]:
     async def apply(tx: Tx) -> bool:
         await tx.execute("migrations.lock")
         await tx.execute("migrations.create_table")

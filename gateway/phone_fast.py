@@ -38,7 +38,7 @@ import threading
 import typing
 
 import phonenumbers
-from phonenumbers import PhoneMetadata, phonenumberutil
+from phonenumbers import PhoneMetadata, PhoneNumberDesc, phonenumberutil
 
 __all__ = ["e164_validity", "fast_parse", "nsn_validity", "prepare"]
 
@@ -47,7 +47,8 @@ _NON_GEO = "001"  # phonenumbers.phonemetadata.REGION_CODE_FOR_NON_GEO_ENTITY
 
 # The calling codes as strings: '_extract_country_code' tries int(number[:i]) for i = 1..3;
 # for a digit string without a leading zero that is the same as a lookup of number[:i].
-_CALLING_CODES: frozenset[str] = frozenset(str(cc) for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_CALLING_CODES: frozenset[str] = frozenset(
+    str(cc) for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 # The order in which _number_type_helper tries the type descriptions; "mobile" is only
 # tried when the metadata's mobile and fixed-line patterns differ.
@@ -68,7 +69,7 @@ _SINGLE, _MULTI, _UNDECIDABLE = 0, 1, 2
 _FULL, _LEAD, _LEADS = 0, 1, 2
 
 _Matcher = typing.Callable[[str], typing.Any]
-_Entry = tuple[typing.Optional[_Matcher], int, typing.Any]
+_Entry = tuple[_Matcher | None, int, typing.Any]
 
 _entries: dict[str, _Entry] = {}
 _build_lock = threading.Lock()
@@ -192,8 +193,10 @@ def _leading_steps(run: list[tuple[str, tuple]]) -> list[tuple[int, typing.Any, 
         # Group numbers or names would clash: test them one by one.
         return [(_LEAD, re.compile(pattern).match, payload) for pattern, payload in run]
     names = [f"_r{i}" for i in range(len(run))]
-    combined = "|".join(f"(?P<{name}>{pattern})" for name, (pattern, _) in zip(names, run))
-    return [(_LEADS, re.compile(combined).match, dict(zip(names, (p for _, p in run))))]
+    combined = "|".join(f"(?P<{name}>{pattern})"
+                        for name, (pattern, _) in zip(names, run, strict=True))
+    payloads = dict(zip(names, (p for _, p in run), strict=True))
+    return [(_LEADS, re.compile(combined).match, payloads)]
 
 
 def prepare(region: str) -> None:
@@ -255,41 +258,41 @@ def _validity_for_region(country_code: int, region: str) -> dict[int, _Matcher]:
     if not _region_consistent(country_code, region):
         return {}
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
-    return _validators(metadata)
+    return {} if metadata is None else _validators(metadata)  # not None: checked above
 
 
-def _has_pattern(desc) -> bool:
-    return desc is not None and bool(desc.national_number_pattern)
-
-
-def _validators(metadata) -> dict[int, _Matcher]:
+def _validators(metadata: PhoneMetadata) -> dict[int, _Matcher]:
     """{nsn length: fullmatch} such that fullmatch(nsn) is truthy iff
     _number_type_helper(nsn, metadata) != UNKNOWN; a missing length is always UNKNOWN."""
     general = metadata.general_desc
-    if not _has_pattern(general):
+    if general is None or not general.national_number_pattern:
         return {}
+    general_pattern = general.national_number_pattern
     names = list(_TYPE_DESCS)
     if not metadata.same_mobile_and_fixed_line_pattern:
         names.append("mobile")
-    descs = [d for d in (getattr(metadata, name, None) for name in names) if _has_pattern(d)]
+    descs: list[tuple[str, tuple[int, ...]]] = []  # (pattern, possible lengths) with a pattern
+    for name in names:
+        desc: PhoneNumberDesc | None = getattr(metadata, name, None)
+        if desc is not None and desc.national_number_pattern:
+            descs.append((desc.national_number_pattern, desc.possible_length))
     # An empty possible_length means "no restriction" (see _is_number_matching_desc).
     lengths = general.possible_length or range(1, 18)
-    result = {}
+    result: dict[int, _Matcher] = {}
     for length in lengths:
-        patterns = []
-        for desc in descs:
-            if desc.possible_length and length not in desc.possible_length:
+        patterns: list[str] = []
+        for pattern, possible_length in descs:
+            if possible_length and length not in possible_length:
                 continue
-            if desc.national_number_pattern not in patterns:
-                patterns.append(desc.national_number_pattern)
+            if pattern not in patterns:
+                patterns.append(pattern)
         if patterns:
-            result[length] = _compile_validator(general.national_number_pattern,
-                                                tuple(patterns)).fullmatch
+            result[length] = _compile_validator(general_pattern, tuple(patterns)).fullmatch
     return result
 
 
 @functools.cache
-def _compile_validator(general: str, types: tuple[str, ...]) -> re.Pattern:
+def _compile_validator(general: str, types: tuple[str, ...]) -> re.Pattern[str]:
     """fullmatch(nsn) iff fullmatch(general, nsn) and fullmatch(t, nsn) for some t."""
     for pattern in (general, *types):
         # Backreferences and inline flags would change meaning inside a combined pattern.

@@ -21,8 +21,8 @@ steps on D with the region's metadata:
 
 What remains is exactly ``PhoneNumber(country_code, int(N))``: its E.164 form is
 ``+<cc><N>`` and its validity is `phone_fast.nsn_validity`. With a '+', D is a plain E.164
-string and `phone_fast.e164_validity` decides. ``tests/test_contacts_import_national.py`` compares the
-result with phonenumbers on hundreds of thousands of numbers in national formats.
+string and `phone_fast.e164_validity` decides. ``tests/test_contacts_import_national.py``
+compares the result with phonenumbers on hundreds of thousands of numbers in national formats.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import threading
 import typing
 
 import attrs
-import phonenumbers
 from phonenumbers import PhoneMetadata, phonenumberutil
 from phonenumbers.phonenumberutil import ValidationResult
 
@@ -53,10 +52,9 @@ _KEEP_UNSTRIPPED = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOC
 class _Plan:
     cc: str
     idd: typing.Callable[[str], typing.Any] | None  # match of the international prefix
-    has_prefix_rule: bool  # national_prefix_for_parsing is set
-    prefix_transform: bool  # ...with a transform rule: left to phonenumbers
-    prefix: typing.Callable[[str], typing.Any] | None
-    metadata: typing.Any
+    prefix_transform: bool  # the prefix rule has a transform: left to phonenumbers
+    prefix: typing.Callable[[str], typing.Any] | None  # None: no national_prefix_for_parsing
+    metadata: PhoneMetadata
     keep_stripped: frozenset[int]  # lengths whose stripped number parse keeps
 
 
@@ -80,8 +78,9 @@ def national_e164(raw: str, region: str) -> tuple[str, bool] | None:
         return None if valid is None else (e164, valid)
     if len(digits) < 3 or not digits.isdigit() or not digits.isascii():
         return None
-    plan = _plans.get(region, False)
-    if plan is False:
+    try:
+        plan = _plans[region]
+    except KeyError:
         plan = _plan_for(region)
     if plan is None:
         return None
@@ -89,7 +88,7 @@ def national_e164(raw: str, region: str) -> tuple[str, bool] | None:
     if digits.startswith(cc) or (plan.idd is not None and plan.idd(digits)):
         return None
     national = digits
-    if plan.has_prefix_rule:
+    if plan.prefix is not None:
         found = plan.prefix(digits)
         if found:
             groups = found.groups()
@@ -127,7 +126,7 @@ def _build_plan(region: str) -> _Plan | None:
     keep = frozenset(length for length in range(0, _MAX_NSN + 1)
                      if phonenumberutil._test_number_length("5" * length, metadata)
                      not in _KEEP_UNSTRIPPED)
-    return _Plan(cc=str(metadata.country_code), idd=idd, has_prefix_rule=prefix is not None,
+    return _Plan(cc=str(metadata.country_code), idd=idd,
                  prefix_transform=bool(metadata.national_prefix_transform_rule),
                  prefix=prefix, metadata=metadata, keep_stripped=keep)
 

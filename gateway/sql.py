@@ -29,7 +29,7 @@ def queries() -> dict[str, str]:
     for path in sorted((sql_dir() / "queries").glob("*.sql")):
         text = path.read_text(encoding="utf-8")
         marks = list(_NAME.finditer(text))
-        for mark, following in zip(marks, [*marks[1:], None]):
+        for mark, following in zip(marks, [*marks[1:], None], strict=True):
             body = text[mark.end(): following.start() if following else len(text)].strip()
             key = f"{path.stem}.{mark.group(1)}"
             if key in found:

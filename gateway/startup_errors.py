@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import unquote
 
 from gateway import db
-from gateway.config import ConfigError, Settings
+from gateway.config import ConfigError, Settings, SipSettings
 from gateway.db import DatabaseUnavailable
 from gateway.logs import redact_url
 from gateway.migrations import MigrationError
@@ -112,7 +112,7 @@ def bind_error(exc: OSError, what: str, host: str, port: int, host_key: str,
                         f"check {host_key} and {port_key}")
 
 
-def sip_error(exc: BaseException, sip) -> StartupError:
+def sip_error(exc: BaseException, sip: SipSettings) -> StartupError:
     """The SIP adapter's start-up failure (``sip``: the [telephony.sip] settings)."""
     if isinstance(exc, OSError):
         return bind_error(exc, "the SIP adapter", sip.bind_host, sip.bind_port,

@@ -23,13 +23,13 @@ import httpx
 import pytest
 import trio
 import trio_asyncio
+from multipart_body import multipart
 
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.logs import configure_logging
 from gateway.migrations import migrate
 from gateway.serve import serve
-from multipart_body import multipart  # noqa: F401 (tests import it from here)
 
 ADMIN_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -4,6 +4,7 @@ attempt history that every promise of docs/api.md about dialing must satisfy."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from itertools import pairwise
 
 import trio
 
@@ -65,7 +66,7 @@ def check_attempt_invariants(attempts, retries_per_contact: int) -> None:
     for contact_attempts in by_contact.values():
         assert len(contact_attempts) <= 1 + retries_per_contact
         assert [a["attempt"] for a in contact_attempts] == list(range(1, len(contact_attempts) + 1))
-        for earlier, later in zip(contact_attempts, contact_attempts[1:]):
+        for earlier, later in pairwise(contact_attempts):
             assert earlier["ended_at"] is not None and earlier["ended_at"] <= later["dialed_at"]
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import attrs
+from test_sip_harness import dial_request
 
 from gateway.telephony.sip.outgoing import SipProfile, build_invite
-from test_sip_harness import dial_request
 
 PROFILE = SipProfile(proxy_host="192.0.2.1", proxy_port=5060, proxy_addr=("192.0.2.1", 5060),
                      local_host="198.51.100.7", local_port=5062, media_address="203.0.113.5")
@@ -13,7 +13,7 @@ PROFILE = SipProfile(proxy_host="192.0.2.1", proxy_port=5060, proxy_addr=("192.0
 
 def _sdp_host(request) -> str:
     invite = build_invite(PROFILE, request, call_id="c@h", from_tag="t", cseq=1, branch="z9hG4bKx")
-    line = next(l for l in invite.body.decode().splitlines() if l.startswith("c="))
+    line = next(text for text in invite.body.decode().splitlines() if text.startswith("c="))
     return line.split()[-1]
 
 

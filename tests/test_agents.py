@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-
 AGENTS = "/api/v1/agents"
 
 

@@ -9,8 +9,8 @@ import uuid
 import asyncpg
 import trio
 import trio_asyncio
-
 from conftest import API_KEY
+
 from gateway.store import accounts
 
 SOME_ID = str(uuid.uuid4())

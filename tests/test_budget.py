@@ -22,8 +22,9 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Callable
+from itertools import pairwise
 
 import attrs
 import pytest
@@ -278,7 +279,7 @@ async def test_live_calls_never_exceed_account_or_campaign_caps(autojump_clock):
     account = new_id()
     ledger.set_caps(account, concurrent_max=5, calls_per_minute=UNLIMITED_RATE)
     campaigns = [new_id() for _ in range(3)]
-    for campaign, max_concurrent in zip(campaigns, (3, 2, 4)):
+    for campaign, max_concurrent in zip(campaigns, (3, 2, 4), strict=True):
         ledger.open_campaign(account, campaign, max_concurrent)
 
     async def worker(campaign: uuid.UUID, seed: float) -> None:
@@ -462,7 +463,7 @@ async def test_equal_demand_shares_the_account_cap_equally(autojump_clock):
     assert ledger.violations == []
     assert abs(order.count(a) - order.count(b)) <= 1
     # round-robin, not just equal totals: grants (in issue order) alternate
-    assert all(x != y for x, y in zip(order, order[1:])), order
+    assert all(x != y for x, y in pairwise(order)), order
 
 
 async def test_small_campaign_is_not_starved_by_a_big_one_waiting_first(autojump_clock):
@@ -495,7 +496,7 @@ async def test_small_campaign_is_not_starved_by_a_big_one_waiting_first(autojump
     # between two grants of the small campaign (and before its first) at most one big grant
     assert after.index(small) <= 1
     positions = [i for i, c in enumerate(after) if c == small]
-    assert all(b - a <= 2 for a, b in zip(positions, positions[1:])), after
+    assert all(b - a <= 2 for a, b in pairwise(positions)), after
 
 
 # -- 5. cancellation -------------------------------------------------------------------------
@@ -901,7 +902,7 @@ async def test_close_campaign_with_waiters_forgets_it_when_they_are_cancelled(au
     """Closing a campaign whose calls wait (but hold nothing): once the waiters are
     cancelled the campaign is forgotten, and the other campaign gets the capacity."""
     budget = Budget()
-    account, (closing, other) = one_account(budget, concurrent_max=1, campaigns=(5, 5))
+    _, (closing, other) = one_account(budget, concurrent_max=1, campaigns=(5, 5))
     blocker = budget.try_acquire(other)
     held: list[Slot] = []
     async with trio.open_nursery() as nursery:

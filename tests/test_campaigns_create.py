@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import API_KEY, contacts_csv, us_number
+
 from gateway.store import accounts
 
 
@@ -18,12 +18,12 @@ async def _counts(db) -> tuple[int, int]:
 
 async def test_draft_with_defaults_and_import_report(create_campaign, api, agent_id,
                                                      number_id, db):
-    csv = ("phone_number,first_name,company\n"
-           "+12025550143,Ann,Acme\n"
-           "(202) 555-0144,Bob,\"Widgets, Inc\"\n"
-           "not a number,Carl,X\n"
-           "+1 202 555 0143,Dup,Y\n"
-           ",Empty,Z\n").encode()
+    csv = (b"phone_number,first_name,company\n"
+           b"+12025550143,Ann,Acme\n"
+           b"(202) 555-0144,Bob,\"Widgets, Inc\"\n"
+           b"not a number,Carl,X\n"
+           b"+1 202 555 0143,Dup,Y\n"
+           b",Empty,Z\n")
     response = await create_campaign(csv)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -54,7 +54,7 @@ async def test_draft_with_defaults_and_import_report(create_campaign, api, agent
 
 
 async def test_all_fields_and_schedule(create_campaign):
-    when = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0)
+    when = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     response = await create_campaign(max_concurrent_calls=100, retries_per_contact=5,
                                      retry_delay_seconds=60,
                                      scheduled_at=when.isoformat().replace("+00:00", "Z"))
@@ -106,7 +106,7 @@ BAD_FIELDS = [
 
 
 @pytest.mark.parametrize(("fields", "field"), BAD_FIELDS,
-                         ids=[f"{f}-{list(v.values())[0]}"[:40] for v, f in BAD_FIELDS])
+                         ids=[f"{f}-{next(iter(v.values()))}"[:40] for v, f in BAD_FIELDS])
 async def test_bad_field_is_400_naming_it(create_campaign, db, fields, field):
     response = await create_campaign(**fields)
     assert response.status_code == 400, response.text

@@ -8,8 +8,8 @@ import uuid
 
 import httpx
 import pytest
-
 from conftest import contacts_csv, us_number
+
 from gateway.contacts_csv import ContactsFileError, ContactsImport
 from gateway.db import DatabaseError
 from gateway.store import accounts, campaigns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from conftest import contacts_csv
+
 from gateway.store import dialing
 from gateway.store.dialing import FRESH_WINDOW, CampaignRow, Claim, ClaimCursor
 

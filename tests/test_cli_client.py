@@ -15,11 +15,11 @@ import uuid
 
 import pytest
 import trio
-
 from conftest import API_KEY, contacts_csv
 from engine_helpers import engine_settings, rule
-from gateway.cli_client import main
 from ports import free_tcp_port
+
+from gateway.cli_client import main
 
 NO_DIALING = {"accounts": {"default_calls_per_minute": 0}}
 FAST_DIALING = {**engine_settings([rule("*", "answered", ring=0.05)]),

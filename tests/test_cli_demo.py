@@ -7,12 +7,12 @@ import re
 import subprocess
 
 import trio
-
 from conftest import API_KEY
-from gateway import cli_demo
-from gateway.client import Client
 from gateway_process import GATEWAY, clean_env
 from test_cli import fetch
+
+from gateway import cli_demo
+from gateway.client import Client
 
 TIMEOUT_SECONDS = 90
 

@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 import trio
-
 from conftest import API_KEY
-from gateway.client import AsyncClient, Client
 from gateway_process import clean_env
 from test_cli_client import run_cli
+
+from gateway.client import AsyncClient, Client
 
 
 @pytest.fixture

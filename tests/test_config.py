@@ -201,12 +201,12 @@ def test_invalid_file_value_names_key(tmp_path, text, key):
 
 def test_missing_config_file(tmp_path):
     missing = tmp_path / "nope.toml"
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_settings(missing, environ={})
 
 
 def test_missing_file_named_by_gateway_config(tmp_path):
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_settings(None, environ={"GATEWAY_CONFIG": str(tmp_path / "nope.toml")})
 
 

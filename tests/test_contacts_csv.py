@@ -13,8 +13,6 @@ import phonenumbers
 import pytest
 
 from gateway import contacts_lines
-from tests import copy_payload
-
 from gateway.contacts_csv import (
     COPY_COLUMNS,
     ContactsFileError,
@@ -22,10 +20,12 @@ from gateway.contacts_csv import (
     RejectedRow,
     parse_contacts,
 )
+from tests import copy_payload
 
 CAMPAIGN = "3f2b8c1e-7d4a-4e5b-9c6d-0a1b2c3d4e5f"
 
-# Real-looking numbers that phonenumbers 9.x considers valid (checked by test_fixture_numbers_are_valid).
+# Real-looking numbers that phonenumbers 9.x considers valid (checked by
+# test_fixture_numbers_are_valid).
 NY = "+12124567890"
 NJ = "+12015550123"
 SF = "+14155552671"
@@ -72,7 +72,8 @@ def test_copy_columns():
 
 
 def test_accepted_rows_have_dense_seq_and_data_row_numbers():
-    data = f"phone_number,first_name\n{NY},Ann\nnot a number,Bob\n{NJ},Cy\n,Dee\n{SF},Eve\n".encode()
+    data = (f"phone_number,first_name\n{NY},Ann\nnot a number,Bob\n{NJ},Cy\n,Dee\n"
+            f"{SF},Eve\n").encode()
     result, rows = parse(data)
     assert result.accepted == 3
     assert result.columns == ["first_name"]
@@ -85,7 +86,7 @@ def test_accepted_rows_have_dense_seq_and_data_row_numbers():
 
 
 def test_numbers_are_normalised_to_e164_with_the_default_region():
-    data = "phone_number\n(212) 456-7890\n+1 415 555 2671\n 201-555-0123 \n".encode()
+    data = b"phone_number\n(212) 456-7890\n+1 415 555 2671\n 201-555-0123 \n"
     result, rows = parse(data)
     assert [r[3] for r in rows] == [NY, SF, NJ]
     assert result.rejected == []
@@ -136,7 +137,7 @@ def test_quoted_fields_with_commas_newlines_and_quotes():
         f'{NY},"Acme, Inc.","line one\r\nline two"\n'
         f'"{SF}","Say ""hi""",plain\n'
     ).encode()
-    result, rows = parse(data)
+    _, rows = parse(data)
     assert rows[0][4] == {"company": "Acme, Inc.", "notes": "line one\r\nline two"}
     # A multi-line record is still one data row.
     assert rows[1][2] == 2
@@ -162,7 +163,7 @@ def test_empty_phone_and_blank_rows_are_rejected_as_empty():
 
 
 def test_trailing_blank_lines_are_not_reported():
-    result, rows = parse(f"phone_number\n{NY}\n\n\n".encode())
+    result, _ = parse(f"phone_number\n{NY}\n\n\n".encode())
     assert result.accepted == 1
     assert result.rejected == []
 
@@ -238,8 +239,10 @@ def test_non_utf8_from_an_unseekable_source_still_gives_a_rough_location():
         def readinto(self, b):
             return self._inner.readinto(b)
 
-    with pytest.raises(ContactsFileError, match=r"not UTF-8 text \(invalid byte at or after line 1\)"):
-        parse_contacts(Unseekable(b"phone_number\n\xff\n"), campaign_id=CAMPAIGN, default_region="US")
+    with pytest.raises(ContactsFileError,
+                       match=r"not UTF-8 text \(invalid byte at or after line 1\)"):
+        parse_contacts(Unseekable(b"phone_number\n\xff\n"), campaign_id=CAMPAIGN,
+                       default_region="US")
 
 
 @pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf"])
@@ -247,7 +250,8 @@ def test_empty_file(data):
     assert "empty" in file_error(data)
 
 
-@pytest.mark.parametrize("data", [b"phone_number\n", b"phone_number,name\r\n\r\n\r\n", b"phone_number"])
+@pytest.mark.parametrize("data", [b"phone_number\n", b"phone_number,name\r\n\r\n\r\n",
+                                  b"phone_number"])
 def test_header_only(data):
     assert file_error(data) == "The file has a header row but no data rows."
 
@@ -262,7 +266,8 @@ def test_missing_phone_number_column_lists_the_columns_found():
     assert "case-sensitive" in file_error(f"Phone_Number\n{NY}\n".encode())
 
 
-@pytest.mark.parametrize("header", ["phone_number,name,name", "phone_number,name, name ", "phone_number,phone_number"])
+@pytest.mark.parametrize("header", ["phone_number,name,name", "phone_number,name, name ",
+                                    "phone_number,phone_number"])
 def test_duplicate_header_name(header):
     message = file_error(f"{header}\n{NY},a,b\n".encode())
     assert "used twice" in message
@@ -279,7 +284,8 @@ def test_nul_bytes_are_a_file_error():
 
 def test_no_valid_rows_summarises_the_rejections():
     message = file_error(f"phone_number\nbad\nworse\n\n{NY}x1,\n".encode())
-    assert message == "The file has no valid rows: all 4 data rows were rejected (2 invalid_number, 1 empty, 1 column_count)."
+    assert message == ("The file has no valid rows: all 4 data rows were rejected "
+                       "(2 invalid_number, 1 empty, 1 column_count).")
 
 
 def test_unclosed_quote_is_malformed_csv():
@@ -303,10 +309,11 @@ def test_bad_arguments_are_value_errors():
 
 
 def test_copy_payload_round_trips_and_matches_the_binary_format_and_json_dumps():
-    awkward = ['say "hi", then\nleave', "back\\slash", "tab\there\r\n", "ünïcödé 中文 🎉", "\u2028", "", " "]
+    awkward = ['say "hi", then\nleave', "back\\slash", "tab\there\r\n", "ünïcödé 中文 🎉", "\u2028",
+               "", " "]
     header = ["phone_number"] + [f"f{i}" for i in range(len(awkward))]
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([header, [NY] + awkward, [SF] + awkward[::-1]])
+    csv.writer(buffer).writerows([header, [NY, *awkward], [SF, *awkward[::-1]]])
     source = io.BytesIO(buffer.getvalue().encode())
     result = parse_contacts(source, campaign_id=uuid.UUID(CAMPAIGN), default_region="US")
     with result.copy_data as payload_file:
@@ -326,8 +333,8 @@ def test_copy_payload_round_trips_and_matches_the_binary_format_and_json_dumps()
     names = header[1:]
     assert result.columns == names
     assert copy_payload.decode(payload, names) == [
-        [CAMPAIGN, 0, 1, NY, dict(zip(names, awkward))],
-        [CAMPAIGN, 1, 2, SF, dict(zip(names, awkward[::-1]))]]
+        [CAMPAIGN, 0, 1, NY, dict(zip(names, awkward, strict=True))],
+        [CAMPAIGN, 1, 2, SF, dict(zip(names, awkward[::-1], strict=True))]]
 
 
 def test_large_payload_spills_to_disk_and_stays_readable():

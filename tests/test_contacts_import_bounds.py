@@ -21,8 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.contacts_csv import (MAX_COLUMNS, MAX_LISTED_REJECTIONS, REJECTION_REASONS,
-                                  ContactsFileError, ContactsImport)
+from gateway.contacts_csv import (
+    MAX_COLUMNS,
+    MAX_LISTED_REJECTIONS,
+    REJECTION_REASONS,
+    ContactsFileError,
+    ContactsImport,
+)
 from gateway.contacts_lines import MAX_LINE_CHARS
 
 CAMPAIGN = "3f2b8c1e-7d4a-4e5b-9c6d-0a1b2c3d4e5f"
@@ -60,9 +65,9 @@ def check_report(contacts: ContactsImport, error: str | None) -> None:
 
 def test_report_lists_the_first_1000_and_counts_every_reason_exactly():
     lines = ["phone_number,a"]
-    for i in range(3000):
+    for _ in range(3000):
         lines += ["", "bogus,x", f"{NY},x", "", f"{NY},x,extra", ",,"]
-    lines.append(f"+14155552671,x")
+    lines.append("+14155552671,x")
     contacts, _, error = run(("\n".join(lines) + "\n").encode())
     assert error is None
     assert contacts.accepted == 2
@@ -97,7 +102,8 @@ def test_a_huge_line_is_a_file_error_naming_its_line(quoted):
     cell = b"x" * (MAX_LINE_CHARS + 10)
     if quoted:
         cell = b'"' + cell + b'"'
-    _, _, error = run(b"phone_number,notes\n" + f"{NY},a\n".encode() + NY.encode() + b"," + cell + b"\n")
+    _, _, error = run(b"phone_number,notes\n" + f"{NY},a\n".encode() + NY.encode() + b","
+                      + cell + b"\n")
     assert error and "Line 3 of the file is longer than" in error
 
 
@@ -106,7 +112,8 @@ def test_a_cell_past_the_csv_field_limit_is_a_file_error_naming_its_row(quoted):
     cell = b"x" * 200_000
     if quoted:
         cell = b'"' + cell + b'"'
-    _, _, error = run(b"phone_number,notes\n" + f"{NY},a\n".encode() + NY.encode() + b"," + cell + b"\n")
+    _, _, error = run(b"phone_number,notes\n" + f"{NY},a\n".encode() + NY.encode() + b","
+                      + cell + b"\n")
     assert error and "a cell is longer than 131,072 characters" in error and "data row 2" in error
 
 
@@ -145,7 +152,7 @@ def pathological(draw) -> bytes:
     lines = [delimiter.join(header)]
     shape = draw(st.sampled_from(["blank", "commas", "wide", "dups", "mixed", "long"]))
     count = draw(st.integers(0, 400))
-    for i in range(count):
+    for _ in range(count):
         if shape == "blank":
             lines.append("")
         elif shape == "commas":
@@ -179,7 +186,8 @@ def test_generated_pathological_files_are_bounded_and_reported_exactly(data):
         full, _, _ = run(data, max_listed=10**9)
         assert contacts.rejected == full.rejected[:MAX_LISTED_REJECTIONS]
         for reason in REJECTION_REASONS:
-            assert contacts.rejected_counts[reason] == sum(r.reason == reason for r in full.rejected)
+            assert contacts.rejected_counts[reason] == sum(r.reason == reason
+                                                           for r in full.rejected)
 
 
 # --- 5 MB files in a fresh interpreter: peak RSS -------------------------------------------
@@ -198,13 +206,18 @@ _RSS_PROBE = textwrap.dedent("""
     MB = 5 << 20
     files = {  # built lazily: memory freed before the probe would hide its rise
         "blank lines": lambda: b"phone_number\\n" + b"\\n" * MB + b"+12124567890\\n",
-        "blank comma rows": lambda: b"phone_number,a,b\\n" + b",,,\\n" * (MB // 4) + b"+12124567890,,\\n",
+        "blank comma rows": lambda: (b"phone_number,a,b\\n" + b",,,\\n" * (MB // 4)
+                                     + b"+12124567890,,\\n"),
         "every row rejected": lambda: b"phone_number\\n" + b"55555\\n" * (MB // 6),
         "duplicates": lambda: b"phone_number\\n" + b"+12124567890\\n" * (MB // 13),
-        "distinct numbers": lambda: b"phone_number\\n" + b"".join(b"+1212%07d\\n" % (2000000 + i) for i in range(MB // 13)),
-        "long lines": lambda: b"phone_number\\n" + (b"," * ((1 << 18) - 10) + b"\\n") * 20 + b"+12124567890\\n",
-        "wide rows": lambda: (",".join(["phone_number"] + ["c%d" % i for i in range(999)]) + "\\n").encode()
-                     + b"".join(b"+1212%07d" % (2000000 + i) + b",v" * 999 + b"\\n" for i in range(MB // 2000)),
+        "distinct numbers": lambda: b"phone_number\\n" + b"".join(
+            b"+1212%07d\\n" % (2000000 + i) for i in range(MB // 13)),
+        "long lines": lambda: (b"phone_number\\n" + (b"," * ((1 << 18) - 10) + b"\\n") * 20
+                               + b"+12124567890\\n"),
+        "wide rows": lambda: (
+            (",".join(["phone_number"] + ["c%d" % i for i in range(999)]) + "\\n").encode()
+            + b"".join(b"+1212%07d" % (2000000 + i) + b",v" * 999 + b"\\n"
+                       for i in range(MB // 2000))),
     }
     name = sys.argv[1]
     data = files[name]()

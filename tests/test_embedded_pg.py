@@ -15,7 +15,13 @@ import structlog
 import trio
 import trio_asyncio
 
-from gateway.embedded_pg import EmbeddedPostgresError, _Cluster, _find_bindir, _server_user, embedded_postgres
+from gateway.embedded_pg import (
+    EmbeddedPostgresError,
+    _Cluster,
+    _find_bindir,
+    _server_user,
+    embedded_postgres,
+)
 from gateway.embedded_pg_paths import ROOT_CLUSTERS, linked_home
 
 try:
@@ -80,7 +86,8 @@ async def test_start_connect_stop(data_dir):
 async def test_second_start_reuses_cluster(data_dir, log_events):
     with trio.fail_after(120):
         async with embedded_postgres(data_dir) as dsn:
-            await fetchval(dsn, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)", "execute")
+            await fetchval(dsn, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)",
+                           "execute")
         async with embedded_postgres(data_dir) as dsn2:
             assert await fetchval(dsn2, "SELECT x FROM kept") == 42
         assert [e["event"] for e in log_events] == [

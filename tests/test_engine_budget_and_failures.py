@@ -10,14 +10,22 @@ each one says so.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
-
 from conftest import API_KEY, contacts_csv, us_number
-from engine_helpers import (check_attempt_invariants, engine_settings, max_overlap,
-                            outcome_counts, rule, start, wait_for, wait_status)
+from engine_helpers import (
+    check_attempt_invariants,
+    engine_settings,
+    max_overlap,
+    outcome_counts,
+    rule,
+    start,
+    wait_for,
+    wait_status,
+)
+
 from gateway.clock import utcnow
 from gateway.engine.campaign import REFERENCE_CHECK_SECONDS
 from gateway.store import accounts
@@ -43,7 +51,7 @@ async def _account_id(db):
 
 
 def _rfc3339(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _parse(value: str) -> datetime:
@@ -82,12 +90,12 @@ async def test_simultaneous_starts_cannot_both_pass_the_budget(api, create_campa
                                       max_concurrent_calls=6)).json()["id"] for _ in range(2)]
         responses = {}
 
-        async def post_start(campaign_id):
-            responses[campaign_id] = await api.post(f"/api/v1/campaigns/{campaign_id}/start")
+        async def post_start(campaign_id, into):
+            into[campaign_id] = await api.post(f"/api/v1/campaigns/{campaign_id}/start")
 
         async with trio.open_nursery() as nursery:
             for campaign_id in ids:
-                nursery.start_soon(post_start, campaign_id)
+                nursery.start_soon(post_start, campaign_id, responses)
 
         codes = sorted(r.status_code for r in responses.values())
         assert codes == [200, 409], (round_, [r.text for r in responses.values()])
@@ -213,7 +221,7 @@ async def test_calls_per_minute_zero_is_a_kill_switch(api, db, create_campaign):
 
 @pytest.mark.parametrize("settings_overrides", [limits([rule("*", "answered")])])
 async def test_scheduled_campaign_starts_by_itself_at_its_time(api, db, create_campaign):
-    at = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    at = datetime.now(UTC) + timedelta(seconds=1.5)
     response = await create_campaign(contacts_csv(20), scheduled_at=_rfc3339(at))
     assert response.status_code == 201, response.text
     created = response.json()
@@ -241,7 +249,7 @@ async def test_scheduled_campaign_waits_for_the_budget(api, db, create_campaign)
     await start(api, holder["id"])
     await wait_for(api, holder["id"], lambda c: c["contact_counts"]["in_progress"] == 5)
 
-    at = datetime.now(timezone.utc) + timedelta(seconds=0.5)
+    at = datetime.now(UTC) + timedelta(seconds=0.5)
     response = await create_campaign(contacts_csv(20, start=20000), max_concurrent_calls=3,
                                      scheduled_at=_rfc3339(at))
     assert response.status_code == 201, response.text
@@ -249,7 +257,7 @@ async def test_scheduled_campaign_waits_for_the_budget(api, db, create_campaign)
     assert waiting["status"] == "scheduled"
     # Window: its time has come and gone (10+ scheduler polls), but the budget is full.
     await trio.sleep_until(trio.current_time()
-                           + (at - datetime.now(timezone.utc)).total_seconds() + 0.5)
+                           + (at - datetime.now(UTC)).total_seconds() + 0.5)
     still = (await api.get(f"/api/v1/campaigns/{waiting['id']}")).json()
     assert still["status"] == "scheduled" and still["started_at"] is None
 
@@ -378,7 +386,7 @@ async def test_a_carrier_failing_only_some_calls_does_not_fail_the_campaign(api,
 async def test_an_inactive_agent_cannot_start_and_fails_a_scheduled_campaign(
         api, db, create_campaign, agent_id):
     draft = (await create_campaign(contacts_csv(5))).json()
-    at = datetime.now(timezone.utc) + timedelta(seconds=1.0)
+    at = datetime.now(UTC) + timedelta(seconds=1.0)
     scheduled = (await create_campaign(contacts_csv(5), scheduled_at=_rfc3339(at))).json()
     assert scheduled["status"] == "scheduled"
     await _set_agent_inactive(api, agent_id)

@@ -20,10 +20,10 @@ import asyncpg
 import pytest
 import trio
 import trio_asyncio
-
-import gateway.db
 from conftest import API_KEY, Gateway, contacts_csv, make_settings, multipart, us_number
 from engine_helpers import check_attempt_invariants, engine_settings, rule, wait_for, wait_status
+
+import gateway.db
 from gateway.clock import utcnow
 from gateway.db import DatabaseBusy, DatabaseUnavailable
 from gateway.serve import serve

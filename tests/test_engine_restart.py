@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import trio
-
 from conftest import API_KEY, contacts_csv, multipart
 from engine_helpers import check_attempt_invariants
 from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env
@@ -195,7 +194,7 @@ async def test_sigterm_lets_live_calls_finish_then_a_restart_resumes(tmp_path, d
 
     second = _gateway(tmp_path, database_url, "second", FAST_RULES)
     await _restart_to_completion(second, db, campaign_id)
-    attempts, contacts, by_contact = await _history(db, campaign_id)
+    attempts, contacts, _ = await _history(db, campaign_id)
     assert len(attempts) == CONTACTS and all(a["outcome"] == "answered" for a in attempts)
     assert all(c["status"] == "completed" for c in contacts)
     check_attempt_invariants(attempts, retries_per_contact=0)  # nobody dialed twice

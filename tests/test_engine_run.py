@@ -6,6 +6,7 @@ above a cap, exact attempt counts, retry spacing, pause and stop semantics.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
@@ -13,10 +14,18 @@ import asyncpg
 import pytest
 import trio
 import trio_asyncio
-
 from conftest import contacts_csv, us_number
-from engine_helpers import (check_attempt_invariants, engine_settings, max_overlap,
-                            outcome_counts, rule, start, wait_for, wait_status)
+from engine_helpers import (
+    check_attempt_invariants,
+    engine_settings,
+    max_overlap,
+    outcome_counts,
+    rule,
+    start,
+    wait_for,
+    wait_status,
+)
+
 from gateway.engine.snapshots import snapshot_from_row
 from gateway.store import dialing
 
@@ -78,7 +87,7 @@ async def test_retries_wait_for_the_delay(api, db, create_campaign):
     check_attempt_invariants(attempts, retries_per_contact=2)
     for contact_id in {a["contact_id"] for a in attempts}:
         mine = [a for a in attempts if a["contact_id"] == contact_id]
-        for earlier, later in zip(mine, mine[1:]):
+        for earlier, later in itertools.pairwise(mine):
             assert later["dialed_at"] - earlier["ended_at"] >= timedelta(seconds=1)
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 import pytest
 import trio
-from httpx_sse import aconnect_sse
-
 from conftest import API_KEY, contacts_csv
 from engine_helpers import engine_settings, rule, start, wait_status
+from httpx_sse import aconnect_sse
+
 from gateway.store import accounts
 
 TICK, HEARTBEAT = 0.1, 0.35
@@ -70,11 +71,11 @@ async def test_ticks_heartbeats_and_end_on_completion(api, create_campaign):
     assert last["total"] == 20 and last["max_concurrent_calls"] == 4
     ids = [e[2] for e in events if e[2] is not None]
     assert ids == sorted(set(ids))  # every event has an increasing id
-    gaps = sorted(b[0] - a[0] for a, b in zip(snapshots[1:], snapshots[2:]))
+    gaps = sorted(b[0] - a[0] for a, b in pairwise(snapshots[1:]))
     assert gaps and TICK * 0.7 < gaps[len(gaps) // 2] < TICK * 1.5  # the median tick
     assert gaps[-1] < TICK * 4
     assert len(beats) >= 2
-    assert all(HEARTBEAT * 0.7 < b[0] - a[0] < HEARTBEAT * 2 for a, b in zip(beats, beats[1:]))
+    assert all(HEARTBEAT * 0.7 < b[0] - a[0] < HEARTBEAT * 2 for a, b in pairwise(beats))
     assert max(s[3]["in_progress"] for s in snapshots) <= 4
 
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from pydantic import Field, field_validator
-
 from conftest import multipart
+from pydantic import Field, field_validator
+from test_http_edges import assert_json_error
+
 from gateway.db import InvalidValue
 from gateway.http.errors import ApiError
 from gateway.http.multipart import MAX_PARTS, read_form
 from gateway.http.routes import campaigns as campaign_routes
-from gateway.http.schemas import (MAX_PAGE, MAX_RETRY_DELAY_SECONDS, CampaignFields, INT4_MAX)
-from test_http_edges import assert_json_error
+from gateway.http.schemas import INT4_MAX, MAX_PAGE, MAX_RETRY_DELAY_SECONDS, CampaignFields
 
 LISTS = ["/api/v1/agents", "/api/v1/phone-numbers", "/api/v1/campaigns"]
 

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 import trio
-
 from conftest import API_KEY
 
 SOME_ID = str(uuid.uuid4())

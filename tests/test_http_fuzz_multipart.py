@@ -22,10 +22,10 @@ import json
 
 import pytest
 import trio
+from conftest import us_number
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import us_number
 from gateway.http.errors import ApiError
 from gateway.http.multipart import boundary_of, read_form
 
@@ -100,7 +100,7 @@ def uploads(draw, agent_id: str, number_id: str):
                 st.integers(-2**70, 2**70).map(lambda n: str(n).encode()),
                 st.binary(max_size=30)))
         elif mutation == "name" and parts:
-            name = draw(st.one_of(st.sampled_from(FIELDS + ["", "colour", "contacts[]"]),
+            name = draw(st.one_of(st.sampled_from([*FIELDS, "", "colour", "contacts[]"]),
                                   st.text(max_size=12)))
             disposition = draw(st.sampled_from([
                 'form-data; name="{}"', 'form-data; name={}', "form-data; name*=utf-8''{}",
@@ -110,7 +110,8 @@ def uploads(draw, agent_id: str, number_id: str):
                 "utf-8", "surrogatepass")
         elif mutation == "header" and parts:
             parts[index][0] = draw(st.sampled_from([
-                b"", b"X-Junk: 1", b"no colon here", b"Content-Disposition: form-data; name=\"\xff\"",
+                b"", b"X-Junk: 1", b"no colon here",
+                b"Content-Disposition: form-data; name=\"\xff\"",
                 parts[index][0] + b"\r\nX-Long: " + b"h" * 20_000,
                 parts[index][0].replace(b"\r\n", b"\n"), parts[index][0] + b"\r\n continued"]))
         elif mutation == "duplicate" and parts:

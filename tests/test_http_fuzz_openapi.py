@@ -17,11 +17,10 @@ from collections import Counter
 import pytest
 import schemathesis
 import trio
+from conftest import API_KEY, contacts_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-
-from conftest import API_KEY, contacts_csv
 
 EXAMPLES = 8
 SLOW_EXAMPLES = 150

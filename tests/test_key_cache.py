@@ -8,8 +8,8 @@ import uuid
 import pytest
 import trio
 import trio.testing
-
 from conftest import API_KEY
+
 from gateway.http.routes.auth import KeyCache
 from gateway.keys import hash_key
 from gateway.store import accounts

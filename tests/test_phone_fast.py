@@ -15,11 +15,12 @@ import pytest
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 
 from gateway import phone_fast
-from gateway.phone_fast import fast_parse as _fast_parse
 from gateway.phone_fast import e164_validity
+from gateway.phone_fast import fast_parse as _fast_parse
 
 _DESC_ATTRS = ("general_desc", "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost",
-               "personal_number", "voip", "pager", "uan", "emergency", "voicemail", "no_international_dialling")
+               "personal_number", "voip", "pager", "uan", "emergency", "voicemail",
+               "no_international_dialling")
 _TYPES = [getattr(PhoneNumberType, name) for name in dir(PhoneNumberType)
           if name.isupper() and name not in ("UNKNOWN",)]
 
@@ -73,7 +74,8 @@ def _candidates(country_code: int, rng: random.Random) -> list[str]:
                 nsns.add(nsn[:keep] + "".join(rng.choice(digits) for _ in range(len(nsn) - keep)))
     for length in range(4, max_nsn + 1):  # plain random numbers of every length
         for _ in range(150):
-            nsns.add(rng.choice("123456789") + "".join(rng.choice(digits) for _ in range(length - 1)))
+            nsns.add(rng.choice("123456789")
+                     + "".join(rng.choice(digits) for _ in range(length - 1)))
         for _ in range(4):
             nsns.add("0" + "".join(rng.choice(digits) for _ in range(length - 1)))
     if country_code == 1:  # every NANPA area code, shared by 25 regions
@@ -242,12 +244,15 @@ def _fake_desc(rng: random.Random):
 
 
 def _fake_metadata(rng: random.Random):
-    general = SimpleNamespace(national_number_pattern=rng.choice([r"\d+", r"[1-9]\d*", r"\d{1,4}", r"1\d*|9\d*", None]),
-                              possible_length=rng.choice(_LENGTHS[:1] + _LENGTHS[2:]))
-    metadata = SimpleNamespace(general_desc=general, **{name: _fake_desc(rng) for name in _TYPE_NAMES})
+    general = SimpleNamespace(
+        national_number_pattern=rng.choice([r"\d+", r"[1-9]\d*", r"\d{1,4}", r"1\d*|9\d*", None]),
+        possible_length=rng.choice(_LENGTHS[:1] + _LENGTHS[2:]))
+    metadata = SimpleNamespace(general_desc=general,
+                               **{name: _fake_desc(rng) for name in _TYPE_NAMES})
     if metadata.fixed_line is not None and rng.random() < 0.4:  # same pattern, other lengths
-        metadata.mobile = SimpleNamespace(national_number_pattern=metadata.fixed_line.national_number_pattern,
-                                          possible_length=rng.choice(_LENGTHS))
+        metadata.mobile = SimpleNamespace(
+            national_number_pattern=metadata.fixed_line.national_number_pattern,
+            possible_length=rng.choice(_LENGTHS))
     mobile, fixed = metadata.mobile, metadata.fixed_line
     metadata.same_mobile_and_fixed_line_pattern = (
         (mobile is None and fixed is None) or (mobile is not None and fixed is not None

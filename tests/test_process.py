@@ -23,13 +23,12 @@ import pytest
 import structlog.testing
 import trio
 import trio.testing
-
 from conftest import API_KEY, make_settings
-from gateway_process import needs_pg_binaries, GRACE_SECONDS, GatewayProcess, clean_env
+from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env, needs_pg_binaries
 from ports import free_tcp_port
+
 from gateway.db import Database, DatabaseUnavailable
-from gateway.embedded_pg import (_Cluster, _find_bindir, _server_user,
-                                 embedded_postgres)
+from gateway.embedded_pg import _Cluster, _find_bindir, _server_user, embedded_postgres
 from gateway.keys import generate_key
 from gateway.serve import serve
 
@@ -97,7 +96,8 @@ async def test_embedded_default_end_to_end(traversable_dir):
     assert "GATEWAY_DATABASE_URL" not in env and "GATEWAY_BOOTSTRAP_API_KEY" not in env
 
     # First start: a new cluster, a default account, its key printed once and saved 0600.
-    first = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_tcp_port())}, "first")
+    first = GatewayProcess(traversable_dir,
+                           {**env, "GATEWAY_HTTP_PORT": str(free_tcp_port())}, "first")
     try:
         await first.start()
         await first.wait_healthy(90)
@@ -127,7 +127,8 @@ async def test_embedded_default_end_to_end(traversable_dir):
     assert key not in first.stderr and password not in first.stderr + first.stdout
 
     # Second start on the same data dir: no new key, the old one works, data persisted.
-    second = GatewayProcess(traversable_dir, {**env, "GATEWAY_HTTP_PORT": str(free_tcp_port())}, "second")
+    second = GatewayProcess(traversable_dir,
+                            {**env, "GATEWAY_HTTP_PORT": str(free_tcp_port())}, "second")
     try:
         await second.start()
         await second.wait_healthy(90)

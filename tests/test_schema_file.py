@@ -1,4 +1,7 @@
-"""``sql/schema.sql`` is the schema the migrations make (regenerate: python -m tests.schema_dump)."""
+"""``sql/schema.sql`` is the schema the migrations make.
+
+Regenerate it with ``python -m tests.schema_dump``.
+"""
 
 from __future__ import annotations
 

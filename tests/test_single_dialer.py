@@ -16,14 +16,20 @@ from pathlib import Path
 
 import pytest
 import trio
-
 from conftest import API_KEY
 from engine_helpers import check_attempt_invariants, engine_settings, rule
 from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env
 from ports import free_tcp_port
 from test_engine_faults import create_campaign, serving, start, until
-from test_engine_restart import (CONTACTS, LIVE_CALLS, SLOW_RULES, _create_and_start, _until,
-                                 _wait_finished, _wait_live_calls)
+from test_engine_restart import (
+    CONTACTS,
+    LIVE_CALLS,
+    SLOW_RULES,
+    _create_and_start,
+    _until,
+    _wait_finished,
+    _wait_live_calls,
+)
 
 
 def _gateway(workdir: Path, database_url: str, name: str) -> GatewayProcess:

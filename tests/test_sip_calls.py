@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import pytest
 import trio
-
-from test_sip_harness import (Answers, LossyRelay, dial_request, running_adapter, sip_settings,
-                               sipp_uas)
+from test_sip_harness import (
+    Answers,
+    LossyRelay,
+    dial_request,
+    running_adapter,
+    sip_settings,
+    sipp_uas,
+)
 
 
 async def test_far_end_hangs_up(tmp_path):

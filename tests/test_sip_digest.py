@@ -5,11 +5,23 @@ from __future__ import annotations
 
 import pytest
 import trio
+from test_sip_harness import (
+    Answers,
+    LossyRelay,
+    dial_request,
+    running_adapter,
+    sip_settings,
+    sipp_uas,
+)
 
-from gateway.telephony.sip.digest import (Challenge, DigestError, authorization,
-                                          digest_response, parse_auth_params, parse_challenge)
-from test_sip_harness import (Answers, LossyRelay, dial_request, running_adapter, sip_settings,
-                               sipp_uas)
+from gateway.telephony.sip.digest import (
+    Challenge,
+    DigestError,
+    authorization,
+    digest_response,
+    parse_auth_params,
+    parse_challenge,
+)
 
 
 def test_rfc_2617_worked_example():

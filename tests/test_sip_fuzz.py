@@ -21,8 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.telephony.sip.digest import DigestError, parse_challenge
-from gateway.telephony.sip.headers import (make_response, parse_name_addr, parse_uri,
-                                           parse_via, top_via)
+from gateway.telephony.sip.headers import (
+    make_response,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    top_via,
+)
 from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse, parse
 from gateway.telephony.sip.transport import Incoming, SipTransport
 

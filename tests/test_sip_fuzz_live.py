@@ -18,11 +18,17 @@ import re
 
 import pytest
 import trio
+from test_sip_fuzz import SEEDS, mutate
+from test_sip_harness import (
+    Answers,
+    LossyRelay,
+    dial_request,
+    running_adapter,
+    sip_settings,
+    sipp_uas,
+)
 
 from gateway.telephony.sip.message import SipParseError, SipResponse, parse
-from test_sip_fuzz import SEEDS, mutate
-from test_sip_harness import (Answers, LossyRelay, dial_request, running_adapter, sip_settings,
-                              sipp_uas)
 
 
 def forge(real: bytes, rng: random.Random) -> bytes:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import pytest
 import trio
+from test_sip_harness import dial_request
 
 from gateway.telephony.sip.dialog import Dialog
 from gateway.telephony.sip.headers import parse_name_addr, top_via
 from gateway.telephony.sip.message import SipResponse, parse
 from gateway.telephony.sip.outcomes import outcome_for_status
 from gateway.telephony.sip.outgoing import SipProfile, build_invite
-from gateway.telephony.sip.transaction import (InviteClientTransaction,
-                                               NonInviteClientTransaction, Timers)
+from gateway.telephony.sip.transaction import (
+    InviteClientTransaction,
+    NonInviteClientTransaction,
+    Timers,
+)
 from gateway.telephony.sip.transport import SipTransport
-from test_sip_harness import dial_request
 
 PROXY = ("192.0.2.1", 5060)
 PROFILE = SipProfile(proxy_host="192.0.2.1", proxy_port=5060, proxy_addr=PROXY,
@@ -195,7 +198,8 @@ async def test_transport_repeats_answers_to_retransmitted_requests():
 def test_dialog_uses_the_route_set_and_remote_target():
     invite = _invite()
     ok = _response(invite, 200, "OK", to_tag="rt")
-    ok = SipResponse(ok.headers + (
+    ok = SipResponse((
+        *ok.headers,
         ("Contact", "<sip:callee@203.0.113.9:5080>"),
         ("Record-Route", "<sip:p2.example;lr>, <sip:p1.example;lr>")), b"", status=200,
         reason="OK")
@@ -209,7 +213,7 @@ def test_dialog_uses_the_route_set_and_remote_target():
     assert ack.cseq == (1, "ACK") and dialog.ack_for_2xx() is ack
 
     strict = Dialog.from_2xx(PROFILE, invite, SipResponse(
-        ok.headers[:-1] + (("Record-Route", "<sip:strict.example>"),), b"", status=200,
+        (*ok.headers[:-1], ("Record-Route", "<sip:strict.example>")), b"", status=200,
         reason="OK"))
     request = strict.request("BYE", 2)
     assert request.uri == "sip:strict.example"

@@ -5,12 +5,19 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from test_sip_harness import dial_request
 
-from gateway.telephony.sip.headers import (make_response, parse_name_addr, parse_uri,
-                                           parse_via, top_via, x_header_name, x_header_value)
+from gateway.telephony.sip.headers import (
+    make_response,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    top_via,
+    x_header_name,
+    x_header_value,
+)
 from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse, parse
 from gateway.telephony.sip.outgoing import SipProfile, build_cancel, build_invite
-from test_sip_harness import dial_request
 
 COMPACT_RESPONSE = (
     b"SIP/2.0 180 Ringing\r\n"
@@ -56,7 +63,7 @@ def test_request_round_trip_and_lf_only_lines():
     assert (message.method, message.uri, message.cseq) == ("BYE", "sip:gw@10.0.0.1:5060",
                                                            (2, "BYE"))
     again = parse(message.encode())
-    assert again == message.__class__(message.headers + (("Content-Length", "0"),),
+    assert again == message.__class__((*message.headers, ("Content-Length", "0")),
                                       b"", method="BYE", uri=message.uri)
 
 

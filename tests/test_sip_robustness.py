@@ -3,11 +3,13 @@ cancellation (shutdown) in the middle of a call."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import trio
+from test_sip_harness import Answers, dial_request, running_adapter, sip_settings, sipp_uas
 
 from gateway.telephony.sip import SipAdapter
-from test_sip_harness import Answers, dial_request, running_adapter, sip_settings, sipp_uas
 
 GARBAGE = [
     b"",
@@ -89,9 +91,10 @@ async def test_silent_trunk_is_a_failed_call_after_timer_b():
     # INVITE at 0, then 20, 60, 140, 300, 620(, 1260) ms: each gap twice the one before
     # (a late wake-up delays a retransmission, it never brings one forward).
     assert len(received) in (6, 7)
-    gaps = [b - a for a, b in zip(received, received[1:])]
+    gaps = [b - a for a, b in pairwise(received)]
     expected = [0.02 * 2**i for i in range(len(gaps))]
-    assert all(want * 0.9 <= gap <= want + 0.1 for gap, want in zip(gaps, expected)), gaps
+    assert all(want * 0.9 <= gap <= want + 0.1
+               for gap, want in zip(gaps, expected, strict=True)), gaps
 
 
 async def test_cancelled_while_ringing_sends_cancel(tmp_path):
@@ -134,5 +137,5 @@ def test_bad_proxy_setting_is_a_config_error():
     from gateway.config import ConfigError
 
     for proxy in ("", "trunk.example.com:notaport", "a b:5060"):
-        with pytest.raises(ConfigError, match="telephony.sip.proxy"):
+        with pytest.raises(ConfigError, match=r"telephony\.sip\.proxy"):
             SipAdapter(sip_settings(proxy))

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from gateway_process import have_pg_binaries, needs_pg_binaries, GatewayProcess, clean_env
+from gateway_process import GatewayProcess, clean_env, have_pg_binaries, needs_pg_binaries
 from ports import free_tcp_port
+
 from gateway.embedded_pg import _Cluster, _server_user
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
@@ -31,8 +31,9 @@ TIMEOUT = 60
 def gateway(*args: str, cwd: Path, timeout: float = TIMEOUT, **env: str):
     """Run the command; return (result, seconds it took)."""
     began = time.monotonic()
-    result = subprocess.run([GATEWAY, *args], cwd=cwd, env=clean_env(**env), stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([GATEWAY, *args], cwd=cwd, env=clean_env(**env),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=timeout)
     return result, time.monotonic() - began
 
 

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from gateway_process import needs_pg_binaries, GRACE_SECONDS, GatewayProcess, clean_env
+from gateway_process import GRACE_SECONDS, GatewayProcess, clean_env, needs_pg_binaries
 from ports import free_tcp_port
+
 from gateway.embedded_pg import _Cluster, _find_bindir, _server_user
 from gateway.embedded_pg_paths import ROOT_CLUSTERS, linked_home
 

@@ -10,10 +10,11 @@ import string
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import Settings
-from gateway.embedded_pg_paths import EmbeddedPostgresError, SYSTEM_BINARIES, find_bindir
+from gateway.embedded_pg_paths import SYSTEM_BINARIES, EmbeddedPostgresError, find_bindir
 from gateway.keys import KEY_MIN_LENGTH, generate_key, is_well_formed, shape_problem
 from gateway.logs import redact_url
 from gateway.startup_errors import StartupError, bind_error, leaves, lines_for
@@ -112,9 +113,10 @@ def test_leaves_of_nested_groups_one_line_each():
         StartupError("cause one", "fix one"),
         BaseExceptionGroup("Exceptions from Trio nursery", [StartupError("cause two", "fix two")]),
     ])
-    group = ExceptionGroup("Exceptions from Trio nursery", [inner, StartupError("cause one", "fix one")])
-    assert [str(e) for e in leaves(group)] == ["cause one. Fix: fix one.", "cause two. Fix: fix two.",
-                                                "cause one. Fix: fix one."]
+    group = ExceptionGroup("Exceptions from Trio nursery",
+                           [inner, StartupError("cause one", "fix one")])
+    assert [str(e) for e in leaves(group)] == [
+        "cause one. Fix: fix one.", "cause two. Fix: fix two.", "cause one. Fix: fix one."]
     assert lines_for(group, None) == ["cause one. Fix: fix one.", "cause two. Fix: fix two."]
 
 

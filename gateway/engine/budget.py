@@ -178,7 +178,7 @@ class Budget:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return waiter.slot
 
-        def abort(_raise_cancel) -> trio.lowlevel.Abort:
+        def abort(_raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
             campaign.waiters.remove(waiter)  # never granted: _grant pops before it wakes
             self._forget_if_idle(campaign)
             return trio.lowlevel.Abort.SUCCEEDED

@@ -9,6 +9,9 @@ it propagates, shielded and bounded, so a restart has as little as possible to r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import trio
 
 from gateway.clock import utcnow
@@ -25,23 +28,24 @@ RECORD_ON_CANCEL_SECONDS = 5.0
 
 
 async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialRequest,
-                   slot: Slot, claim: Claim, on_result) -> None:
+                   slot: Slot, claim: Claim, on_result: Callable[[CallResult], None]) -> None:
     """Run one call to its end. ``handle.in_flight`` was counted by the caller; this
     releases it and the slot whatever happens."""
     ids = {"campaign_id": str(request.campaign_id), "contact_id": str(request.contact_id),
            "call_id": str(request.call_id), "attempt": request.attempt}
     try:
         log.info("call.dialed", to=request.to_number, **ids)
-        answered: list = []
+        answered: list[datetime] = []
 
-        async def on_answer(at) -> None:
+        async def on_answer(at: datetime) -> None:
             answered.append(at)
             log.info("call.answered", **ids)
 
         try:
             result = await deps.adapter.dial(request, on_answer)
         except trio.Cancelled:
-            interrupted = CallResult(Outcome.INTERRUPTED, answered_at=answered[0] if answered else None,
+            interrupted = CallResult(Outcome.INTERRUPTED,
+                                     answered_at=answered[0] if answered else None,
                                      ended_at=utcnow())
             with trio.CancelScope(shield=True), trio.move_on_after(RECORD_ON_CANCEL_SECONDS):
                 await deps.recorder.record(claim.attempt_id, interrupted)

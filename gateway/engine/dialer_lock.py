@@ -15,6 +15,8 @@ retries only every ``standby_retry_seconds``, can normally take over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import trio
 
@@ -55,7 +57,7 @@ class DialerLock:
             self._fence.pid = self._session.pid
         return bool(got)
 
-    async def acquire(self, stop_trying=lambda: False) -> None:
+    async def acquire(self, stop_trying: Callable[[], bool] = lambda: False) -> None:
         """Wait until the lock is held (logging ``engine.standby`` once while another
         process holds it). Never returns while ``stop_trying()`` (a shutdown) is true."""
         warned = False
@@ -81,8 +83,11 @@ class DialerLock:
         """Return when the lock is no longer held (its connection dropped or ended)."""
         while True:
             await trio.sleep(self._check_seconds)
+            session = self._session
+            if session is None:  # released meanwhile: not held
+                break
             try:
-                if not await self._session.fetchval("dialer_lock.holds"):
+                if not await session.fetchval("dialer_lock.holds"):
                     break
             except DatabaseUnavailable:
                 break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
+from collections.abc import Iterator
 
 import attrs
 import trio
@@ -62,7 +63,7 @@ class CampaignHandle:
             self._wakeup = trio.Event()
 
     @contextlib.contextmanager
-    def interruptible(self):
+    def interruptible(self) -> Iterator[trio.CancelScope]:
         """A cancel scope that :meth:`stop_dialing` cancels (for waits on the budget)."""
         with trio.CancelScope() as scope:
             if not self._dialing:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 
 import trio
@@ -26,7 +27,7 @@ class LiveAttempts:
         self.sweep_wanted = trio.Event()
 
     @contextlib.contextmanager
-    def claiming(self, dialed_at: datetime):
+    def claiming(self, dialed_at: datetime) -> Iterator[None]:
         """Around a claim whose attempts get ``dialed_at``: until it has returned (and
         its attempts were added), no sweep touches attempts dialed at or after it."""
         serial = next(self._serials)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from datetime import datetime
+from typing import Any
 
 import attrs
 import trio
@@ -27,7 +29,7 @@ log = get_logger(__name__)
 DELETED = "deleted"  # the status published when a watched campaign's row is gone
 
 
-def snapshot_from_row(row) -> dict:
+def snapshot_from_row(row: Mapping[str, Any]) -> dict:
     contacts, outcomes = row["contacts"], row["outcomes"]
     live = outcomes.get("live", 0)
     return {
@@ -49,7 +51,7 @@ def encode(data: dict) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
@@ -153,7 +155,7 @@ class Snapshots:
             woken += 1
 
     @contextlib.contextmanager
-    def watch(self, campaign_id: uuid.UUID):
+    def watch(self, campaign_id: uuid.UUID) -> Iterator[Watch]:
         """Register interest: while any stream watches, the actor refreshes the campaign."""
         cell = self._cells.setdefault(campaign_id, _Cell())
         # The first lane with a free seat (one a stream that ended left, or a new lane), so

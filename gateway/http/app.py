@@ -11,9 +11,9 @@ from gateway.http import errors
 from gateway.http.context import Services, services
 from gateway.http.openapi import GatewayOpenAPI
 from gateway.http.openapi import errors as errors_documented
-from gateway.http.schemas import HealthOut
 from gateway.http.routes import agents, campaigns, events, lifecycle, limits, phone_numbers
 from gateway.http.routes.auth import KeyCache, authenticate
+from gateway.http.schemas import HealthOut
 
 _DESCRIPTION = """Outbound voice campaign gateway.
 

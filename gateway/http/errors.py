@@ -190,18 +190,21 @@ async def _invalid_value(error: InvalidValue) -> Response:
 async def _unexpected(error: Exception) -> Response:
     if isinstance(error, BaseExceptionGroup):
         inner = _single_leaf(error)
-        if isinstance(inner, (ApiError, DatabaseUnavailable, InvalidValue, HTTPException)):
-            handler = {ApiError: _api_error, DatabaseUnavailable: _database_unavailable,
-                       InvalidValue: _invalid_value, HTTPException: _http_error}
-            for kind, handle in handler.items():
-                if isinstance(inner, kind):
-                    return await handle(inner)
+        if isinstance(inner, ApiError):
+            return await _api_error(inner)
+        if isinstance(inner, DatabaseUnavailable):
+            return await _database_unavailable(inner)
+        if isinstance(inner, InvalidValue):
+            return await _invalid_value(inner)
+        if isinstance(inner, HTTPException):
+            return await _http_error(inner)
     log.error("http.unexpected_error", exc_info=error)
     return error_response(ApiError(500, "internal_error",
                                    "internal error; it has been logged"))
 
 
-def _single_leaf(group: BaseExceptionGroup) -> BaseException:
-    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
-        group = group.exceptions[0]
-    return group
+def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+        leaf = leaf.exceptions[0]
+    return leaf

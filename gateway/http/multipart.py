@@ -15,13 +15,22 @@ from __future__ import annotations
 
 import re
 import tempfile
-from typing import AsyncIterable, BinaryIO, Collection
+from collections.abc import AsyncIterable, AsyncIterator, Collection
+from typing import BinaryIO, cast
 
 import attrs
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import (Data, Epilogue, Field, File, MultipartDecoder, NeedData,
-                                       Preamble, State)
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+    Preamble,
+    State,
+)
 
 from gateway.http.errors import ApiError, validation_error
 
@@ -113,6 +122,7 @@ async def read_form(body: AsyncIterable[bytes], content_type: str | None, *,
                     if isinstance(event, (Field, File)):
                         part, value = _open_part(form, names, event), bytearray()
                     elif isinstance(event, Data):
+                        assert part is not None  # the decoder sends Data only inside a part
                         _write_part(form, part, value, event.data, file_max_bytes)
                         if not event.more_data and isinstance(part, Field):
                             form.fields[part.name] = _text(part.name, value)
@@ -174,7 +184,7 @@ def _check_pending(decoder: MultipartDecoder) -> None:
         raise _too_much_framing(decoder.state)
 
 
-def _open_part(form: Form, names: _Names, event: Field | File):
+def _open_part(form: Form, names: _Names, event: Field | File) -> Field | File:
     if sum(len(key) + len(value) + 4 for key, value in event.headers.items()) > HEADERS_MAX_BYTES:
         raise _too_much_framing(State.PART)
     name = event.name
@@ -190,14 +200,17 @@ def _open_part(form: Form, names: _Names, event: Field | File):
         if name not in names.files:
             raise validation_error(name, "must be a text field, not a file "
                                          f"(curl -F {name}=value)")
-        form.files[name] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
+        # A binary file (mode w+b); typeshed types it as IO[bytes], not BinaryIO.
+        form.files[name] = cast(BinaryIO,
+                                tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES))
         form.file_sizes[name] = 0
     elif name in names.files:
         raise validation_error(name, f"must be a file part (curl -F {name}=@file.csv)")
     return event
 
 
-def _write_part(form: Form, part, value: bytearray, data: bytes, file_max_bytes: int) -> None:
+def _write_part(form: Form, part: Field | File, value: bytearray, data: bytes,
+                file_max_bytes: int) -> None:
     if isinstance(part, File):
         form.file_sizes[part.name] += len(data)
         if form.file_sizes[part.name] > file_max_bytes:
@@ -217,7 +230,7 @@ def _text(name: str, value: bytearray) -> str:
         raise validation_error(name, "is not UTF-8 text") from None
 
 
-async def _drain(chunks) -> bool:
+async def _drain(chunks: AsyncIterator[bytes]) -> bool:
     """Read and drop the rest of the body; whether it ended (so the connection can carry
     another request) within ``DRAIN_MAX_BYTES``."""
     dropped = 0

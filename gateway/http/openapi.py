@@ -52,7 +52,7 @@ def raw_response(status: int, description: str, media_type: str | None = None,
     """Document a response that is not a JSON model (a 204, an event stream)."""
 
     def decorator(func: F) -> F:
-        documented = {"description": description}
+        documented: dict[str, Any] = {"description": description}
         if media_type is not None:
             documented["content"] = {media_type: {"schema": schema or {"type": "string"}}}
         setattr(func, _RAW_RESPONSES, {**getattr(func, _RAW_RESPONSES, {}), status: documented})

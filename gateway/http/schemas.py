@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import phonenumbers
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints,
-                      field_validator)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from quart_schema.pydantic import File
 
 from gateway.store.pages import PAGE_SIZE
-from gateway.vocabulary import (AgentStatus, CampaignStatus, ContactStatus, Outcome,
-                                RejectionReason)
+from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus, Outcome, RejectionReason
 
 # Bounds of the numeric and time inputs (they show in /openapi.json). Each keeps the value
 # inside its column's type: a value past one would otherwise reach PostgreSQL and fail there.
@@ -79,8 +78,9 @@ def _not_null(value: Any) -> Any:
 class AgentCreate(Body):
     name: Name
     status: AgentStatus = AgentStatus.ACTIVE
-    greeting: str = Field("", max_length=10_000,
-                          description="Template; {{variables}} come from the contact's CSV columns.")
+    greeting: str = Field(
+        "", max_length=10_000,
+        description="Template; {{variables}} come from the contact's CSV columns.")
     sip_uri: str | None = Field(None, max_length=500,
                                 description="Where a connected call is sent (optional).")
     media_address: str | None = Field(None, max_length=255,
@@ -177,18 +177,19 @@ class CampaignFields(Body):
         if value is None:
             return None
         try:
-            in_utc = value.astimezone(timezone.utc)
+            in_utc = value.astimezone(UTC)
         except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
             raise ValueError("is in the past; omit it to create a draft, or give a future "
                              "time" if value.year == 1 else
                              "must be at most 100 years (36,500 days) ahead") from None
-        if in_utc > datetime.now(timezone.utc) + MAX_SCHEDULE_AHEAD:
+        if in_utc > datetime.now(UTC) + MAX_SCHEDULE_AHEAD:
             raise ValueError("must be at most 100 years (36,500 days) ahead")
         return in_utc
 
 
 class CampaignCreateForm(CampaignFields):
-    contacts: File = Field(description="CSV with a phone_number column; other columns become custom_fields.")
+    contacts: File = Field(
+        description="CSV with a phone_number column; other columns become custom_fields.")
 
 
 class ContactCounts(BaseModel):
@@ -320,7 +321,8 @@ class CallPage(PageOut):
 
 
 class CallLimits(BaseModel):
-    concurrent_max: int = Field(description="Live calls at once across the account; 0 blocks dialing.")
+    concurrent_max: int = Field(
+        description="Live calls at once across the account; 0 blocks dialing.")
     calls_per_minute: int = Field(description="Dials per minute; 0 blocks dialing.")
     daily_calls_max: int | None = Field(description="Dials per UTC day; null: unlimited.")
     daily_minutes_max: int | None = Field(description="Talk minutes per UTC day; null: unlimited.")
@@ -330,7 +332,9 @@ class ErrorDetail(BaseModel):
     code: str = Field(description="validation_error, unauthorized, not_found, conflict, "
                       "payload_too_large, unsupported_media_type, service_unavailable...")
     message: str = Field(description="For a 400 naming a field, starts with the field.")
-    field: str = Field(None, description="The offending input, when there is one.")
+    # None only while absent: it is left out of the body then, so the schema says string.
+    field: SkipJsonSchema[None] | str = Field(
+        None, description="The offending input, when there is one.")
 
 
 class ErrorOut(BaseModel):

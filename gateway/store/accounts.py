@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
 import attrs
 
-from gateway.store.records import from_row
 from gateway.db import Database, Tx
 from gateway.keys import display_prefix, generate_key, hash_key
+from gateway.store.records import from_row
 
 
 @attrs.frozen
@@ -37,7 +38,13 @@ class NewAccount:
     api_key: str  # shown once, never stored
 
 
-_UNSET = object()
+class _Unset(enum.Enum):
+    """A cap not named in a call: it stays as it is (None means unlimited)."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
 
 
 async def _insert_key(tx: Tx, account_id: uuid.UUID, key: str, label: str) -> uuid.UUID:
@@ -51,7 +58,7 @@ async def create_account(db: Database, *, name: str, concurrent_max: int,
     key = api_key or generate_key()
 
     async def create(tx: Tx) -> Account:
-        row = await tx.fetchrow("accounts.insert", name, concurrent_max, calls_per_minute)
+        row = await tx.fetchone("accounts.insert", name, concurrent_max, calls_per_minute)
         await _insert_key(tx, row["id"], key, "initial")
         return from_row(Account, row)
 
@@ -68,7 +75,7 @@ async def create_first_account(db: Database, *, name: str, concurrent_max: int,
         await tx.execute("accounts.bootstrap_lock")
         if await tx.fetchval("accounts.count"):
             return None
-        row = await tx.fetchrow("accounts.insert", name, concurrent_max, calls_per_minute)
+        row = await tx.fetchone("accounts.insert", name, concurrent_max, calls_per_minute)
         await _insert_key(tx, row["id"], key, "bootstrap")
         return from_row(Account, row)
 
@@ -113,9 +120,11 @@ async def list_all(db: Database) -> list[Account]:
     return [from_row(Account, row) for row in await db.fetch("accounts.list")]
 
 
-async def set_limits(db: Database, account_id: uuid.UUID, *, concurrent_max=_UNSET,
-                     calls_per_minute=_UNSET, daily_calls_max=_UNSET,
-                     daily_minutes_max=_UNSET) -> Account | None:
+async def set_limits(db: Database, account_id: uuid.UUID, *,
+                     concurrent_max: int | _Unset = _UNSET,
+                     calls_per_minute: int | _Unset = _UNSET,
+                     daily_calls_max: int | _Unset | None = _UNSET,
+                     daily_minutes_max: int | _Unset | None = _UNSET) -> Account | None:
     """Change some caps; a daily cap of None means unlimited. Unnamed caps stay as they are."""
     values = [concurrent_max, calls_per_minute, daily_calls_max, daily_minutes_max]
     given = [value is not _UNSET for value in values]

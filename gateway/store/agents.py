@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import attrs
 
-from gateway.store.records import from_row
 from gateway.db import Database
 from gateway.store.pages import PAGE_SIZE, Page, offset
+from gateway.store.records import from_row
 
 
 @attrs.frozen
@@ -26,7 +27,7 @@ class Agent:
 
 async def create(db: Database, account_id: uuid.UUID, *, name: str, status: str,
                  greeting: str, sip_uri: str | None, media_address: str | None) -> Agent:
-    row = await db.fetchrow("agents.insert", account_id, name, status, greeting, sip_uri,
+    row = await db.fetchone("agents.insert", account_id, name, status, greeting, sip_uri,
                             media_address)
     return from_row(Agent, row)
 
@@ -43,7 +44,7 @@ async def page(db: Database, account_id: uuid.UUID, number: int) -> Page[Agent]:
 
 
 async def update(db: Database, account_id: uuid.UUID, agent_id: uuid.UUID,
-                 changes: dict) -> Agent | None:
+                 changes: dict[str, Any]) -> Agent | None:
     """Apply the fields present in ``changes`` (name, status, greeting, sip_uri,
     media_address)."""
     fields = ("name", "status", "greeting", "sip_uri", "media_address")

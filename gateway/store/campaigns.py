@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -12,9 +13,8 @@ from gateway.contacts_csv import COPY_COLUMNS, ContactsImport
 from gateway.db import Database, Tx
 from gateway.ids import contact_id_prefix
 from gateway.store.pages import PAGE_SIZE, Page, offset
-from gateway.store.records import from_row
+from gateway.store.records import Row, from_row
 from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus
-
 
 
 class InvalidReference(Exception):
@@ -74,7 +74,7 @@ class Contact:
     id: uuid.UUID
     row_number: int
     phone_number: str
-    custom_fields: dict
+    custom_fields: dict[str, Any]  # the CSV's other columns, by header name
     status: str
     attempts: int
     last_outcome: str | None
@@ -120,7 +120,7 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
     status = (CampaignStatus.SCHEDULED if settings.scheduled_at is not None
               else CampaignStatus.DRAFT)
 
-    async def insert(tx: Tx):
+    async def insert(tx: Tx) -> Row:
         await check_references(tx, account_id, settings)
         await tx.execute(
             "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
@@ -132,7 +132,7 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
                                       functools.partial(next, chunks, None))
         if copied != contacts.accepted:  # a broken payload must not leave a short campaign
             raise RuntimeError(f"copied {copied} contacts, expected {contacts.accepted}")
-        return await tx.fetchrow("campaigns.set_totals", campaign_id, copied,
+        return await tx.fetchone("campaigns.set_totals", campaign_id, copied,
                                  contacts.rows_rejected, contacts.columns)
 
     # Not re-run on a deadlock: the upload is parsed once, as it is copied.
@@ -140,7 +140,7 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
     return _campaign(row, {ContactStatus.PENDING: contacts.accepted})
 
 
-def _campaign(row, counts: dict[str, int]) -> Campaign:
+def _campaign(row: Row, counts: dict[str, int]) -> Campaign:
     full = {status: counts.get(status, 0) for status in ContactStatus}
     return from_row(Campaign, {**row, "contact_counts": full})
 

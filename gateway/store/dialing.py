@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -23,7 +24,7 @@ class Claim:
     seq: int  # the contact's position in its import
     attempt: int
     phone_number: str
-    custom_fields: dict
+    custom_fields: dict[str, Any]
 
 
 @attrs.frozen
@@ -117,10 +118,11 @@ class ClaimCursor:
 
 
 async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int,
-                cursor: ClaimCursor, fence_pid: int) -> list[Claim]:
+                cursor: ClaimCursor, fence_pid: int | None) -> list[Claim]:
     """Claim up to ``limit`` due contacts: retries first, then new contacts in the
     cursor's window (located first if need be), and advance the cursor past them.
-    Nothing is claimed unless backend ``fence_pid`` holds the dialer lock."""
+    Nothing is claimed unless backend ``fence_pid`` holds the dialer lock (None: this
+    process holds no lock connection now, so nothing is)."""
     from_seq = await cursor.locate(db)
     rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq, FRESH_WINDOW,
                           fence_pid)
@@ -153,7 +155,7 @@ async def record_many(db: Database, results: list[tuple[uuid.UUID, CallResult]]
     already recorded are absent)."""
     columns = list(zip(*[(attempt_id, r.outcome, r.answered_at, r.ended_at,
                           r.duration_seconds, r.sip_call_id, r.sip_status)
-                         for attempt_id, r in results]))
+                         for attempt_id, r in results], strict=True))
     rows = await db.fetch("dialing.record_results", *columns, _RETRYABLE)
     return {row["attempt_id"]: row["status"] for row in rows}
 
@@ -173,13 +175,13 @@ async def campaign(db: Database, campaign_id: uuid.UUID) -> CampaignRow | None:
 
 
 async def references(db: Database, campaign_id: uuid.UUID) -> References:
-    return References(**dict(await db.fetchrow("dialing.references", campaign_id)))
+    return References(**dict(await db.fetchone("dialing.references", campaign_id)))
 
 
 async def recover_interrupted(db: Database, now: datetime) -> int:
     """At start-up (once the dialer lock is held): every open attempt belongs to a dialer
     that is gone. Returns the contacts decided."""
-    return len(await sweep_orphans(db, now, datetime.max.replace(tzinfo=timezone.utc), set()))
+    return len(await sweep_orphans(db, now, datetime.max.replace(tzinfo=UTC), set()))
 
 
 async def running(db: Database) -> list[uuid.UUID]:

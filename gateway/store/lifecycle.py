@@ -14,6 +14,7 @@ import attrs
 
 from gateway.db import Database, Tx
 from gateway.store.campaigns import InvalidReference, WrongStatus
+from gateway.store.records import Row
 from gateway.vocabulary import CampaignStatus
 
 START_FROM = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED)
@@ -44,7 +45,8 @@ class BudgetExceeded(Exception):
                 f"{self.concurrent_max} ({self.free} free): {advice}")
 
 
-async def _locked(tx: Tx, account_id: uuid.UUID, campaign_id: uuid.UUID, allowed: tuple):
+async def _locked(tx: Tx, account_id: uuid.UUID, campaign_id: uuid.UUID,
+                  allowed: tuple[str, ...]) -> Row | None:
     row = await tx.fetchrow("lifecycle.lock_campaign", campaign_id, account_id)
     if row is None:
         return None
@@ -65,7 +67,7 @@ async def start(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now
         row = await _locked(tx, account_id, campaign_id, allowed)
         if row is None:
             return False
-        refs = await tx.fetchrow("dialing.references", campaign_id)
+        refs = await tx.fetchone("dialing.references", campaign_id)
         if not refs["agent_ok"]:
             raise InvalidReference("agent_id", "the campaign's agent is inactive or deleted")
         if not refs["number_ok"]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import attrs
 
-from gateway.store.records import from_row
 from gateway.db import Database
 from gateway.store.pages import PAGE_SIZE, Page, offset
+from gateway.store.records import from_row
 
 
 @attrs.frozen
@@ -25,7 +26,7 @@ class PhoneNumber:
 async def create(db: Database, account_id: uuid.UUID, *, number: str, outbound_enabled: bool,
                  label: str) -> PhoneNumber:
     """Raises :class:`gateway.db.UniqueViolation` if the account has the number already."""
-    row = await db.fetchrow("phone_numbers.insert", account_id, number, outbound_enabled, label)
+    row = await db.fetchone("phone_numbers.insert", account_id, number, outbound_enabled, label)
     return from_row(PhoneNumber, row)
 
 
@@ -41,7 +42,7 @@ async def page(db: Database, account_id: uuid.UUID, number: int) -> Page[PhoneNu
 
 
 async def update(db: Database, account_id: uuid.UUID, number_id: uuid.UUID,
-                 changes: dict) -> PhoneNumber | None:
+                 changes: dict[str, Any]) -> PhoneNumber | None:
     fields = ("outbound_enabled", "label")
     row = await db.fetchrow("phone_numbers.update", number_id, account_id,
                             *(changes.get(f) for f in fields), *(f in changes for f in fields))

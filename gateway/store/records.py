@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
-R = TypeVar("R")
+R = TypeVar("R", bound=attrs.AttrsInstance)
 
 
-def from_row(cls: type[R], row) -> R:
+class Row(Protocol):
+    """A database row (asyncpg's ``Record``) or a dict of its columns, read by column name."""
+
+    def keys(self) -> Iterable[str]: ...
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def from_row(cls: type[R], row: Row) -> R:
     """The record ``cls`` filled from the row's columns of the same names."""
     return cls(**{field.name: row[field.name] for field in attrs.fields(cls)})

@@ -9,8 +9,9 @@ call at the far end before returning (shielding its own clean-up), and then re-r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 import attrs
 

@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
@@ -82,7 +82,8 @@ def render(rows: list[Row]) -> str:
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
 
     def fmt(cells) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
+        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        return "| " + " | ".join(padded) + " |"
 
     out = [fmt(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
     out += [fmt(line) for line in lines]
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full", "seconds": round(total, 1),
         "machine": info, "profiled": args.profile is not None, "runs": runs,
         "rows": [attrs.asdict(row) for row in rows], "table": table,

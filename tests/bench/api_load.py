@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import time
 import uuid
+
 import trio
 
-from tests.bench.harness import (Api, Pg, Row, campaign_status, contacts_csv, fresh_database,
-                                 gateway_process, latency_summary, maybe_profile,
-                                 sample_in_turn)
+from tests.bench.harness import (
+    Api,
+    Pg,
+    Row,
+    campaign_status,
+    contacts_csv,
+    fresh_database,
+    gateway_process,
+    latency_summary,
+    maybe_profile,
+    sample_in_turn,
+)
 
 NAME = "api"
 TARGET_MS = 50.0

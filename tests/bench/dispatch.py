@@ -20,10 +20,21 @@ import uuid
 
 import trio
 
-from tests.bench.harness import (PROJECT, Api, BackendCpu, Pg, Row, campaign_status,
-                                 contacts_csv,
-                                 fresh_database, gateway_process, maybe_profile, median,
-                                 percentile, rule)
+from tests.bench.harness import (
+    PROJECT,
+    Api,
+    BackendCpu,
+    Pg,
+    Row,
+    campaign_status,
+    contacts_csv,
+    fresh_database,
+    gateway_process,
+    maybe_profile,
+    median,
+    percentile,
+    rule,
+)
 
 NAME = "dispatch"
 TARGET = 1000.0

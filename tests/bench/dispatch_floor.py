@@ -18,7 +18,7 @@ import json
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -33,7 +33,7 @@ MAX_RECORD_BATCH = 500
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def main(url: str, campaign_id: uuid.UUID) -> dict:
@@ -67,7 +67,7 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
             wakeup.clear()
             while pending:
                 batch, pending = pending[:MAX_RECORD_BATCH], pending[MAX_RECORD_BATCH:]
-                columns = list(zip(*[values for values, _ in batch]))
+                columns = list(zip(*[values for values, _ in batch], strict=True))
                 await run("fetch", record_sql, *columns, retryable)
                 for _, written in batch:
                     written.set_result(None)

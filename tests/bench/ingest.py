@@ -7,7 +7,7 @@ are compared. Peak server memory: the gateway's VmHWM is reset (``clear_refs``) 
 each upload; the figure is the largest rise of the peak over the RSS before the upload.
 
 Where the upload's time goes (informational, same repetitions): the gateway's own CSV
-parser (``gateway.contacts_csv.parse_contacts``, timed in this process) and ``psql \copy``
+parser (``gateway.contacts_csv.parse_contacts``, timed in this process) and ``psql \\copy``
 of the payload it produces into ``contacts`` (its heap, two indexes, the counts trigger:
 the database's share of the upload). The gateway parses while PostgreSQL copies, so the
 rest of the upload is HTTP and multipart, the first chunk, the tail and the commit.
@@ -30,15 +30,25 @@ from pathlib import Path
 import trio
 
 from gateway.contacts_csv import COPY_COLUMNS, parse_contacts
-from tests.bench.harness import (Api, Pg, Row, contacts_csv, expect, fresh_database,
-                                 gateway_process, maybe_profile, median)
+from tests.bench.harness import (
+    Api,
+    Pg,
+    Row,
+    contacts_csv,
+    expect,
+    fresh_database,
+    gateway_process,
+    maybe_profile,
+    median,
+)
 
 NAME = "ingest"
 FLOOR_TABLE = "bench_copy_floor"
 PAYLOAD_COLUMNS = ", ".join(COPY_COLUMNS)
 
 
-async def psql_copy(url: str, path: Path, target: str, options: str = "FORMAT csv, HEADER") -> float:
+async def psql_copy(url: str, path: Path, target: str,
+                    options: str = "FORMAT csv, HEADER") -> float:
     """Seconds for ``psql \\copy`` of the file (the psql process's wall time)."""
     command = ["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-c",
                f"\\copy {target} FROM '{path}' WITH ({options})"]

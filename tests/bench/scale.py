@@ -25,9 +25,19 @@ import time
 
 import trio
 
-from tests.bench.harness import (NO_DB_PROBE, Api, Pg, Row, contacts_csv, fresh_database,
-                                 gateway_process, latency_summary, maybe_profile, rule,
-                                 sample_in_turn)
+from tests.bench.harness import (
+    NO_DB_PROBE,
+    Api,
+    Pg,
+    Row,
+    contacts_csv,
+    fresh_database,
+    gateway_process,
+    latency_summary,
+    maybe_profile,
+    rule,
+    sample_in_turn,
+)
 
 NAME = "scale"
 PER_CAMPAIGN = 100

@@ -40,10 +40,22 @@ from pathlib import Path
 import trio
 
 from gateway.config import SseSettings
-from tests.bench.harness import (API_KEY, PROJECT, Api, Pg, Row, campaign_status,
-                                 contacts_csv, cpu_seconds, expect,
-                                 fresh_database, gateway_process, maybe_profile, median,
-                                 percentile)
+from tests.bench.harness import (
+    API_KEY,
+    PROJECT,
+    Api,
+    Pg,
+    Row,
+    campaign_status,
+    contacts_csv,
+    cpu_seconds,
+    expect,
+    fresh_database,
+    gateway_process,
+    maybe_profile,
+    median,
+    percentile,
+)
 
 NAME = "sse"
 PROCESSES = 2
@@ -258,8 +270,8 @@ async def run(ctx) -> list[Row]:
         Row(NAME, f"{count} subscribers got every tick", f"{ticks} ticks, {missing} missed",
             "", None, "", "none missed", missing == 0 and not errors and ticks > 0,
             note=f"ticks published after all {count} were connected: {ticks} "
-                 f"({sum(f['ticks'] for f in dialing)} while dialing, {idle_figures['ticks']} while "
-                 f"paused); connection errors {len(errors)}"
+                 f"({sum(f['ticks'] for f in dialing)} while dialing, "
+                 f"{idle_figures['ticks']} while paused); connection errors {len(errors)}"
                  + (f" (first: {errors[0]})" if errors else "")),
         Row(NAME, "tick delivery spread while dialing, worst tick", worst, "ms",
             median(spreads), "median tick", f"< {SPREAD_TARGET_MS:.0f} ms",

@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 from pydantic import ValidationError
-from quart import Blueprint, request
-from quart_schema import (DataSource, document_request, validate_querystring,
-                          document_response)
+from quart import Blueprint, Response, request
+from quart_schema import DataSource, document_request, document_response, validate_querystring
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway.contacts_csv import ContactsFileError, ContactsImport
 from gateway.http.context import no_content, page_fields, principal, respond, services
-from gateway.http.errors import (ApiError, conflict, describe_validation, not_found,
-                                 note_inputs, validation_error)
+from gateway.http.errors import (
+    ApiError,
+    conflict,
+    describe_validation,
+    not_found,
+    note_inputs,
+    validation_error,
+)
 from gateway.http.multipart import Form, read_form
 from gateway.http.openapi import API, errors, raw_response
-from gateway.http.schemas import (CampaignCreated, CampaignCreateForm, CampaignFields,
-                                  CampaignOut, CampaignPage, CampaignPageQuery,
-                                  ContactPage, ContactPageQuery, greeting_variables)
+from gateway.http.schemas import (
+    CampaignCreated,
+    CampaignCreateForm,
+    CampaignFields,
+    CampaignOut,
+    CampaignPage,
+    CampaignPageQuery,
+    ContactPage,
+    ContactPageQuery,
+    ImportReport,
+    greeting_variables,
+)
 from gateway.ids import uuid7
 from gateway.logs import get_logger
 from gateway.store import campaigns
@@ -35,7 +50,7 @@ TEXT_FIELDS = frozenset(CampaignFields.model_fields)
 FILE_FIELDS = frozenset({"contacts"})
 
 
-def campaign_out(campaign: Campaign) -> dict:
+def campaign_out(campaign: Campaign) -> dict[str, Any]:
     fields = attrs.asdict(campaign, recurse=False)
     counts = fields.pop("contact_counts")
     fields.pop("contacts_total")
@@ -46,7 +61,7 @@ def campaign_out(campaign: Campaign) -> dict:
 @document_request(CampaignCreateForm, source=DataSource.FORM_MULTIPART)
 @document_response(CampaignCreated, 201)
 @errors(400, 413, 415, *API)
-async def create_campaign():
+async def create_campaign() -> Response:
     limits = services().settings.limits
     try:
         form = await read_form(request.body, request.headers.get("Content-Type"),
@@ -80,14 +95,14 @@ def _settings_from(form: Form) -> CampaignSettings:
     if fields.retry_delay_seconds < minimum:
         raise validation_error("retry_delay_seconds",
                                f"must be at least {minimum} (got {fields.retry_delay_seconds})")
-    if fields.scheduled_at is not None and fields.scheduled_at <= datetime.now(timezone.utc):
+    if fields.scheduled_at is not None and fields.scheduled_at <= datetime.now(UTC):
         raise validation_error("scheduled_at",
                                f"is in the past ({fields.scheduled_at.isoformat()}); "
                                "omit it to create a draft, or give a future time")
     return CampaignSettings(**fields.model_dump())
 
 
-async def _create_from_form(form: Form):
+async def _create_from_form(form: Form) -> Response:
     svc, who = services(), principal()
     settings = _settings_from(form)
     try:
@@ -116,29 +131,30 @@ async def _create_from_form(form: Form):
     return respond(CampaignCreated(**campaign_out(campaign), import_report=report), 201)
 
 
-def _report(parsed: ContactsImport, greeting: str) -> dict:
+def _report(parsed: ContactsImport, greeting: str) -> ImportReport:
     """The import report: at most MAX_LISTED_REJECTIONS rows listed (a few hundred kB of
     JSON at most, built in a few ms on the event loop), every rejection counted."""
     columns = set(parsed.columns)
     warnings = [f"the agent's greeting uses {{{{{name}}}}} but the CSV has no '{name}' "
                 "column; it will be empty" for name in greeting_variables(greeting)
                 if name not in columns]
-    return {"rows_accepted": parsed.accepted, "rows_rejected": parsed.rows_rejected,
-            "columns": parsed.columns, "warnings": warnings,
-            "rejected": [attrs.asdict(row) for row in parsed.rejected],
-            "rejected_counts": parsed.rejected_counts,
-            "rejected_truncated": parsed.rejected_truncated,
-            "delimiter": parsed.delimiter}
+    return ImportReport.model_validate({
+        "rows_accepted": parsed.accepted, "rows_rejected": parsed.rows_rejected,
+        "columns": parsed.columns, "warnings": warnings,
+        "rejected": [attrs.asdict(row) for row in parsed.rejected],
+        "rejected_counts": parsed.rejected_counts,
+        "rejected_truncated": parsed.rejected_truncated,
+        "delimiter": parsed.delimiter})
 
 
 @bp.get("/campaigns")
 @validate_querystring(CampaignPageQuery)
 @document_response(CampaignPage)
 @errors(400, *API)
-async def list_campaigns(query_args: CampaignPageQuery):
+async def list_campaigns(query_args: CampaignPageQuery) -> Response:
     page = await campaigns.page(services().db, principal().account.id, query_args.page,
                                 query_args.status)
-    return respond(CampaignPage(data=[campaign_out(c) for c in page.items],
+    return respond(CampaignPage(data=[CampaignOut(**campaign_out(c)) for c in page.items],
                                 **page_fields(page)))
 
 
@@ -155,20 +171,20 @@ async def owned_campaign(campaign_id: uuid.UUID, *, counts: bool = True) -> Camp
 @bp.get("/campaigns/<uuid:campaign_id>")
 @document_response(CampaignOut)
 @errors(404, *API)
-async def get_campaign(campaign_id: uuid.UUID):
+async def get_campaign(campaign_id: uuid.UUID) -> Response:
     return respond(CampaignOut(**campaign_out(await owned_campaign(campaign_id))))
 
 
 @bp.delete("/campaigns/<uuid:campaign_id>")
 @raw_response(204, "Deleted with its contacts (drafts only).")
 @errors(404, 409, *API)
-async def delete_campaign(campaign_id: uuid.UUID):
+async def delete_campaign(campaign_id: uuid.UUID) -> Response:
     try:
         deleted = await campaigns.delete(services().db, principal().account.id, campaign_id)
     except WrongStatus as exc:
+        stoppable = (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED)
         raise conflict(f"only a draft campaign can be deleted; this one is {exc.status}"
-                       + (" (stop it first)" if exc.status in (
-                           CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED) else "")) from None
+                       + (" (stop it first)" if exc.status in stoppable else "")) from None
     if not deleted:
         raise not_found("campaign")
     log.info("campaign.deleted", campaign_id=str(campaign_id),
@@ -180,7 +196,7 @@ async def delete_campaign(campaign_id: uuid.UUID):
 @validate_querystring(ContactPageQuery)
 @document_response(ContactPage)
 @errors(400, 404, *API)
-async def list_contacts(campaign_id: uuid.UUID, query_args: ContactPageQuery):
+async def list_contacts(campaign_id: uuid.UUID, query_args: ContactPageQuery) -> Response:
     campaign = await owned_campaign(campaign_id, counts=False)
     page = await campaigns.contacts_page(services().db, campaign, query_args.page,
                                          query_args.status)

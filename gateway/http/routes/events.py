@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-from quart import Blueprint, make_response
+from quart import Blueprint, Response, make_response
 
 from gateway.engine.snapshots import End, Heartbeat, Snapshot, encode
 from gateway.http.context import services
@@ -40,7 +40,7 @@ def _event(event_id: int, data: str, kind: str | None = None) -> bytes:
               "heartbeat comments, and `event: end` when the campaign is done.",
               "text/event-stream")
 @errors(404, *API)
-async def campaign_events(campaign_id: uuid.UUID):
+async def campaign_events(campaign_id: uuid.UUID) -> Response:
     await owned_campaign(campaign_id, counts=False)  # 404 for another tenant's campaign
     svc = services()
     snapshots, heartbeat = svc.snapshots, svc.settings.sse.heartbeat_seconds
@@ -61,5 +61,6 @@ async def campaign_events(campaign_id: uuid.UUID):
                             {"campaign_id": str(campaign_id), "status": status}), "end")
 
     response = await make_response(stream(), 200, SSE_HEADERS)
+    assert isinstance(response, Response)  # a body iterator makes the app's response class
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would silently end the stream
     return response

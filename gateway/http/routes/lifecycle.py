@@ -7,12 +7,15 @@ supervisor, which starts or winds down the campaign's actor.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring
 
 from gateway.clock import utcnow
+from gateway.db import Database
 from gateway.http.context import page_fields, principal, respond, services
 from gateway.http.errors import ApiError, conflict, not_found
 from gateway.http.openapi import API, errors
@@ -28,9 +31,11 @@ bp = Blueprint("lifecycle", __name__)
 log = get_logger(__name__)
 _EVENTS = {"start": "campaign.started", "resume": "campaign.resumed",
            "pause": "campaign.paused", "stop": "campaign.stopped"}
+# A store transition: (db, account_id, campaign_id) → False if there is no such campaign.
+Change = Callable[[Database, uuid.UUID, uuid.UUID], Awaitable[bool]]
 
 
-async def _transition(campaign_id: uuid.UUID, verb: str, change) -> dict:
+async def _transition(campaign_id: uuid.UUID, verb: str, change: Change) -> dict[str, Any]:
     account_id = principal().account.id
     try:
         found = await change(services().db, account_id, campaign_id)
@@ -44,6 +49,8 @@ async def _transition(campaign_id: uuid.UUID, verb: str, change) -> dict:
         raise not_found("campaign")
     services().engine.notify(campaign_id)
     campaign = await campaigns.get(services().db, account_id, campaign_id)
+    if campaign is None:  # deleted since: only drafts can be, which no transition leaves
+        raise not_found("campaign")
     log.info(_EVENTS[verb], campaign_id=str(campaign_id), account_id=str(account_id),
              status=campaign.status, trigger="api")
     return campaign_out(campaign)
@@ -52,7 +59,7 @@ async def _transition(campaign_id: uuid.UUID, verb: str, change) -> dict:
 @bp.post("/campaigns/<uuid:campaign_id>/start")
 @document_response(CampaignOut)
 @errors(404, 409, *API)
-async def start_campaign(campaign_id: uuid.UUID):
+async def start_campaign(campaign_id: uuid.UUID) -> Response:
     """draft, scheduled or paused → running, if the account's concurrency budget allows."""
     return respond(CampaignOut(**await _transition(
         campaign_id, "start", lambda db, a, c: lifecycle.start(db, a, c, utcnow()))))
@@ -61,7 +68,7 @@ async def start_campaign(campaign_id: uuid.UUID):
 @bp.post("/campaigns/<uuid:campaign_id>/resume")
 @document_response(CampaignOut)
 @errors(404, 409, *API)
-async def resume_campaign(campaign_id: uuid.UUID):
+async def resume_campaign(campaign_id: uuid.UUID) -> Response:
     """paused → running, if the account's concurrency budget allows."""
     return respond(CampaignOut(**await _transition(
         campaign_id, "resume",
@@ -71,7 +78,7 @@ async def resume_campaign(campaign_id: uuid.UUID):
 @bp.post("/campaigns/<uuid:campaign_id>/pause")
 @document_response(CampaignOut)
 @errors(404, 409, *API)
-async def pause_campaign(campaign_id: uuid.UUID):
+async def pause_campaign(campaign_id: uuid.UUID) -> Response:
     """running → paused: nothing new is dialed; live calls finish and are recorded."""
     return respond(CampaignOut(**await _transition(campaign_id, "pause", lifecycle.pause)))
 
@@ -79,7 +86,7 @@ async def pause_campaign(campaign_id: uuid.UUID):
 @bp.post("/campaigns/<uuid:campaign_id>/stop")
 @document_response(CampaignOut)
 @errors(404, 409, *API)
-async def stop_campaign(campaign_id: uuid.UUID):
+async def stop_campaign(campaign_id: uuid.UUID) -> Response:
     """running, paused or scheduled → completed: contacts never dialed are skipped; live
     calls are not aborted, their results are recorded."""
     return respond(CampaignOut(**await _transition(
@@ -90,7 +97,7 @@ async def stop_campaign(campaign_id: uuid.UUID):
 @validate_querystring(PageQuery)
 @document_response(CallPage)
 @errors(400, 404, *API)
-async def list_calls(campaign_id: uuid.UUID, query_args: PageQuery):
+async def list_calls(campaign_id: uuid.UUID, query_args: PageQuery) -> Response:
     campaign = await owned_campaign(campaign_id, counts=False)
     page = await calls.page(services().db, campaign.id, query_args.page)
     return respond(CallPage(data=[CallOut(**attrs.asdict(c)) for c in page.items],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import document_response
 
 from gateway.http.context import principal, respond, services
@@ -17,7 +17,7 @@ bp = Blueprint("limits", __name__)
 @bp.get("/call-limits")
 @document_response(CallLimits)
 @errors(*API)
-async def call_limits():
+async def call_limits() -> Response:
     # Read fresh: the principal may come from the key cache, and an operator may just
     # have changed the caps.
     account = await accounts.get(services().db, principal().account.id)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from datetime import datetime
 
 import trio
 
@@ -41,14 +42,21 @@ from gateway.telephony.sip.headers import make_response, new_branch, new_tag
 from gateway.telephony.sip.message import SipParseError, SipResponse
 from gateway.telephony.sip.outcomes import outcome_for_status
 from gateway.telephony.sip.outgoing import SipProfile, build_cancel, build_invite
-from gateway.telephony.sip.transaction import (CallTransactions, ClientTransaction,
-                                               InviteClientTransaction,
-                                               NonInviteClientTransaction, Response, Timeout)
+from gateway.telephony.sip.transaction import (
+    CallTransactions,
+    ClientTransaction,
+    InviteClientTransaction,
+    NonInviteClientTransaction,
+    Response,
+    Timeout,
+)
 from gateway.telephony.sip.transport import ALLOW, Incoming, SipTransport, TransportError
 from gateway.vocabulary import Outcome
 
 log = get_logger(__name__)
 CLEANUP_SECONDS = 2.0
+# Digest answers already given: (header name, realm) → header value.
+Credentials = dict[tuple[str, str], str]
 _CHALLENGES = {401: ("www-authenticate", "Authorization"),
                407: ("proxy-authenticate", "Proxy-Authorization")}
 
@@ -63,10 +71,10 @@ class OutboundCall:
         self.invite: InviteClientTransaction | None = None
         self.dialog: Dialog | None = None
         self.ended = False                 # the dialog is over (BYE sent or received)
-        self.answered_at = None
+        self.answered_at: datetime | None = None
         self.cancel_wanted = False
         self._cancel_sent_at = math.inf
-        self._credentials: dict[tuple[str, str], str] = {}
+        self._credentials: Credentials = {}
         self._callback_error: Exception | None = None
         self._log = log.bind(call_id=str(request.call_id), sip_call_id=self.call_id)
 
@@ -88,7 +96,7 @@ class OutboundCall:
                     with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
                         await self._abandon()
 
-    def _result(self, outcome: str, status: int | None) -> CallResult:
+    def _result(self, outcome: Outcome, status: int | None) -> CallResult:
         return CallResult(outcome, answered_at=self.answered_at, ended_at=utcnow(),
                           sip_call_id=self.call_id, sip_status=status)
 
@@ -106,24 +114,24 @@ class OutboundCall:
                 self.invite = transaction  # only once sent: a CANCEL needs a sent INVITE
                 final = await self._await_final(trio.current_time() + self.profile.ring_timeout)
                 if final is None:  # Timer B: no response at all; or no final after CANCEL
-                    return self._result(Outcome.FAILED if self.invite.timed_out else Outcome.NO_ANSWER,
-                                        None)
+                    return self._result(
+                        Outcome.FAILED if transaction.timed_out else Outcome.NO_ANSWER, None)
                 if final.status in _CHALLENGES and self._answer_challenge(
                         transaction, final, self._credentials):
                     continue
                 if final.status >= 300:
                     return self._result(outcome_for_status(final.status), final.status)
-                return await self._talk(final, on_answer)
+                return await self._talk(transaction, final, on_answer)
         except (TransportError, SipParseError) as exc:  # SipParseError: an unusable 2xx
             self._log.warning("sip.transport_error", error=str(exc))
             return self._result(Outcome.ANSWERED if self.answered_at else Outcome.FAILED, None)
 
-    def _auth_headers(self, credentials: dict | None = None) -> list[tuple[str, str]]:
+    def _auth_headers(self, credentials: Credentials | None = None) -> list[tuple[str, str]]:
         credentials = self._credentials if credentials is None else credentials
         return [(kind, value) for (kind, _), value in credentials.items()]
 
     def _answer_challenge(self, transaction: ClientTransaction, response: SipResponse,
-                          credentials: dict[tuple[str, str], str]) -> bool:
+                          credentials: Credentials) -> bool:
         """Add to ``credentials`` the answer to a 401/407; False if there are none to give,
         this realm was already answered (one retry per challenge), or the request did not
         go to the proxy (the transport only takes its responses from where it went)."""
@@ -181,11 +189,12 @@ class OutboundCall:
             await self.txns.start(NonInviteClientTransaction(
                 build_cancel(invite.request), invite.dest, self.profile.timers))
 
-    async def _talk(self, final: SipResponse, on_answer: AnswerCallback) -> CallResult:
-        self._open_dialog(final)
-        await self._send_ack()
+    async def _talk(self, invite: InviteClientTransaction, final: SipResponse,
+                    on_answer: AnswerCallback) -> CallResult:
+        dialog = self._open_dialog(invite, final)
+        await self._send_ack(dialog)
         if self.cancel_wanted:  # answered after our CANCEL: hang up at once
-            await self._hang_up()
+            await self._hang_up(dialog)
             return self._result(Outcome.NO_ANSWER, final.status)
         self.answered_at = utcnow()
         hang_up_at = trio.current_time() + self.profile.max_call
@@ -197,29 +206,29 @@ class OutboundCall:
         while not self.ended:
             event = await self.txns.next(hang_up_at)
             if event is None:
-                await self._hang_up()
+                await self._hang_up(dialog)
             elif isinstance(event, Incoming):
                 await self._on_incoming(event)
         return self._result(Outcome.ANSWERED, final.status)
 
-    def _open_dialog(self, final: SipResponse) -> None:
-        self.dialog = Dialog.from_2xx(self.profile, self.invite.request, final)
+    def _open_dialog(self, invite: InviteClientTransaction, final: SipResponse) -> Dialog:
+        dialog = self.dialog = Dialog.from_2xx(self.profile, invite.request, final)
         # The far end's requests (BYE) may come from the next hop as well as the proxy.
-        self.txns.inbox.accept_requests_from(self.dialog.destination()[0])
+        self.txns.inbox.accept_requests_from(dialog.destination()[0])
+        return dialog
 
-    async def _send_ack(self) -> None:
-        await self.transport.send(self.dialog.ack_for_2xx(), self.dialog.destination())
+    async def _send_ack(self, dialog: Dialog) -> None:
+        await self.transport.send(dialog.ack_for_2xx(), dialog.destination())
 
-    async def _hang_up(self) -> None:
+    async def _hang_up(self, dialog: Dialog) -> None:
         """BYE, and wait for its final response (Timer F bounds the wait); a 401/407 is
         answered once (the INVITE's credentials are for the INVITE's method and URI)."""
-        credentials: dict[tuple[str, str], str] = {}
+        credentials: Credentials = {}
         while not self.ended:
             self.cseq += 1
-            bye = self.dialog.request("BYE", self.cseq,
-                                      extra=tuple(self._auth_headers(credentials)))
+            bye = dialog.request("BYE", self.cseq, extra=tuple(self._auth_headers(credentials)))
             transaction = NonInviteClientTransaction(
-                bye, self.dialog.destination(), self.profile.timers)
+                bye, dialog.destination(), self.profile.timers)
             await self.txns.start(transaction)
             final = await self._until_done(transaction)
             if final is not None and final.status in _CHALLENGES and \
@@ -239,7 +248,7 @@ class OutboundCall:
         message = incoming.message
         if isinstance(message, SipResponse):
             if self.dialog is not None and message.cseq == self.dialog.invite.cseq:
-                await self._send_ack()  # our ACK was lost
+                await self._send_ack(self.dialog)  # our ACK was lost
             return
         if message.method == "ACK":
             return
@@ -272,15 +281,16 @@ class OutboundCall:
         """Clean-up after cancellation or an error: leave nothing open at the peer."""
         try:
             if self.dialog is not None and not self.ended:
-                await self._hang_up()
+                await self._hang_up(self.dialog)
             elif self.invite is not None and not self.invite.done:
+                invite = self.invite
                 self.cancel_wanted = True
                 await self._maybe_cancel()
                 final = await self._await_final()
                 if final is not None and final.status < 300:
-                    self._open_dialog(final)
-                    await self._send_ack()
-                    await self._hang_up()
+                    dialog = self._open_dialog(invite, final)
+                    await self._send_ack(dialog)
+                    await self._hang_up(dialog)
         except (TransportError, SipParseError) as exc:
             self._log.warning("sip.cleanup_failed", error=str(exc))
         except Exception as exc:  # never let a clean-up bug replace the exception in flight

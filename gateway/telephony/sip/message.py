@@ -65,7 +65,9 @@ def normalise(name: str) -> str:
 
 def split_list(value: str) -> list[str]:
     """Split a header value on commas outside quotes and angle brackets."""
-    parts, current, quoted, angle, escaped = [], [], False, False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted, angle, escaped = False, False, False
     for char in value:
         if escaped:
             escaped = False
@@ -204,7 +206,8 @@ def _unfold(lines: list[str]) -> list[tuple[str, str]]:
     return [(name, value) for name, value in fields]
 
 
-def _start(line: str, headers, body: bytes) -> SipRequest | SipResponse:
+def _start(line: str, headers: tuple[tuple[str, str], ...],
+           body: bytes) -> SipRequest | SipResponse:
     parts = line.split(" ", 2)
     if len(parts) != 3:
         raise SipParseError(f"bad start line {line[:60]!r}")

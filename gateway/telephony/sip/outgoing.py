@@ -16,8 +16,8 @@ from urllib.parse import quote
 import attrs
 
 from gateway.telephony.base import DialRequest
-from gateway.telephony.sip.message import SipRequest
 from gateway.telephony.sip.headers import x_header_name, x_header_value
+from gateway.telephony.sip.message import SipRequest
 from gateway.telephony.sip.transaction import Timers
 from gateway.telephony.sip.transport import ALLOW, Address
 
@@ -40,7 +40,7 @@ class SipProfile:
     max_call: float = 3600.0
     media_address: str = ""
     media_port: int = 40000
-    timers: Timers = Timers()
+    timers: Timers = attrs.field(factory=Timers)
 
     @property
     def proxy_hostport(self) -> str:

@@ -52,8 +52,13 @@ import trio
 from gateway.logs import get_logger
 from gateway.telephony.sip.bounded import ExpiringTable
 from gateway.telephony.sip.headers import make_response, top_via
-from gateway.telephony.sip.message import (MAX_DATAGRAM, SipParseError, SipRequest,
-                                           SipResponse, parse)
+from gateway.telephony.sip.message import (
+    MAX_DATAGRAM,
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    parse,
+)
 
 log = get_logger(__name__)
 Address = tuple[str, int]
@@ -143,7 +148,7 @@ class CallInbox:
         self._route(("call", self.call_id), self.peer)
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         for key in self._keys:
             self._unroute(key)
         self._keys.clear()
@@ -158,7 +163,8 @@ async def resolve(host: str, port: int | None) -> Address:
                                               trio.socket.SOCK_DGRAM)
     except OSError as exc:
         raise TransportError(f"cannot resolve {host!r}: {exc}") from exc
-    return infos[0][4][:2]
+    address = infos[0][4]  # AF_INET: (host, port)
+    return str(address[0]), int(address[1])
 
 
 class SipTransport:
@@ -235,7 +241,8 @@ class SipTransport:
             branch = top_via(message).branch
             method = message.cseq[1]
         except SipParseError as exc:
-            return self._drop("malformed", source, size=len(data), error=str(exc))
+            self._drop("malformed", source, size=len(data), error=str(exc))
+            return None
         try:
             if isinstance(message, SipResponse):
                 return self._dispatch_response(message, branch, method, source)
@@ -245,10 +252,9 @@ class SipTransport:
             log.error("sip.dispatch_failed", source=_show(source), exc_info=exc)
             return None
 
-    def _drop(self, reason: str, source: Address, **details) -> None:
+    def _drop(self, reason: str, source: Address, **details: object) -> None:
         self._counts[reason] += 1
         log.debug(f"sip.{reason}", source=_show(source), **details)
-        return None
 
     def _dispatch_response(self, response: SipResponse, branch: str, method: str,
                            source: Address) -> tuple[bytes, Address] | None:
@@ -257,19 +263,22 @@ class SipTransport:
             route = self._routes.get(("call", response.call_id))
         if route is not None:
             if source != route[1]:
-                return self._drop("unexpected_source", source, status=response.status,
-                                  call_id=response.call_id)
+                self._drop("unexpected_source", source, status=response.status,
+                           call_id=response.call_id)
+                return None
             self._deliver(route[0], Incoming(response, source))
             return None
         if method == "INVITE" and response.status >= 300:
             lingering = self._lingering.get(branch, trio.current_time())
             if lingering is not None:
                 if source != lingering[1]:
-                    return self._drop("unexpected_source", source, status=response.status,
-                                      call_id=response.call_id)
+                    self._drop("unexpected_source", source, status=response.status,
+                               call_id=response.call_id)
+                    return None
                 self._counts["replied"] += 1
                 return lingering
-        return self._drop("stray", source, status=response.status, call_id=response.call_id)
+        self._drop("stray", source, status=response.status, call_id=response.call_id)
+        return None
 
     def _dispatch_request(self, request: SipRequest, branch: str,
                           source: Address) -> tuple[bytes, Address] | None:
@@ -281,12 +290,14 @@ class SipTransport:
         route = self._routes.get(("call", request.call_id))
         if route is not None:
             if source[0] not in route[0].request_hosts:
-                return self._drop("unexpected_source", source, method=request.method,
-                                  call_id=request.call_id)
+                self._drop("unexpected_source", source, method=request.method,
+                           call_id=request.call_id)
+                return None
             self._deliver(route[0], Incoming(request, source))
             return None
         if request.method == "ACK":
-            return self._drop("stray", source, method="ACK", call_id=request.call_id)
+            self._drop("stray", source, method="ACK", call_id=request.call_id)
+            return None
         try:
             if request.method == "OPTIONS":
                 response = make_response(request, 200, "OK", extra=(("Allow", ALLOW),))
@@ -296,7 +307,8 @@ class SipTransport:
                 response = make_response(request, 481, "Call/Transaction Does Not Exist")
             data = response.encode()
         except ValueError as exc:  # SipParseError included
-            return self._drop("unsendable", source, method=request.method, error=str(exc))
+            self._drop("unsendable", source, method=request.method, error=str(exc))
+            return None
         self._counts["replied"] += 1
         return data, source
 
