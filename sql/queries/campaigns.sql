@@ -57,7 +57,11 @@ WHERE id = $1
 RETURNING *;
 
 -- Contact pages of campaign $1. A contact's id and its fields as the API shows them are
--- computed from its row and its campaign's contact_id_prefix and custom_field_names (0005).
+-- computed from its row and its campaign's contact_id_prefix and custom_field_names (0005),
+-- for the page's rows only: the page is chosen from contacts alone (the inner query), so
+-- the plan is the one a single-table query gets. Joined to campaigns instead, a campaign
+-- imported moments ago (no statistics yet: the planner expects 2 rows) was read whole
+-- and sorted, 85 ms for 100k contacts instead of 1 ms.
 
 -- name: contacts_range
 -- Unfiltered pages: seq is dense, so a page is one index range.
@@ -65,8 +69,10 @@ SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id,
        contact_fields(cp.custom_field_names, c.custom_fields) AS custom_fields,
        c.row_number, c.phone_number, c.status, c.attempts, c.last_outcome,
        c.last_attempt_at, c.next_attempt_at
-FROM campaigns cp JOIN contacts c ON c.campaign_id = cp.id
-WHERE cp.id = $1 AND c.campaign_id = $1 AND c.seq >= $2 AND c.seq < $3
+FROM (SELECT * FROM contacts
+      WHERE campaign_id = $1 AND seq >= $2 AND seq < $3
+      ORDER BY seq) AS c,
+     (SELECT contact_id_prefix, custom_field_names FROM campaigns WHERE id = $1) AS cp
 ORDER BY c.seq;
 
 -- name: contacts_by_status
@@ -75,10 +81,12 @@ SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id,
        contact_fields(cp.custom_field_names, c.custom_fields) AS custom_fields,
        c.row_number, c.phone_number, c.status, c.attempts, c.last_outcome,
        c.last_attempt_at, c.next_attempt_at
-FROM campaigns cp JOIN contacts c ON c.campaign_id = cp.id
-WHERE cp.id = $1 AND c.campaign_id = $1 AND c.status = $2 AND c.status <> 'pending'
-ORDER BY c.seq
-LIMIT $3 OFFSET $4;
+FROM (SELECT * FROM contacts
+      WHERE campaign_id = $1 AND status = $2 AND status <> 'pending'
+      ORDER BY seq
+      LIMIT $3 OFFSET $4) AS c,
+     (SELECT contact_id_prefix, custom_field_names FROM campaigns WHERE id = $1) AS cp
+ORDER BY c.seq;
 
 -- name: pending_contacts
 -- Pending contacts are not in the status index (0004): the campaign's key, in seq order.
@@ -86,10 +94,12 @@ SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq)) AS id,
        contact_fields(cp.custom_field_names, c.custom_fields) AS custom_fields,
        c.row_number, c.phone_number, c.status, c.attempts, c.last_outcome,
        c.last_attempt_at, c.next_attempt_at
-FROM campaigns cp JOIN contacts c ON c.campaign_id = cp.id
-WHERE cp.id = $1 AND c.campaign_id = $1 AND c.status = 'pending'
-ORDER BY c.seq
-LIMIT $2 OFFSET $3;
+FROM (SELECT * FROM contacts
+      WHERE campaign_id = $1 AND status = 'pending'
+      ORDER BY seq
+      LIMIT $2 OFFSET $3) AS c,
+     (SELECT contact_id_prefix, custom_field_names FROM campaigns WHERE id = $1) AS cp
+ORDER BY c.seq;
 
 -- name: count_contacts_by_status
 SELECT coalesce((SELECT n FROM contact_counts WHERE campaign_id = $1 AND status = $2), 0);
