@@ -207,6 +207,65 @@ def prepare(region: str) -> None:
         _entry_for(str(country_code))
 
 
+def _never(raw: str) -> None:
+    return None
+
+
+def deciding_validators(cc: str) -> list[tuple[int, str]] | None:
+    """``(national number length, validator pattern)`` of the region that alone decides
+    that a national number of calling code ``cc`` is valid: the only region, or the first
+    one tried without leading digits (and consistent with the calling code). A national
+    number that fully matches its length's pattern is valid, exactly as `nsn_validity`
+    finds it; None when no region decides so (the steps must be taken one by one)."""
+    _, mode, data = _entry_for(cc)
+    if mode == _SINGLE:
+        by_length = data
+    elif mode == _MULTI and data and data[0][0] == _FULL and data[0][2][1]:
+        by_length = data[0][2][0]
+    else:
+        return None
+    return [(length, match.__self__.pattern) for length, match in sorted(by_length.items())]
+
+
+def national_prefix_pattern(cc: str) -> str | None:
+    """The pattern of what `e164_validity` leaves to phonenumbers at the start of a
+    national number (the national prefix parse may strip)."""
+    country_code = int(cc)
+    region = phonenumberutil.region_code_for_country_code(country_code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    return (metadata.national_prefix_for_parsing or None) if metadata else None
+
+
+@functools.cache
+def valid_e164_in(region: str) -> _Matcher:
+    """A match that succeeds only for plain E.164 strings of ``region``'s calling code that
+    `e164_validity` finds valid, in one regex call (~0.6 µs instead of ~1.7); a failed match
+    decides nothing (ask `e164_validity`). Most of a contact list is in the default region.
+
+    The regex is `e164_validity`'s steps for that calling code, in order, for the case it
+    returns True: ASCII digits (7 to 15), the calling code, no leading zero, no national
+    prefix (a negative lookahead on its pattern), and the deciding region's validator for
+    the number's length (`deciding_validators`). Without a deciding region, a match that
+    never succeeds. ``tests/test_phone_fast.py`` checks it against `e164_validity`.
+    """
+    country_code = phonenumbers.country_code_for_region(region)
+    if not country_code:
+        return _never
+    cc = str(country_code)
+    validators = deciding_validators(cc)
+    lengths = [(n, pattern) for n, pattern in validators or () if len(cc) + n <= 15]
+    if not lengths:
+        return _never
+    prefix = national_prefix_pattern(cc)
+    no_prefix = "" if prefix is None else f"(?!(?:{prefix}))"
+    alternatives = "|".join(f"(?=[0-9]{{{n}}}\\Z)(?:{pattern})" for n, pattern in lengths)
+    try:
+        return re.compile(f"\\+(?=[0-9]{{7,15}}\\Z){cc}(?!0){no_prefix}(?:{alternatives})"
+                          ).fullmatch
+    except re.error:
+        return _never
+
+
 def fast_parse(raw: str) -> phonenumbers.PhoneNumber | None:
     """The number ``phonenumbers.parse(raw)`` would build, for a plain E.164 string, without
     the parser's general work; None when the case needs the full parser.

@@ -35,7 +35,7 @@ import attrs
 from phonenumbers import PhoneMetadata, phonenumberutil
 from phonenumbers.phonenumberutil import ValidationResult
 
-from gateway.phone_fast import e164_validity, nsn_validity
+from gateway.phone_fast import deciding_validators, e164_validity, nsn_validity
 
 __all__ = ["national_e164"]
 
@@ -56,6 +56,9 @@ class _Plan:
     prefix: typing.Callable[[str], typing.Any] | None  # None: no national_prefix_for_parsing
     metadata: PhoneMetadata
     keep_stripped: frozenset[int]  # lengths whose stripped number parse keeps
+    # Succeeds only for digits that the steps below find valid without a prefix to strip
+    # (see _accept_pattern): the usual number in one regex call.
+    accept: typing.Callable[[str], typing.Any]
 
 
 _plans: dict[str, _Plan | None] = {}
@@ -76,12 +79,14 @@ def national_e164(raw: str, region: str) -> tuple[str, bool] | None:
         e164 = digits
         valid = e164_validity(e164) if e164[1:].isdigit() and e164.isascii() else None
         return None if valid is None else (e164, valid)
-    if len(digits) < 3 or not digits.isdigit() or not digits.isascii():
-        return None
     try:
         plan = _plans[region]
     except KeyError:
         plan = _plan_for(region)
+    if plan is not None and plan.accept(digits):
+        return "+" + plan.cc + digits, True
+    if len(digits) < 3 or not digits.isdigit() or not digits.isascii():
+        return None
     if plan is None:
         return None
     cc = plan.cc
@@ -126,9 +131,35 @@ def _build_plan(region: str) -> _Plan | None:
     keep = frozenset(length for length in range(0, _MAX_NSN + 1)
                      if phonenumberutil._test_number_length("5" * length, metadata)
                      not in _KEEP_UNSTRIPPED)
-    return _Plan(cc=str(metadata.country_code), idd=idd,
+    cc = str(metadata.country_code)
+    accept: typing.Callable[[str], typing.Any]
+    try:
+        accept = re.compile(_accept_pattern(cc, metadata.international_prefix or None,
+                                            rule or None)).fullmatch
+    except re.error:
+        accept = _never
+    return _Plan(cc=cc, idd=idd,
                  prefix_transform=bool(metadata.national_prefix_transform_rule),
-                 prefix=prefix, metadata=metadata, keep_stripped=keep)
+                 prefix=prefix, metadata=metadata, keep_stripped=keep, accept=accept)
+
+
+def _never(digits: str) -> None:
+    return None
+
+
+def _accept_pattern(cc: str, idd: str | None, prefix: str | None) -> str:
+    """`national_e164`'s steps, in order, for digits it finds valid with nothing stripped:
+    ASCII digits (at least 3), not starting with the calling code, the international
+    prefix or the national prefix (negative lookaheads on their patterns), no leading
+    zero, and the deciding region's validator for the length
+    (`phone_fast.deciding_validators`); a pattern that never matches without one."""
+    lengths = [(n, pattern) for n, pattern in deciding_validators(cc) or ()
+               if _MIN_NSN <= n <= _MAX_NSN]
+    if not lengths:
+        return "(?!)"
+    checks = "".join(f"(?!(?:{p}))" for p in (idd, prefix) if p)
+    alternatives = "|".join(f"(?=[0-9]{{{n}}}\\Z)(?:{pattern})" for n, pattern in lengths)
+    return f"(?=[0-9]{{3,}}\\Z)(?!{cc}){checks}(?!0)(?:{alternatives})"
 
 
 def prepare(region: str) -> None:

@@ -299,3 +299,34 @@ def test_prepare_builds_the_regions_calling_code_ahead():
     phone_fast.prepare("GB")
     assert "44" in phone_fast._entries
     phone_fast.prepare("ZZ")  # unknown region: nothing to build, no error
+
+
+@pytest.mark.parametrize("part", range(4))
+def test_one_call_acceptance_of_a_region_is_exactly_validity(part):
+    """valid_e164_in(region) matches only numbers e164_validity finds valid, for every
+    region, on the same generated numbers of its calling code (and every region's numbers
+    of other codes never match)."""
+    rng = random.Random(8000 + part)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)[part::4]
+    for region in regions:
+        accept = phone_fast.valid_e164_in(region)
+        country_code = phonenumbers.country_code_for_region(region)
+        accepted = 0
+        for raw in _candidates(country_code, rng):
+            if accept(raw):
+                accepted += 1
+                assert e164_validity(raw) is True, (region, raw)
+        assert not accept("+12125550100") or country_code == 1, region
+        if region in ("US", "DE", "GB", "FR", "IN"):
+            assert accepted > 100, region  # the candidates include many valid numbers
+
+
+def test_one_call_acceptance_takes_the_usual_numbers():
+    """Where a region decides alone (the US for +1, Germany, the UK), the one-call match
+    takes its valid numbers; elsewhere it declines and e164_validity is asked."""
+    for region, valid in (("US", "+12125550100"), ("DE", "+4930901820"),
+                          ("GB", "+442079460018")):
+        assert e164_validity(valid) is True
+        assert phone_fast.valid_e164_in(region)(valid), region
+    assert not phone_fast.valid_e164_in("US")("+1 212 555 0100")  # not plain E.164
+    assert not phone_fast.valid_e164_in("US")("+12125550100\n")
