@@ -262,7 +262,8 @@ async def gateway_process(database_url_: str, *, sim_rules: list[dict] | None = 
         "GATEWAY_HTTP_PORT": str(port),
         "GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS": "1",
         "GATEWAY_BOOTSTRAP_API_KEY": API_KEY,
-        "GATEWAY_LOG_LEVEL": "warning",
+        # The level users run at (the default): every call logs its dial, answer and end.
+        "GATEWAY_LOG_LEVEL": "info",
         "GATEWAY_ACCOUNTS_DEFAULT_CONCURRENT_MAX": str(concurrent_max),
         "GATEWAY_ACCOUNTS_DEFAULT_CALLS_PER_MINUTE": str(calls_per_minute),
         "GATEWAY_ENGINE_SCHEDULER_POLL_SECONDS": "0.2",
