@@ -207,7 +207,8 @@ def prepare(region: str) -> None:
         _entry_for(str(country_code))
 
 
-def _never(raw: str) -> None:
+def never_matches(text: str) -> None:
+    """A match that never succeeds (the stand-in where no one-call match can be built)."""
     return None
 
 
@@ -250,12 +251,12 @@ def valid_e164_in(region: str) -> _Matcher:
     """
     country_code = phonenumbers.country_code_for_region(region)
     if not country_code:
-        return _never
+        return never_matches
     cc = str(country_code)
     validators = deciding_validators(cc)
     lengths = [(n, pattern) for n, pattern in validators or () if len(cc) + n <= 15]
     if not lengths:
-        return _never
+        return never_matches
     prefix = national_prefix_pattern(cc)
     no_prefix = "" if prefix is None else f"(?!(?:{prefix}))"
     alternatives = "|".join(f"(?=[0-9]{{{n}}}\\Z)(?:{pattern})" for n, pattern in lengths)
@@ -263,7 +264,7 @@ def valid_e164_in(region: str) -> _Matcher:
         return re.compile(f"\\+(?=[0-9]{{7,15}}\\Z){cc}(?!0){no_prefix}(?:{alternatives})"
                           ).fullmatch
     except re.error:
-        return _never
+        return never_matches
 
 
 def fast_parse(raw: str) -> phonenumbers.PhoneNumber | None:

@@ -35,7 +35,7 @@ import attrs
 from phonenumbers import PhoneMetadata, phonenumberutil
 from phonenumbers.phonenumberutil import ValidationResult
 
-from gateway.phone_fast import deciding_validators, e164_validity, nsn_validity
+from gateway.phone_fast import deciding_validators, e164_validity, never_matches, nsn_validity
 
 __all__ = ["national_e164"]
 
@@ -137,14 +137,10 @@ def _build_plan(region: str) -> _Plan | None:
         accept = re.compile(_accept_pattern(cc, metadata.international_prefix or None,
                                             rule or None)).fullmatch
     except re.error:
-        accept = _never
+        accept = never_matches
     return _Plan(cc=cc, idd=idd,
                  prefix_transform=bool(metadata.national_prefix_transform_rule),
                  prefix=prefix, metadata=metadata, keep_stripped=keep, accept=accept)
-
-
-def _never(digits: str) -> None:
-    return None
 
 
 def _accept_pattern(cc: str, idd: str | None, prefix: str | None) -> str:

@@ -8,6 +8,7 @@ import gc
 import pytest
 import structlog.testing
 import trio
+import trio.testing
 import trio_asyncio
 
 from gateway.asyncio_loop import open_loop
@@ -19,7 +20,7 @@ async def _orphan_a_failed_future(loop: asyncio.AbstractEventLoop) -> None:
     future.set_exception(ConnectionError("unexpected connection_lost() call"))
     del future
     gc.collect()  # its __del__ reports "Future exception was never retrieved"
-    await trio.sleep(0.05)  # a raised report would now be in the loop's nursery
+    await trio.testing.wait_all_tasks_blocked()  # a raised report has reached the nursery
 
 
 async def test_an_orphaned_future_error_is_logged_and_the_loop_goes_on():

@@ -4,13 +4,14 @@ and an import that fails half-way leaving nothing behind."""
 from __future__ import annotations
 
 import io
+import struct
 import uuid
 
 import httpx
 import pytest
 from conftest import contacts_csv, us_number
 
-from gateway.contacts_csv import ContactsFileError, ContactsImport
+from gateway.contacts_csv import COPY_SIGNATURE, COPY_TRAILER, ContactsFileError, ContactsImport
 from gateway.db import DatabaseError
 from gateway.store import accounts, campaigns
 
@@ -121,8 +122,16 @@ class _BrokenImport:
         self.campaign_id = campaign_id
 
     def chunks(self):
-        yield f"{uuid.uuid4()},{self.campaign_id},0,1,+12025550143,{{}}\n".encode()
-        yield f"{uuid.uuid4()},{self.campaign_id},1,2,+12025550144,not-json\n".encode()
+        # A valid first chunk (binary COPY: the signature and one row), then a row whose
+        # custom_fields is not JSON: the server refuses it after taking the first.
+        yield COPY_SIGNATURE + self._row(0, b"[]")
+        yield self._row(1, b"not-json") + COPY_TRAILER
+
+    def _row(self, seq: int, fields: bytes) -> bytes:
+        values = (self.campaign_id.bytes, struct.pack(">i", seq), struct.pack(">i", seq + 1),
+                  f"+1202555014{seq}".encode(), fields)
+        return struct.pack(">h", len(values)) + b"".join(
+            struct.pack(">i", len(value)) + value for value in values)
 
 
 def _settings(agent_id, number_id):

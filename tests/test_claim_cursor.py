@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
+import asyncpg
+import trio_asyncio
 from conftest import contacts_csv
 
-from gateway.store import dialing
+from gateway.clock import utcnow
+from gateway.contacts_csv import ContactsImport
+from gateway.ids import uuid7
+from gateway.sql import query
+from gateway.store import accounts, agents, campaigns, dialing, lifecycle, phone_numbers
 from gateway.store.dialing import FRESH_WINDOW, CampaignRow, Claim, ClaimCursor
 
 
 def _row(total: int) -> CampaignRow:
     return CampaignRow(id=uuid.uuid4(), account_id=uuid.uuid4(), status="running",
                        max_concurrent_calls=1, retries_per_contact=1, retry_delay_seconds=0,
-                       contacts_total=total)
+                       contacts_total=total, custom_field_names=[])
 
 
 def _claim(seq: int, attempt: int) -> Claim:
@@ -59,3 +66,40 @@ async def test_locate_starts_at_the_first_pending_contact(db, api, create_campai
     await db.execute("testing.set_contact_status", row.id, 12, 30, "skipped")
     cursor.rescan()
     assert await cursor.locate(db) == 30  # none left: contacts_total
+
+
+async def test_a_claim_names_its_contacts_and_their_fields(db, database_url):
+    """A claim (no engine running: the test holds the dialer lock) returns each contact
+    with the id the API shows and its custom fields named by the CSV header, in order."""
+    new = await accounts.create_account(db, name="claims", concurrent_max=5, calls_per_minute=60)
+    account = new.account.id
+    agent = await agents.create(db, account, name="A", status="active", greeting="",
+                                sip_uri=None, media_address=None)
+    number = await phone_numbers.create(db, account, number="+14155550100",
+                                        outbound_enabled=True, label="")
+    principal = await accounts.authenticate(db, new.api_key)
+    data = ('city,phone_number,first_name\n"Köln, Mitte",+12125550100,Ann\n'
+            "Paris,+12125550101,\n").encode()
+    campaign_id = uuid7()
+    settings = campaigns.CampaignSettings(
+        name="c", agent_id=agent.id, phone_number_id=number.id, max_concurrent_calls=5,
+        retries_per_contact=0, retry_delay_seconds=60, scheduled_at=None)
+    await campaigns.create(db, campaign_id=campaign_id, account_id=account,
+                           api_key_id=principal.api_key_id, settings=settings,
+                           contacts=ContactsImport(io.BytesIO(data), campaign_id=campaign_id,
+                                                   default_region="US"))
+    assert await lifecycle.start(db, account, campaign_id, utcnow())
+    shown = await campaigns.contacts_page(db, await campaigns.get(db, account, campaign_id), 0)
+    lock = await trio_asyncio.aio_as_trio(asyncpg.connect)(database_url)
+    try:
+        assert await trio_asyncio.aio_as_trio(lock.fetchval)(query("dialer_lock.try_lock"))
+        row = await dialing.campaign(db, campaign_id)
+        assert row.custom_field_names == ["city", "first_name"]
+        claims = await dialing.claim(db, utcnow(), 5, ClaimCursor(row), lock.get_server_pid())
+    finally:
+        await trio_asyncio.aio_as_trio(lock.close)()
+    assert [c.custom_fields for c in claims] == [{"city": "Köln, Mitte", "first_name": "Ann"},
+                                                 {"city": "Paris", "first_name": ""}]
+    assert [list(c.custom_fields) for c in claims] == [["city", "first_name"]] * 2
+    assert [c.contact_id for c in claims] == [c.id for c in shown.items]
+    assert [c.phone_number for c in claims] == ["+12125550100", "+12125550101"]

@@ -182,7 +182,7 @@ async def test_a_claim_whose_answer_was_lost_is_recovered_while_running(database
         await until(lambda: _live_calls(db, campaign_id))
         fence = await db.fetchval("testing_engine.dialer_pid")
         row = await dialing.campaign(db, uuid.UUID(campaign_id))
-        lost = await dialing.claim(db, row.id, utcnow(), 3, dialing.ClaimCursor(row, 0), fence)
+        lost = await dialing.claim(db, utcnow(), 3, dialing.ClaimCursor(row, 0), fence)
         assert len(lost) == 3  # committed: in_progress, attempts open, nobody dials them
         done = await until(lambda: finished(db, campaign_id))
     assert done["status"] == "completed"

@@ -167,7 +167,7 @@ class CampaignActor:
         now = utcnow()
         try:
             with deps.live.claiming(now):
-                claims = await dialing.claim(deps.db, row.id, now, len(slots), self.cursor,
+                claims = await dialing.claim(deps.db, now, len(slots), self.cursor,
                                               deps.fence.pid)
                 deps.live.ids.update(claim.attempt_id for claim in claims)
         except BaseException:

@@ -36,6 +36,7 @@ class CampaignRow:
     retries_per_contact: int
     retry_delay_seconds: int
     contacts_total: int  # its contacts' seqs are 0 .. contacts_total - 1
+    custom_field_names: list[str]  # its contacts' custom_fields are values in this order
 
 
 @attrs.frozen
@@ -117,16 +118,21 @@ class ClaimCursor:
         self.from_seq = None
 
 
-async def claim(db: Database, campaign_id: uuid.UUID, now: datetime, limit: int,
-                cursor: ClaimCursor, fence_pid: int | None) -> list[Claim]:
-    """Claim up to ``limit`` due contacts: retries first, then new contacts in the
-    cursor's window (located first if need be), and advance the cursor past them.
-    Nothing is claimed unless backend ``fence_pid`` holds the dialer lock (None: this
-    process holds no lock connection now, so nothing is)."""
+async def claim(db: Database, now: datetime, limit: int, cursor: ClaimCursor,
+                fence_pid: int | None) -> list[Claim]:
+    """Claim up to ``limit`` due contacts of the cursor's campaign: retries first, then
+    new contacts in the cursor's window (located first if need be), and advance the
+    cursor past them. Nothing is claimed unless backend ``fence_pid`` holds the dialer
+    lock (None: this process holds no lock connection now, so nothing is)."""
+    campaign = cursor.campaign
     from_seq = await cursor.locate(db)
-    rows = await db.fetch("dialing.claim", campaign_id, now, limit, from_seq, FRESH_WINDOW,
+    rows = await db.fetch("dialing.claim", campaign.id, now, limit, from_seq, FRESH_WINDOW,
                           fence_pid)
-    claims = [Claim(**dict(row)) for row in rows]
+    names = campaign.custom_field_names
+    claims = [Claim(attempt_id=row["attempt_id"], contact_id=row["contact_id"],
+                    seq=row["seq"], attempt=row["attempt"], phone_number=row["phone_number"],
+                    custom_fields=dict(zip(names, row["custom_fields"], strict=True)))
+              for row in rows]
     cursor.advance(claims)
     return claims
 
