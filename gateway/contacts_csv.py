@@ -41,7 +41,7 @@ import phonenumbers
 from gateway import contacts_lines
 from gateway.contacts_lines import LineTooLong, NulByte
 from gateway.phone_fast import e164_validity, valid_e164_in
-from gateway.phone_national import national_e164
+from gateway.phone_national import FORMATTING, national_e164, national_fast_path
 from gateway.vocabulary import RejectionReason
 
 __all__ = ["COPY_COLUMNS", "MAX_COLUMNS", "MAX_LISTED_REJECTIONS", "REJECTION_REASONS",
@@ -276,7 +276,13 @@ class ContactsImport:
             # Local aliases: this loop runs once per contact (up to ~100k times).
             parse, parse_error = phonenumbers.parse, phonenumbers.NumberParseException
             fast_validity, national = e164_validity, national_e164
-            accept = valid_e164_in(self.region)  # one regex call for most valid numbers
+            # One regex call decides most valid numbers: E.164 in the default region, or
+            # the default region's national formats once their formatting is dropped.
+            accept = valid_e164_in(self.region)
+            usual = national_fast_path(self.region)
+            national_accept, national_max, cc_plus = (usual.accept, usual.max_chars,
+                                                      usual.e164_prefix)
+            formatting = FORMATTING
             is_valid, fmt, e164_format = (phonenumbers.is_valid_number,
                                           phonenumbers.format_number, _E164)
             region = self.region
@@ -326,10 +332,15 @@ class ContactsImport:
                         continue
                     row.extend([""] * (ncols - n))  # short rows: missing cells are empty
                 raw = row[phone_idx]
-                valid = True if accept(raw) else fast_validity(raw)
-                if valid:
-                    e164 = raw  # plain E.164 that phonenumbers would leave unchanged
+                if raw[:1] == "+":
+                    valid = True if accept(raw) else fast_validity(raw)
+                    e164 = raw  # if valid: plain E.164 that phonenumbers leaves unchanged
+                elif len(raw) <= national_max and national_accept(
+                        digits := raw.translate(formatting)):
+                    valid, e164 = True, cc_plus + digits
                 else:
+                    valid = None
+                if not valid:
                     if not raw or raw.isspace():
                         what = "is blank" if _is_blank(row) else "has an empty phone_number"
                         reject(row_number, "empty", "Row %d %s.", row_number, what)

@@ -37,7 +37,7 @@ from phonenumbers.phonenumberutil import ValidationResult
 
 from gateway.phone_fast import deciding_validators, e164_validity, never_matches, nsn_validity
 
-__all__ = ["national_e164"]
+__all__ = ["NationalFastPath", "national_e164", "national_fast_path"]
 
 _FORMATTING = str.maketrans("", "", " ()-.")
 _MAX_INPUT = 250  # phonenumberutil._MAX_INPUT_STRING_LENGTH: longer input is TOO_LONG
@@ -63,6 +63,30 @@ class _Plan:
 
 _plans: dict[str, _Plan | None] = {}
 _lock = threading.Lock()
+
+
+@attrs.frozen
+class NationalFastPath:
+    """`national_e164`'s usual case as two C calls, for an import's per-row loop: for a
+    text ``raw`` of at most `max_chars` characters that does not start with '+', when
+    ``accept(raw.translate(FORMATTING))`` matches the digits D, ``national_e164(raw,
+    region)`` is ``(e164_prefix + D, True)``. A failed match decides nothing (ask
+    `national_e164`)."""
+
+    accept: typing.Callable[[str], typing.Any]
+    e164_prefix: str  # "+" and the region's calling code
+    max_chars: int = _MAX_INPUT
+
+
+FORMATTING = _FORMATTING
+
+
+def national_fast_path(region: str) -> NationalFastPath:
+    """The region's fast path; for a region without a plan, one whose match never succeeds."""
+    plan = _plans[region] if region in _plans else _plan_for(region)
+    if plan is None:
+        return NationalFastPath(accept=never_matches, e164_prefix="+")
+    return NationalFastPath(accept=plan.accept, e164_prefix="+" + plan.cc)
 
 
 def national_e164(raw: str, region: str) -> tuple[str, bool] | None:

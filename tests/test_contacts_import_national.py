@@ -1,4 +1,5 @@
-"""gateway.phone_national.national_e164 agrees exactly with phonenumbers whenever it decides.
+"""gateway.phone_national.national_e164 agrees exactly with phonenumbers whenever it decides,
+and its one-call fast path (`national_fast_path`, what an import's loop calls) agrees with it.
 
 Numbers in the formats people type (national, with or without the trunk prefix, spaced,
 dotted, dashed, parenthesised, international with '+') for the regions most imports use,
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from gateway.phone_national import national_e164
+from gateway.phone_national import FORMATTING, national_e164, national_fast_path
 
 REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "AU")
 _TYPES = [getattr(PhoneNumberType, name) for name in dir(PhoneNumberType)
@@ -35,8 +36,22 @@ def _full(raw: str, region: str):
             phonenumbers.is_valid_number(number))
 
 
+def _fast_path_takes(raw: str, region: str) -> bool:
+    """Whether the import loop's one-call path accepts raw; when it does, assert it gives
+    what national_e164 gives."""
+    usual = national_fast_path(region)
+    if raw[:1] == "+" or len(raw) > usual.max_chars:
+        return False
+    digits = raw.translate(FORMATTING)
+    if not usual.accept(digits):
+        return False
+    assert national_e164(raw, region) == (usual.e164_prefix + digits, True), (raw, region)
+    return True
+
+
 def _check(raw: str, region: str) -> bool:
     """Assert agreement; return whether the fast path decided."""
+    _fast_path_takes(raw, region)
     fast = national_e164(raw, region)
     if fast is None:
         return False
@@ -118,12 +133,18 @@ def test_many_generated_national_formats_agree_with_phonenumbers(seed):
 
 def test_random_us_numbers_in_the_three_usual_styles():
     rng = random.Random(7)
-    decided = 0
+    decided = taken = valid = 0
     for _ in range(10_000):
         d = str(rng.randint(2_000_000_000, 9_999_999_999))
         raw = rng.choice([f"({d[:3]}) {d[3:6]}-{d[6:]}", f"{d[:3]}.{d[3:6]}.{d[6:]}", d])
         decided += _check(raw, "US")
+        taken += _fast_path_takes(raw, "US")
+        found = national_e164(raw, "US")
+        valid += found is not None and found[1]
     assert decided == 10_000  # every such number takes the fast path
+    # Most valid ones in one regex call; the rest (Canada's, the Caribbean's: other
+    # regions of +1) by the longer path.
+    assert valid >= taken > 0.8 * valid > 3_000
 
 
 @settings(max_examples=1_000, derandomize=True, deadline=None,
@@ -145,3 +166,9 @@ def test_any_text_agrees_or_is_left_to_phonenumbers(raw, region):
                                  "٢١٢٥٥٥٠١٠٠", "+1 212 555 0100 +1", "12", "0" * 300])
 def test_anything_else_is_left_to_phonenumbers(raw):
     assert national_e164(raw, "US") is None
+    assert not _fast_path_takes(raw, "US")
+
+
+def test_a_region_without_a_plan_has_a_fast_path_that_never_matches():
+    usual = national_fast_path("001")  # non-geographic entities have no national numbers
+    assert not usual.accept("2125550100")
