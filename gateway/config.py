@@ -16,7 +16,7 @@ from typing import Any, Literal
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from gateway.vocabulary import SimulatedOutcome
+from gateway.vocabulary import SimulatedAgentOutcome, SimulatedOutcome
 
 ENV_PREFIX = "GATEWAY_"
 # GATEWAY_* variables that are not settings: the config file's path, the bootstrap key, and
@@ -51,11 +51,19 @@ class DatabaseSettings(_Section):
     connect_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
+# Who hangs up a simulated call that reached the agent (the gateway's own hang-ups, such
+# as a shutdown, are not the simulator's to choose).
+SimulatedHangup = Literal["contact", "agent"]
+
+
 class SimRule(_Section):
     pattern: str = Field(min_length=1)
     outcome: SimulatedOutcome
     ring_seconds: float = Field(default=0.0, ge=0)
     talk_seconds: float = Field(default=0.0, ge=0)
+    # What the agent does with the call once the contact answers.
+    agent_outcome: SimulatedAgentOutcome = "answered"
+    hangup_by: SimulatedHangup = "contact"
 
     def matches(self, number: str) -> bool:
         return fnmatch.fnmatchcase(number, self.pattern)
@@ -69,6 +77,10 @@ class SimSettings(_Section):
                                  "failed": 0.05}
     ring_seconds: tuple[float, float] = (1.0, 8.0)
     talk_seconds: tuple[float, float] = (5.0, 60.0)
+    # The agent leg: how long the agent takes to answer once the contact has (every call),
+    # and the share of answered calls it cannot take (numbers no rule matches).
+    agent_answer_seconds: float = Field(default=0.0, ge=0)
+    agent_unavailable_rate: float = Field(default=0.0, ge=0, le=1)
 
     @field_validator("mix")
     @classmethod
@@ -96,11 +108,15 @@ class SipSettings(_Section):
     # Host for Via, Contact and From; empty: bind_host, or (bind_host 0.0.0.0) the local
     # address the OS uses to reach the proxy.
     local_host: str = ""
-    # The SDP offer's audio address (empty: local_host) and port.
-    media_address: str = ""
-    media_port: int = Field(default=40000, ge=1, le=65535)
     # RFC 3261 T1 (retransmission base; Timer B/F = 64*T1).
     timer_t1_ms: int = Field(default=500, ge=1, le=60000)
+    # The agent leg: how long the agent may take to answer the INVITE that carries the
+    # contact's offer (the contact's 2xx is retransmitted, unacknowledged, meanwhile), and
+    # what the trunk's INVITE carries: no offer ("late": the contact's 2xx brings it), or
+    # the agent's ("early", for trunks that refuse an INVITE without one: the agent is
+    # invited first and held while the contact rings).
+    agent_answer_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    trunk_offer: Literal["late", "early"] = "late"
 
 
 class TelephonySettings(_Section):
@@ -114,8 +130,8 @@ class EngineSettings(_Section):
     # account caps changed by an operator.
     scheduler_poll_seconds: float = Field(default=1.0, gt=0)
     caps_refresh_seconds: float = Field(default=5.0, gt=0)
-    # A campaign fails when every call has failed (carrier error) for this long, with at
-    # least this many calls.
+    # A campaign fails when every call has failed (a carrier error, or an answered call the
+    # agent was unavailable for) for this long, with at least this many calls.
     adapter_failure_seconds: float = Field(default=60.0, gt=0)
     adapter_failure_min_calls: int = Field(default=20, ge=1)
     # Contacts claimed per database round trip (a batch never exceeds the free slots).

@@ -121,7 +121,8 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 supervisor = await root.start(Supervisor(
                     EngineDeps(engine_db, budget, recorder, adapter, settings.engine)).run)
                 snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds,
-                                                          settings.sse.heartbeat_seconds).run)
+                                                          settings.sse.heartbeat_seconds,
+                                                          handles=supervisor.handle).run)
                 app = create_app(Services(db=db, settings=settings, engine=supervisor,
                                           snapshots=snapshots))
                 http_done = trio.Event()

@@ -13,7 +13,7 @@ import enum
 from typing import Literal
 
 __all__ = ["RETRYABLE", "TERMINAL", "AgentStatus", "CampaignStatus", "ContactStatus",
-           "Outcome", "RejectionReason", "SimulatedOutcome"]
+           "HangupBy", "Outcome", "RejectionReason", "SimulatedAgentOutcome", "SimulatedOutcome"]
 
 
 class CampaignStatus(enum.StrEnum):
@@ -53,11 +53,22 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     INVALID_NUMBER = "invalid_number"
     INTERRUPTED = "interrupted"  # the gateway stopped (or lost the call) while it was live
+    # The contact answered but the agent leg could not be set up (the agent rejected,
+    # did not answer in time, was unreachable; or the contact's answer had no offer).
+    AGENT_UNAVAILABLE = "agent_unavailable"
 
 
 # Outcomes worth another attempt, while the contact has attempts left.
 RETRYABLE: frozenset[Outcome] = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED,
-                                           Outcome.INTERRUPTED})
+                                           Outcome.INTERRUPTED, Outcome.AGENT_UNAVAILABLE})
+
+
+class HangupBy(enum.StrEnum):
+    """Who ended a call that was answered."""
+
+    CONTACT = "contact"  # the contact's side (the trunk) hung up
+    AGENT = "agent"      # the agent's side hung up
+    GATEWAY = "gateway"  # max_call_seconds, a shutdown, or an agent leg that failed
 
 class RejectionReason(enum.StrEnum):
     """Why a CSV row was not imported."""
@@ -68,7 +79,10 @@ class RejectionReason(enum.StrEnum):
     COLUMN_COUNT = "column_count"      # more cells than the header has columns
 
 
-# What the simulated carrier can be told to produce: every outcome but interrupted, which
-# only the gateway itself causes (a Literal, so the config file's errors list the choices;
-# tests/test_vocabulary.py checks it is exactly that subset of Outcome).
+# What the simulated carrier can be told to produce: every outcome of the carrier's (not
+# interrupted, which only the gateway itself causes, nor agent_unavailable, which the
+# simulated agent decides: SimulatedAgentOutcome) (a Literal, so the config file's errors
+# list the choices; tests/test_vocabulary.py checks it is exactly that subset of Outcome).
 SimulatedOutcome = Literal["answered", "busy", "no_answer", "failed", "invalid_number"]
+# What the simulated agent does with an answered call: take it, or be unavailable.
+SimulatedAgentOutcome = Literal["answered", "agent_unavailable"]

@@ -164,8 +164,13 @@ CREATE TABLE public.attempts (
     sip_call_id text,
     sip_status integer,
     contact_seq integer NOT NULL,
+    connected_at timestamp with time zone,
+    hangup_by text,
+    agent_sip_status integer,
+    agent_sip_call_id text,
     CONSTRAINT attempts_attempt_check CHECK (((attempt >= 1) AND (attempt <= 6))),
-    CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text])))
+    CONSTRAINT attempts_hangup_by_check CHECK ((hangup_by = ANY (ARRAY['contact'::text, 'agent'::text, 'gateway'::text]))),
+    CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text, 'agent_unavailable'::text])))
 );
 
 CREATE TABLE public.campaigns (

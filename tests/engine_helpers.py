@@ -11,13 +11,19 @@ import trio
 FAST = 0.01
 
 
-def rule(pattern: str, outcome: str, ring: float = FAST, talk: float = 0.0) -> dict:
-    return {"pattern": pattern, "outcome": outcome, "ring_seconds": ring, "talk_seconds": talk}
+def rule(pattern: str, outcome: str, ring: float = FAST, talk: float = 0.0, *,
+         agent: str = "answered", hangup_by: str = "contact") -> dict:
+    """A sim rule; ``agent``: what the agent does with an answered call (``answered`` or
+    ``agent_unavailable``), ``hangup_by``: who ends a connected one."""
+    return {"pattern": pattern, "outcome": outcome, "ring_seconds": ring, "talk_seconds": talk,
+            "agent_outcome": agent, "hangup_by": hangup_by}
 
 
-def engine_settings(rules: list[dict], **engine) -> dict:
+def engine_settings(rules: list[dict], *, sim: dict | None = None, **engine) -> dict:
+    """Settings overrides for a gateway dialing the sim carrier with ``rules`` (``sim``:
+    its other settings), no pacing in the way, and ``engine`` settings."""
     return {
-        "telephony": {"sim": {"rules": rules}},
+        "telephony": {"sim": {"rules": rules, **(sim or {})}},
         "limits": {"min_retry_delay_seconds": 0},
         "engine": {"scheduler_poll_seconds": 0.05, "caps_refresh_seconds": 0.2, **engine},
         "accounts": {"default_calls_per_minute": 1_000_000, "default_concurrent_max": 50},

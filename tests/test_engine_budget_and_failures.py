@@ -382,6 +382,78 @@ async def test_a_carrier_failing_only_some_calls_does_not_fail_the_campaign(api,
     assert done["failure_reason"] is None
 
 
+AGENT_URI = "sip:ava@10.0.0.5:5060"
+
+
+async def _fail_by_streak(api, db, create_campaign, agent_id, contacts: int = 500):
+    """Run a campaign (agent Ava at AGENT_URI) until the failure streak fails it; (the
+    campaign, its attempts)."""
+    patched = await api.patch(f"/api/v1/agents/{agent_id}", json={"sip_uri": AGENT_URI})
+    assert patched.status_code == 200, patched.text
+    created = (await create_campaign(contacts_csv(contacts), max_concurrent_calls=5)).json()
+    await start(api, created["id"])
+    failed = await wait_status(api, created["id"], "failed", "completed")
+    assert failed["status"] == "failed", failed
+    settled = await wait_for(api, created["id"], lambda c: c["contact_counts"]["in_progress"] == 0)
+    attempts = await _attempts(db, created["id"])
+    assert len(attempts) >= 5 and settled["contact_counts"]["skipped"] == contacts - len(attempts)
+    # Sustained: the first failure and the decision are at least adapter_failure_seconds apart.
+    assert _parse(failed["completed_at"]) - min(x["ended_at"] for x in attempts) >= \
+        timedelta(seconds=0.3)
+    return failed, attempts
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    limits([rule("*", "answered", ring=0.05, agent="agent_unavailable")],
+           adapter_failure_seconds=0.3, adapter_failure_min_calls=5)])
+async def test_an_agent_unavailable_for_every_call_fails_the_campaign(api, db, create_campaign,
+                                                                     agent_id):
+    failed, attempts = await _fail_by_streak(api, db, create_campaign, agent_id)
+    assert outcome_counts(attempts) == {"agent_unavailable": len(attempts)}
+    reason = failed["failure_reason"]
+    assert reason.startswith(f"the agent Ava ({AGENT_URI}) was unavailable for every call "
+                             "for 0.3 s ("), reason
+    assert "check its sip_uri" in reason and "carrier" not in reason
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    limits([rule("*[0-4]", "failed", ring=0.05),
+            rule("*", "answered", ring=0.05, agent="agent_unavailable")],
+           adapter_failure_seconds=0.3, adapter_failure_min_calls=5)])
+async def test_carrier_failures_and_an_unavailable_agent_together_fail_the_campaign(
+        api, db, create_campaign, agent_id):
+    """Neither alone explains the streak: the reason names both, with their counts."""
+    failed, attempts = await _fail_by_streak(api, db, create_campaign, agent_id)
+    counts = outcome_counts(attempts)
+    assert set(counts) == {"failed", "agent_unavailable"}
+    reason = failed["failure_reason"]
+    found = re.fullmatch(
+        rf"no call reached the agent Ava \({re.escape(AGENT_URI)}\) for 0\.3 s \((\d+) calls "
+        r"in a row: (\d+) rejected by the carrier, (\d+) answered but the agent was "
+        r"unavailable\): check the trunk, and the agent's sip_uri and that it answers", reason)
+    assert found, reason
+    streak, carrier, agent = (int(group) for group in found.groups())
+    assert streak == carrier + agent >= 5 and carrier > 0 and agent > 0
+    assert carrier <= counts["failed"] and agent <= counts["agent_unavailable"]
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    limits([rule("*0", "answered", ring=0.03), rule("*5", "answered", ring=0.03),
+            rule("*", "answered", ring=0.03, agent="agent_unavailable")],
+           adapter_failure_seconds=0.5, adapter_failure_min_calls=5)])
+async def test_an_agent_taking_some_calls_does_not_fail_the_campaign(api, db, create_campaign):
+    """One connected call in five resets the streak; the others are retried like failed."""
+    created = (await create_campaign(contacts_csv(150), max_concurrent_calls=5,
+                                     retries_per_contact=1, retry_delay_seconds=0)).json()
+    await start(api, created["id"])
+    done = await wait_status(api, created["id"], "completed", "failed")
+    assert done["status"] == "completed", done["failure_reason"]
+    assert done["contact_counts"]["completed"] == 30 and done["contact_counts"]["failed"] == 120
+    assert outcome_counts(await _attempts(db, created["id"])) == {"answered": 30,
+                                                                  "agent_unavailable": 240}
+    assert _parse(done["completed_at"]) - _parse(done["started_at"]) > timedelta(seconds=0.5)
+
+
 @pytest.mark.parametrize("settings_overrides", [limits([rule("*", "answered")])])
 async def test_an_inactive_agent_cannot_start_and_fails_a_scheduled_campaign(
         api, db, create_campaign, agent_id):
@@ -409,7 +481,8 @@ async def test_an_inactive_agent_cannot_start_and_fails_a_scheduled_campaign(
 # -- 6. the call history ---------------------------------------------------------------------
 
 CALL_FIELDS = {"id", "contact_id", "phone_number", "attempt", "outcome", "dialed_at",
-               "answered_at", "ended_at", "duration_seconds", "sip_call_id", "sip_status"}
+               "answered_at", "connected_at", "ended_at", "duration_seconds", "hangup_by",
+               "sip_call_id", "sip_status", "agent_sip_status", "agent_sip_call_id"}
 
 
 @pytest.mark.parametrize("settings_overrides", [
@@ -440,15 +513,18 @@ async def test_call_history_pages(api, db, create_campaign, gateway):
         assert call["contact_id"] == str(row["contact_id"])
         assert call["phone_number"] == row["phone_number"] and call["attempt"] == 1
         assert call["sip_call_id"] is None and call["sip_status"] is None  # sim adapter
+        assert call["agent_sip_call_id"] is None and call["agent_sip_status"] is None
         dialed, ended = _parse(call["dialed_at"]), _parse(call["ended_at"])
         assert dialed <= ended
         if call["phone_number"].endswith("1"):
             assert call["outcome"] == "busy"
             assert call["answered_at"] is None and call["duration_seconds"] is None
+            assert call["connected_at"] is None and call["hangup_by"] is None
         else:
             assert call["outcome"] == "answered"
             answered = _parse(call["answered_at"])
-            assert dialed <= answered <= ended
+            assert dialed <= answered <= _parse(call["connected_at"]) <= ended
+            assert call["hangup_by"] == "contact"
             assert 0.18 <= call["duration_seconds"] <= 0.6
             assert call["duration_seconds"] == pytest.approx(
                 (ended - answered).total_seconds(), abs=0.002)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -30,7 +31,9 @@ from gateway.engine.snapshots import snapshot_from_row
 from gateway.store import dialing
 
 RULES = [rule("*1", "busy"), rule("*2", "no_answer"), rule("*3", "invalid_number"),
-         rule("*4", "failed"), rule("*", "answered", talk=0.02)]
+         rule("*4", "failed"), rule("*5", "answered", agent="agent_unavailable"),
+         rule("*6", "answered", talk=0.02, hangup_by="agent"),
+         rule("*", "answered", talk=0.02)]
 
 
 @pytest.fixture
@@ -50,25 +53,46 @@ async def test_thousand_contacts_complete_with_the_counts_the_rules_imply(api, d
     await start(api, created["id"])
     done = await wait_status(api, created["id"], "completed", "failed")
     assert done["status"] == "completed" and done["completed_at"] is not None
-    # 100 numbers end in each digit. Retryable: busy, no_answer, failed (3 attempts each).
-    assert done["contact_counts"] == {"total": 1000, "completed": 600, "failed": 400,
+    # 100 numbers end in each digit. Retryable: busy, no_answer, failed, agent_unavailable
+    # (3 attempts each).
+    assert done["contact_counts"] == {"total": 1000, "completed": 500, "failed": 500,
                                       "pending": 0, "in_progress": 0, "retry_pending": 0,
                                       "skipped": 0}
     attempts = await _attempts(db, created["id"])
-    assert outcome_counts(attempts) == {"answered": 600, "busy": 300, "no_answer": 300,
-                                        "failed": 300, "invalid_number": 100}
-    # The counts the triggers kept while 1,600 attempts were claimed and recorded in
+    assert outcome_counts(attempts) == {"answered": 500, "busy": 300, "no_answer": 300,
+                                        "failed": 300, "agent_unavailable": 300,
+                                        "invalid_number": 100}
+    # The counts the triggers kept while 1,800 attempts were claimed and recorded in
     # concurrent batches are the ones the attempts themselves give.
     snapshot = snapshot_from_row(await db.fetchrow("snapshots.snapshot", created["id"]))
     assert snapshot["outcomes"] == {**outcome_counts(attempts), "interrupted": 0}
-    assert (snapshot["attempts"], snapshot["in_flight"]) == (1600, 0)
+    assert (snapshot["attempts"], snapshot["in_flight"]) == (1800, 0)
+    assert (snapshot["ringing"], snapshot["connected"]) == (0, 0)  # not dialing any more
     check_attempt_invariants(attempts, retries_per_contact=2)
     assert max_overlap(attempts) <= 20
     contacts = await db.fetch("testing.contacts", created["id"])
     last = {row["phone_number"]: row["last_outcome"] for row in contacts}
     assert last[us_number(1)] == "busy" and last[us_number(3)] == "invalid_number"
-    calls = (await api.get(f"/api/v1/campaigns/{created['id']}/calls", params={"page": 16})).json()
-    assert calls["total"] == 1600 and len(calls["data"]) == 0 and not calls["has_more"]
+    calls = (await api.get(f"/api/v1/campaigns/{created['id']}/calls", params={"page": 18})).json()
+    assert calls["total"] == 1800 and len(calls["data"]) == 0 and not calls["has_more"]
+    # The agent leg as the call pages show it: connected or not, and who hung up (the
+    # agent for numbers ending in 6; the gateway when the agent was unavailable).
+    legs: Counter = Counter()
+    for page in range(18):
+        for call in (await api.get(f"/api/v1/campaigns/{created['id']}/calls",
+                                   params={"page": page})).json()["data"]:
+            connected = call["connected_at"] is not None
+            legs[call["outcome"], call["hangup_by"], connected] += 1
+            if connected:
+                answered, connected_at, ended = (
+                    datetime.fromisoformat(call[key].replace("Z", "+00:00"))
+                    for key in ("answered_at", "connected_at", "ended_at"))
+                assert answered <= connected_at <= ended
+            assert call["agent_sip_status"] is None and call["agent_sip_call_id"] is None
+    assert legs == {("answered", "contact", True): 400, ("answered", "agent", True): 100,
+                    ("agent_unavailable", "gateway", False): 300, ("busy", None, False): 300,
+                    ("no_answer", None, False): 300, ("failed", None, False): 300,
+                    ("invalid_number", None, False): 100}
     # A call names its contact by the id the contact pages show.
     shown = {c["phone_number"]: c["id"] for page in range(10) for c in (await api.get(
         f"/api/v1/campaigns/{created['id']}/contacts", params={"page": page})).json()["data"]}

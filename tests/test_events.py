@@ -17,8 +17,11 @@ from gateway.store import accounts
 
 TICK, HEARTBEAT = 0.1, 0.35
 SNAPSHOT_KEYS = {"campaign_id", "status", "total", "pending", "in_progress", "retry_pending",
-                 "completed", "failed", "skipped", "in_flight", "attempts", "outcomes",
-                 "max_concurrent_calls", "started_at", "completed_at", "updated_at"}
+                 "completed", "failed", "skipped", "in_flight", "ringing", "connected",
+                 "attempts", "outcomes", "max_concurrent_calls", "started_at", "completed_at",
+                 "updated_at"}
+# The sim carrier's phases, each many ticks long: ringing, the agent answering, talking.
+RING, AGENT_ANSWER, TALK = 0.6, 0.6, 0.6
 
 
 @pytest.fixture
@@ -179,3 +182,38 @@ async def test_draft_campaign_stream_ticks_until_started(api, create_campaign):
     events = await _read(api, created["id"], limit=3)
     assert [e[3]["status"] for e in events if e[1] == "message"] == ["draft"] * len(
         [e for e in events if e[1] == "message"])
+
+
+@pytest.mark.parametrize("settings_overrides", [{
+    **engine_settings([rule("*", "answered", ring=RING, talk=TALK)],
+                      sim={"agent_answer_seconds": AGENT_ANSWER}),
+    "sse": {"tick_seconds": TICK, "heartbeat_seconds": HEARTBEAT}}])
+async def test_snapshots_count_calls_ringing_and_connected(api, create_campaign):
+    """Three calls at once, in step: ringing, then answered (neither ringing nor connected
+    while the agent answers), then connected to the agent, then over."""
+    created = (await create_campaign(contacts_csv(3), max_concurrent_calls=3)).json()
+    await start(api, created["id"])
+    events = await _read(api, created["id"])
+    snapshots = [e[3] for e in events if e[1] == "message"]
+    phases = [(s["ringing"], s["connected"], s["in_flight"]) for s in snapshots]
+    assert (3, 0, 3) in phases and (0, 3, 3) in phases and (0, 0, 3) in phases, phases
+    assert all(ringing + connected <= 3 for ringing, connected, _ in phases), phases
+    # Ringing comes before connected, and nothing is live at the end.
+    assert phases.index((3, 0, 3)) < phases.index((0, 3, 3))
+    assert phases[-1] == (0, 0, 0)
+    final = snapshots[-1]
+    assert final["outcomes"]["answered"] == 3 and final["outcomes"]["agent_unavailable"] == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{
+    **engine_settings([rule("*", "answered", ring=0.05, agent="agent_unavailable")]),
+    "sse": {"tick_seconds": TICK, "heartbeat_seconds": HEARTBEAT}}])
+async def test_snapshots_count_agent_unavailable_calls(api, create_campaign):
+    created = (await create_campaign(contacts_csv(4), max_concurrent_calls=2)).json()
+    await start(api, created["id"])
+    events = await _read(api, created["id"])
+    snapshots = [e[3] for e in events if e[1] == "message"]
+    assert all(s["connected"] == 0 for s in snapshots)  # the agent never took a call
+    final = snapshots[-1]
+    assert final["outcomes"]["agent_unavailable"] == 4 and final["outcomes"]["answered"] == 0
+    assert (final["failed"], final["completed"]) == (4, 0)

@@ -351,6 +351,69 @@ async def test_0005_moves_shared_contact_data_to_the_campaign(tmp_path, monkeypa
                        method="fetchval") == 0
 
 
+async def test_0006_adds_the_agent_leg_and_counts_agent_unavailable(tmp_path, monkeypatch,
+                                                                     empty_db,
+                                                                     empty_database_url):
+    """Attempts made before 0006 keep their outcomes, with no agent leg recorded; from then
+    on an attempt can be agent_unavailable (counted by the 0003 triggers like any outcome)
+    and records its agent leg; who hung up is one of the three words."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    monkeypatch.setattr("gateway.migrations.sql_dir", lambda: tmp_path)
+    for path in sorted(MIGRATIONS_DIR.glob("000[1-5]_*.sql")):
+        (folder / path.name).write_bytes(path.read_bytes())
+    assert await migrate(empty_db) == [1, 2, 3, 4, 5]
+    campaign = uuid.UUID("00000000-0000-4000-8000-000000000006")
+    await query(empty_database_url, WITH_RUNNING_CAMPAIGN + """
+        INSERT INTO contacts (id, campaign_id, seq, row_number, phone_number)
+        SELECT gen_random_uuid(), campaign.id, s, s + 1, '+1202555010' || s
+        FROM campaign, generate_series(0, 2) AS s""", campaign, method="execute")
+    insert = """
+        INSERT INTO attempts (account_id, campaign_id, contact_id, contact_seq, attempt,
+                              phone_number, outcome)
+        SELECT cp.account_id, cp.id, c.id, c.seq, a.attempt, c.phone_number, a.outcome
+        FROM (VALUES {}) AS a(seq, attempt, outcome)
+        JOIN contacts c ON c.seq = a.seq JOIN campaigns cp ON cp.id = c.campaign_id"""
+    await query(empty_database_url, insert.format("(0, 1, 'answered'), (1, 1, 'busy')"),
+                method="execute")
+    with pytest.raises(asyncpg.CheckViolationError):  # not a word before 0006
+        await query(empty_database_url, insert.format("(2, 1, 'agent_unavailable')"),
+                    method="execute")
+    (folder / "0006_agent_leg.sql").write_bytes(
+        (MIGRATIONS_DIR / "0006_agent_leg.sql").read_bytes())
+    assert await migrate(empty_db) == [6]
+
+    old = await query(empty_database_url, """
+        SELECT outcome, connected_at, hangup_by, agent_sip_status, agent_sip_call_id
+        FROM attempts ORDER BY contact_seq""")
+    assert [tuple(row) for row in old] == [("answered", None, None, None, None),
+                                           ("busy", None, None, None, None)]
+    await query(empty_database_url, insert.format("(2, 1, 'agent_unavailable'), (1, 2, NULL)"),
+                method="execute")
+    await query(empty_database_url, """
+        UPDATE attempts SET outcome = 'agent_unavailable', hangup_by = 'gateway',
+                            agent_sip_status = 486, agent_sip_call_id = 'agent-leg-1'
+        WHERE outcome IS NULL""", method="execute")
+    counts = json.loads(await query(empty_database_url, "SELECT campaign_attempt_counts($1)",
+                                    campaign, method="fetchval"))
+    assert counts == {"answered": 1, "busy": 1, "agent_unavailable": 2}
+    row = (await query(empty_database_url, "SELECT hangup_by, agent_sip_status, "
+                                           "agent_sip_call_id FROM attempts WHERE attempt = 2"))[0]
+    assert tuple(row) == ("gateway", 486, "agent-leg-1")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await query(empty_database_url, "UPDATE attempts SET hangup_by = 'nobody'",
+                    method="execute")
+    with pytest.raises(asyncpg.CheckViolationError):  # the old words are all still there
+        await query(empty_database_url, "UPDATE attempts SET outcome = 'unheard_of' "
+                                        "WHERE attempt = 2", method="execute")
+    await query(empty_database_url, "UPDATE attempts SET outcome = 'interrupted', "
+                                    "connected_at = now() WHERE contact_seq = 0",
+                method="execute")
+    counts = json.loads(await query(empty_database_url, "SELECT campaign_attempt_counts($1)",
+                                    campaign, method="fetchval"))
+    assert counts == {"interrupted": 1, "busy": 1, "agent_unavailable": 2}
+
+
 def test_contact_id_is_the_prefix_and_the_seq():
     """The SQL function and gateway.ids agree on the layout: 96 bits of UUIDv7, then seq."""
     from gateway.ids import contact_id_prefix

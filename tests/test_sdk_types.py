@@ -24,7 +24,14 @@ from engine_helpers import engine_settings, rule
 from gateway.client import AsyncClient, Client
 from gateway.client import types as sdk_types
 from gateway.http import schemas
-from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus, Outcome, RejectionReason
+from gateway.vocabulary import (
+    AgentStatus,
+    CampaignStatus,
+    ContactStatus,
+    HangupBy,
+    Outcome,
+    RejectionReason,
+)
 
 FAST_DIALING = {**engine_settings([rule("*", "answered", ring=0.05)]),
                 "sse": {"tick_seconds": 0.05, "heartbeat_seconds": 0.5}}
@@ -88,7 +95,7 @@ class Checker:
 @pytest.mark.parametrize("literal, words", [
     (sdk_types.CampaignStatusValue, CampaignStatus), (sdk_types.ContactStatusValue, ContactStatus),
     (sdk_types.AgentStatusValue, AgentStatus), (sdk_types.OutcomeValue, Outcome),
-    (sdk_types.RejectionReasonValue, RejectionReason)])
+    (sdk_types.RejectionReasonValue, RejectionReason), (sdk_types.HangupByValue, HangupBy)])
 def test_the_literals_are_the_vocabulary(literal, words):
     assert list(get_args(literal)) == [word.value for word in words]
 
@@ -150,6 +157,8 @@ async def test_every_object_the_api_returns_has_exactly_its_types_keys(gateway):
         check(contacts, T.Page[T.Contact], "contacts (dialed)")
         calls = await client.campaigns.calls(created)
         assert len(calls["data"]) == 3 and calls["data"][0]["duration_seconds"] is not None
+        assert {call["hangup_by"] for call in calls["data"]} == {"contact"}
+        assert all(call["connected_at"] is not None for call in calls["data"])
         check(calls, T.Page[T.CallAttempt], "calls")
 
     async with gateway.client() as api:  # the end event, which the SDK does not yield

@@ -8,10 +8,9 @@ import trio
 from test_sip_harness import (
     Answers,
     LossyRelay,
-    dial_request,
     running_adapter,
     sip_settings,
-    sipp_uas,
+    sipp_bridge,
 )
 
 from gateway.telephony.sip.digest import (
@@ -97,15 +96,20 @@ def test_auth_int_only_is_unanswerable():
 
 async def test_challenge_from_beyond_the_trunk_is_not_answered(tmp_path):
     """The BYE goes to the 200's Contact (sipp itself), not to the proxy (a relay in front
-    of sipp): that 401 is a final like any other, and no credentials leave for it."""
-    async with sipp_uas("bye_challenge.xml", tmp_path) as sipp, trio.open_nursery() as nursery:
-        relay = await nursery.start(LossyRelay(("127.0.0.1", sipp.port), lambda _: False).run)
+    of sipp): that 401 is a final like any other, and no credentials leave for it, nor
+    for the agent's leg."""
+    async with sipp_bridge("bye_challenge.xml", "agent_answer.xml", tmp_path) as peers, \
+            trio.open_nursery() as nursery:
+        relay = await nursery.start(LossyRelay(("127.0.0.1", peers.trunk.port),
+                                               lambda _: False).run)
         settings = sip_settings(f"127.0.0.1:{relay.address[1]}", max_call_seconds=1,
                                 username="gateway", password="s3cret")
         async with running_adapter(settings) as adapter:
-            result = await adapter.dial(dial_request(), Answers())
-        assert await sipp.wait() == 0, sipp.errors()
+            result = await adapter.dial(peers.request(), Answers())
+        assert await peers.wait() == (0, 0), peers.errors()
         nursery.cancel_scope.cancel()
     assert (result.outcome, result.sip_status) == ("answered", 200)
-    log = sipp.messages()
+    assert result.hangup_by == "gateway"
+    log, agent = peers.messages()
     assert log.count("BYE sip:") == 1 and "Authorization:" not in log
+    assert agent.count("BYE sip:") == 1 and "Authorization:" not in agent

@@ -4,9 +4,11 @@ A tap between the adapter and sipp (the adapter's "proxy") copies what sipp send
 attacker task sends, from other addresses, random bytes, mutated messages (see
 :func:`test_sip_fuzz.mutate`) and forgeries made from sipp's real traffic: exact replays,
 finals rewritten to 486/603, BYEs built from a real 200's tags, copies with forged
-Call-IDs and branches. Every call must still end as sipp's scenario says (answered, 200,
-and sipp's own success: a call the attacker ended or rejected would break its scenario),
-the adapter must still answer, and its statistics must show the junk was dropped.
+Call-IDs and branches. Every call is bridged to a second sipp, the agent (reached
+directly). Every call must still end as both scenarios say (answered, 200, connected to
+the agent, and both sipps' own success: a call the attacker ended or rejected would break
+their scenarios), the adapter must still answer, and its statistics must show the junk
+was dropped.
 Harness rules: see test_sip_harness.py. The default test takes ~5-10 s; ``-m slow`` runs
 a long soak.
 """
@@ -22,10 +24,9 @@ from test_sip_fuzz import SEEDS, mutate
 from test_sip_harness import (
     Answers,
     LossyRelay,
-    dial_request,
     running_adapter,
     sip_settings,
-    sipp_uas,
+    sipp_bridge,
 )
 
 from gateway.telephony.sip.message import SipParseError, SipResponse, parse
@@ -92,9 +93,10 @@ async def hostile_campaign(tmp_path, *, calls: int, concurrency: int, minimum: i
                            seed: int) -> None:
     rng = random.Random(seed)
     results = []
-    async with sipp_uas("answer_then_bye.xml", tmp_path, calls=calls, timeout=240) as sipp, \
+    async with sipp_bridge("trunk_answer_then_bye.xml", "agent_answer.xml", tmp_path,
+                           calls=calls, timeout=240) as peers, \
             trio.open_nursery() as outer:
-        tap = await outer.start(LossyRelay(("127.0.0.1", sipp.port)).run)
+        tap = await outer.start(LossyRelay(("127.0.0.1", peers.trunk.port)).run)
         settings = sip_settings(f"127.0.0.1:{tap.address[1]}", max_call_seconds=30)
         async with running_adapter(settings) as adapter:
             done, sent = trio.Event(), {}
@@ -104,7 +106,7 @@ async def hostile_campaign(tmp_path, *, calls: int, concurrency: int, minimum: i
 
             async def one(i: int, limiter: trio.CapacityLimiter) -> None:
                 async with limiter:
-                    results.append(await adapter.dial(dial_request(f"+1202555{i:04d}"),
+                    results.append(await adapter.dial(peers.request(f"+1202555{i:04d}"),
                                                       Answers()))
 
             async with trio.open_nursery() as nursery:
@@ -121,13 +123,17 @@ async def hostile_campaign(tmp_path, *, calls: int, concurrency: int, minimum: i
                 with trio.fail_after(5):
                     reply, _ = await probe.recvfrom(65536)
             stats = adapter.statistics()
-        assert await sipp.wait(30) == 0, sipp.errors()
+        assert await peers.wait(30) == (0, 0), peers.errors()
         outer.cancel_scope.cancel()
     assert reply.startswith(b"SIP/2.0 200 OK") and b"probe@10.0.0.9" in reply
     assert [(r.outcome, r.sip_status) for r in results] == [("answered", 200)] * calls
     assert all(r.answered_at is not None for r in results)
-    sipp_stats = sipp.statistics()
-    assert (sipp_stats["SuccessfulCall(C)"], sipp_stats["FailedCall(C)"]) == (str(calls), "0")
+    assert all((r.agent_sip_status, r.hangup_by) == (200, "contact") and
+               r.connected_at is not None for r in results)
+    for peer in (peers.trunk, peers.agent):
+        sipp_stats = peer.statistics()
+        assert (sipp_stats["SuccessfulCall(C)"], sipp_stats["FailedCall(C)"]) == \
+            (str(calls), "0")
     assert sum(sent.values()) >= minimum and sent["forged"] > minimum // 10, sent
     assert stats.errors == 0
     assert stats.received == stats.delivered + stats.replied + stats.dropped

@@ -8,6 +8,10 @@ Rules for every SIP test (after trio-websocket's tests):
   compare (sipp exits 0 when every call of the scenario succeeded).
 - The adapter is started with ``nursery.start(adapter.run)`` and cancelled at the end.
 - Every test runs under conftest's ``trio.fail_after``.
+- A bridged call has two sipp peers (:func:`sipp_bridge`): the trunk (the adapter's
+  proxy) and the agent (the request's ``agent_sip_uri``), each a UAS with its own
+  scenario, port and workdir. Each scenario checks what its peer receives; a peer that
+  must see nothing is stopped (:meth:`Sipp.stop`) and its statistics read.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import csv
+import signal
 import subprocess
 import uuid
 import xml.etree.ElementTree as ElementTree
@@ -43,6 +48,18 @@ class Sipp:
         """sipp's exit status (0: every call succeeded)."""
         with trio.fail_after(seconds):
             return await self.process.wait()
+
+    async def stop(self, seconds: float = 5) -> int:
+        """End sipp now, whatever its scenario is waiting for (SIGTERM: it writes its
+        logs and statistics, then exits); its exit status. For a peer that must have
+        seen nothing: see :meth:`calls_received`."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await self.wait(seconds)
+
+    def calls_received(self) -> int:
+        """How many calls (INVITEs of a new Call-ID) sipp took, once it has exited."""
+        return int(self.statistics()["IncomingCall(C)"])
 
     def messages(self) -> str:
         """Every SIP message sipp sent or received (its -trace_msg log)."""
@@ -86,6 +103,50 @@ async def sipp_uas(scenario: str, workdir: Path, *, calls: int = 1, timeout: int
         finally:
             if process.returncode is None:
                 process.kill()
+
+
+class BridgePeers:
+    """The two far ends of bridged calls: a sipp trunk (``proxy``: the adapter's proxy
+    setting) and a sipp agent (``agent_uri``: where the adapter sends the agent leg)."""
+
+    def __init__(self, trunk: Sipp, agent: Sipp) -> None:
+        self.trunk, self.agent = trunk, agent
+        self.proxy = trunk.proxy
+        self.agent_uri = f"sip:agent@127.0.0.1:{agent.port}"
+
+    def request(self, to_number: str = "+12025550143", **overrides) -> DialRequest:
+        """A dial request whose agent is this sipp agent."""
+        return dial_request(to_number, **{"agent_sip_uri": self.agent_uri, **overrides})
+
+    async def wait(self, seconds: float = 15) -> tuple[int, int]:
+        """Both exit statuses, (trunk, agent), within ``seconds`` in all."""
+        with trio.fail_after(seconds):
+            return await self.trunk.process.wait(), await self.agent.process.wait()
+
+    def messages(self) -> tuple[str, str]:
+        """Both message logs, (trunk, agent)."""
+        return self.trunk.messages(), self.agent.messages()
+
+    def errors(self) -> str:
+        """Both error logs, for assertion messages."""
+        return f"trunk: {self.trunk.errors()}\nagent: {self.agent.errors()}"
+
+
+@contextlib.asynccontextmanager
+async def sipp_bridge(trunk_scenario: str, agent_scenario: str, workdir: Path, *,
+                      calls: int = 1, agent_calls: int | None = None, timeout: int = 20,
+                      trunk_extra: tuple[str, ...] = (), agent_extra: tuple[str, ...] = ()):
+    """Run a sipp trunk and a sipp agent (both UAS: ``tests/sip/<scenario>``, workdirs
+    ``workdir/trunk`` and ``workdir/agent``) until each has done its calls (``calls``;
+    the agent's ``agent_calls`` if given)."""
+    trunk_dir, agent_dir = workdir / "trunk", workdir / "agent"
+    trunk_dir.mkdir(exist_ok=True)
+    agent_dir.mkdir(exist_ok=True)
+    async with sipp_uas(trunk_scenario, trunk_dir, calls=calls, timeout=timeout,
+                        extra=trunk_extra) as trunk, \
+            sipp_uas(agent_scenario, agent_dir, timeout=timeout, extra=agent_extra,
+                     calls=calls if agent_calls is None else agent_calls) as agent:
+        yield BridgePeers(trunk, agent)
 
 
 class LossyRelay:
@@ -179,3 +240,25 @@ def test_scenarios_are_well_formed_xml(path: Path) -> None:
 
 def test_free_port_is_not_bound() -> None:
     assert not udp_port_bound(free_udp_port())
+
+
+async def test_a_stopped_peer_tells_whether_it_got_a_call(tmp_path):
+    """What the bridged tests use to show the agent was never INVITEd: a sipp peer stopped
+    before any call reports none; one that got an INVITE reports it."""
+    async with sipp_bridge("answer_and_wait.xml", "agent_answer.xml", tmp_path) as peers:
+        assert await peers.trunk.stop() == 0
+        invite = (f"INVITE {peers.agent_uri} SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKharness\r\n"
+                  "From: <sip:+12025550143@127.0.0.1>;tag=1\r\nTo: <sip:agent@127.0.0.1>\r\n"
+                  "Call-ID: harness@127.0.0.1\r\nCSeq: 1 INVITE\r\n"
+                  "Contact: <sip:+12025550143@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n")
+        with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+            await sock.bind(("127.0.0.1", 0))
+            await sock.sendto(invite.encode(), ("127.0.0.1", peers.agent.port))
+            with trio.fail_after(5):
+                while "INVITE sip:agent@" not in peers.agent.messages():
+                    await trio.sleep(0.01)
+        await peers.agent.stop()
+    assert peers.trunk.calls_received() == 0
+    assert "INVITE" not in peers.trunk.messages()
+    assert peers.agent.calls_received() == 1

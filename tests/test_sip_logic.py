@@ -11,7 +11,7 @@ from gateway.telephony.sip.dialog import Dialog
 from gateway.telephony.sip.headers import parse_name_addr, top_via
 from gateway.telephony.sip.message import SipResponse, parse
 from gateway.telephony.sip.outcomes import outcome_for_status
-from gateway.telephony.sip.outgoing import SipProfile, build_invite
+from gateway.telephony.sip.outgoing import SipProfile, trunk_invite
 from gateway.telephony.sip.transaction import (
     InviteClientTransaction,
     NonInviteClientTransaction,
@@ -49,7 +49,7 @@ class RecordingTransport:
 
 
 def _invite(cseq: int = 1):
-    return build_invite(PROFILE, dial_request(), call_id="c1@h", from_tag="ft", cseq=cseq,
+    return trunk_invite(PROFILE, dial_request(), call_id="c1@h", from_tag="ft", cseq=cseq,
                         branch="z9hG4bKinv")
 
 

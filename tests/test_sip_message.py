@@ -17,7 +17,7 @@ from gateway.telephony.sip.headers import (
     x_header_value,
 )
 from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse, parse
-from gateway.telephony.sip.outgoing import SipProfile, build_cancel, build_invite
+from gateway.telephony.sip.outgoing import SipProfile, agent_invite, build_cancel, trunk_invite
 
 COMPACT_RESPONSE = (
     b"SIP/2.0 180 Ringing\r\n"
@@ -126,13 +126,13 @@ def test_x_headers_are_injection_safe_and_lossless():
 def _profile() -> SipProfile:
     return SipProfile(proxy_host="trunk.example", proxy_port=5080,
                       proxy_addr=("192.0.2.1", 5080), local_host="198.51.100.7",
-                      local_port=5062, media_address="203.0.113.5")
+                      local_port=5062)
 
 
-def test_invite_carries_ids_variables_and_sdp():
+def test_trunk_invite_carries_ids_and_variables_and_no_offer():
     request = dial_request(variables={"first name": "Ada\r\nEvil: 1", "plan": "gold"},
                            agent_sip_uri="sip:ava@agents.example")
-    invite = parse(build_invite(_profile(), request, call_id="c1@h", from_tag="ft", cseq=1,
+    invite = parse(trunk_invite(_profile(), request, call_id="c1@h", from_tag="ft", cseq=1,
                                 branch="z9hG4bKx").encode())
     assert invite.uri == "sip:+12025550143@trunk.example:5080"
     assert invite.get("from") == "<sip:+14155550100@198.51.100.7>;tag=ft"
@@ -144,15 +144,28 @@ def test_invite_carries_ids_variables_and_sdp():
     assert invite.get("X-Var-first%20name") == "Ada%0D%0AEvil%3A%201"
     assert invite.get("evil") is None
     assert invite.get("x-var-plan") == "gold"
-    assert invite.get("X-Agent-Uri") == "sip%3Aava%40agents.example"
-    assert invite.get("content-type") == "application/sdp"
-    sdp = invite.body.decode()
-    assert "c=IN IP4 203.0.113.5\r\n" in sdp and "a=rtpmap:0 PCMU/8000" in sdp
-    assert "m=audio 40000 RTP/AVP 0 101" in sdp
+    assert invite.get("X-Agent-Uri") is None  # the agent's address is not the carrier's
+    assert invite.get("content-type") is None and invite.body == b""  # the 2xx brings it
+
+
+def test_agent_invite_carries_the_offer_the_context_and_the_contacts_number():
+    request = dial_request(variables={"first name": "Ada"}, agent_sip_uri="sip:ava@10.0.0.7")
+    offer = b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    invite = parse(agent_invite(_profile(), request, "sip:ava@10.0.0.7", call_id="a1@h",
+                                from_tag="af", cseq=1, branch="z9hG4bKa", body=offer).encode())
+    assert invite.uri == "sip:ava@10.0.0.7"
+    assert invite.get("to") == "<sip:ava@10.0.0.7>"
+    assert invite.get("from") == "<sip:+12025550143@198.51.100.7>;tag=af"
+    assert invite.get("x-contact-number") == "+12025550143"
+    assert invite.get("x-call-id") == str(request.call_id)
+    assert invite.get("x-attempt") == "1"
+    assert uuid.UUID(invite.get("X-Contact-Id")) == request.contact_id
+    assert invite.get("X-Var-first%20name") == "Ada"
+    assert invite.get("content-type") == "application/sdp" and invite.body == offer
 
 
 def test_cancel_matches_its_invite():
-    invite = build_invite(_profile(), dial_request(), call_id="c1@h", from_tag="ft", cseq=3,
+    invite = trunk_invite(_profile(), dial_request(), call_id="c1@h", from_tag="ft", cseq=3,
                           branch="z9hG4bKx")
     cancel = build_cancel(invite)
     assert cancel.uri == invite.uri and cancel.get("via") == invite.get("via")

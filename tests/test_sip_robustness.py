@@ -1,5 +1,6 @@
 """The SIP adapter when things go wrong: garbage on the socket, a silent trunk, and
-cancellation (shutdown) in the middle of a call."""
+cancellation (shutdown) in the middle of a call. Answered calls are bridged to a sipp
+agent."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from itertools import pairwise
 
 import pytest
 import trio
-from test_sip_harness import Answers, dial_request, running_adapter, sip_settings, sipp_uas
+from test_sip_harness import (
+    Answers,
+    dial_request,
+    running_adapter,
+    sip_settings,
+    sipp_bridge,
+    sipp_uas,
+)
 
 from gateway.telephony.sip import SipAdapter
 
@@ -29,9 +37,9 @@ GARBAGE = [
 
 
 async def test_garbage_does_not_break_a_call(tmp_path):
-    answers = Answers()
-    async with sipp_uas("answer_and_wait.xml", tmp_path) as sipp, \
-            running_adapter(sip_settings(sipp.proxy, max_call_seconds=1)) as adapter, \
+    answers, connects = Answers(), Answers()
+    async with sipp_bridge("answer_and_wait.xml", "agent_answer.xml", tmp_path) as peers, \
+            running_adapter(sip_settings(peers.proxy, max_call_seconds=1)) as adapter, \
             trio.open_nursery() as nursery:
 
         async def spray(sock) -> None:
@@ -46,7 +54,7 @@ async def test_garbage_does_not_break_a_call(tmp_path):
         with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
             await sock.bind(("127.0.0.1", 0))
             nursery.start_soon(spray, sock)
-            result = await adapter.dial(dial_request(), answers)
+            result = await adapter.dial(peers.request(), answers, connects)
             # A well-formed request for no known call still gets its answer: the
             # reader is alive after all that.
             await sock.sendto(b"BYE sip:x@127.0.0.1 SIP/2.0\r\n"
@@ -59,8 +67,10 @@ async def test_garbage_does_not_break_a_call(tmp_path):
                     reply, _ = await sock.recvfrom(65536)
                     if b"Call-ID: unknown@nowhere" in reply:
                         break
-        assert await sipp.wait() == 0, sipp.errors()
+        # Both legs went their whole way: answered, ACKed with the answer, hung up.
+        assert await peers.wait() == (0, 0), peers.errors()
     assert result.outcome == "answered" and answers.times == [result.answered_at]
+    assert connects.times == [result.connected_at] and result.hangup_by == "gateway"
     assert reply.startswith(b"SIP/2.0 481 ")
     stats = adapter.statistics()  # the run's final figures
     assert stats.malformed >= 2 * (len(GARBAGE) - 1) and stats.errors == 0
@@ -114,17 +124,24 @@ async def test_cancelled_while_ringing_sends_cancel(tmp_path):
 
 
 async def test_cancelled_after_answer_sends_bye(tmp_path):
-    async with sipp_uas("answer_and_wait.xml", tmp_path) as sipp, \
-            running_adapter(sip_settings(sipp.proxy, max_call_seconds=30)) as adapter:
+    async with sipp_bridge("trunk_declined.xml", "agent_answer.xml", tmp_path) as peers, \
+            running_adapter(sip_settings(peers.proxy, max_call_seconds=30)) as adapter:
         with trio.CancelScope() as scope:
 
             async def on_answer(at) -> None:
                 scope.cancel()  # shutdown arrives just as the call is answered
 
-            await adapter.dial(dial_request(), on_answer)
-        assert await sipp.wait() == 0, sipp.errors()
+            await adapter.dial(peers.request(), on_answer)
+        # The trunk's scenario: the 200 ACKed with an answer declining its offer (the agent
+        # leg never came up), then our BYE.
+        assert await peers.trunk.wait() == 0, peers.errors()
+        agent_status = await peers.agent.stop()
     assert scope.cancelled_caught
-    assert "BYE sip:" in sipp.messages()
+    assert "BYE sip:" in peers.trunk.messages()
+    # Nothing left open at the agent either: not INVITEd at all (the shutdown came before
+    # its leg), or INVITEd and hung up (its scenario ends with our BYE).
+    assert peers.agent.calls_received() == 0 or \
+        (agent_status == 0 and "BYE sip:agent@" in peers.agent.messages()), peers.errors()
 
 
 async def test_dial_needs_run():

@@ -8,13 +8,16 @@ import typing
 
 import pytest
 
+from gateway.config import SimulatedHangup
 from gateway.contacts_csv import REJECTION_REASONS
 from gateway.vocabulary import (
     AgentStatus,
     CampaignStatus,
     ContactStatus,
+    HangupBy,
     Outcome,
     RejectionReason,
+    SimulatedAgentOutcome,
     SimulatedOutcome,
 )
 
@@ -25,7 +28,8 @@ def _words(check: str) -> set[str]:
 
 @pytest.mark.parametrize(("table", "column", "enum"), [
     ("campaigns", "status", CampaignStatus), ("contacts", "status", ContactStatus),
-    ("agents", "status", AgentStatus), ("attempts", "outcome", Outcome)])
+    ("agents", "status", AgentStatus), ("attempts", "outcome", Outcome),
+    ("attempts", "hangup_by", HangupBy)])
 async def test_the_database_accepts_exactly_the_enum(db, table, column, enum):
     checks = await db.fetch("testing.check_constraints", table)
     mine = [row["definition"] for row in checks if f"({column} = ANY" in row["definition"]
@@ -36,12 +40,25 @@ async def test_the_database_accepts_exactly_the_enum(db, table, column, enum):
 
 async def test_the_openapi_document_lists_the_enums(api):
     schemas = (await api.get("/openapi.json")).json()["components"]["schemas"]
-    for enum in (CampaignStatus, ContactStatus, AgentStatus, Outcome, RejectionReason):
+    for enum in (CampaignStatus, ContactStatus, AgentStatus, Outcome, RejectionReason,
+                 HangupBy):
         assert schemas[enum.__name__]["enum"] == [member.value for member in enum]
+    assert "agent_unavailable" in schemas["Outcome"]["enum"]
 
 
-def test_the_simulator_produces_every_outcome_but_interrupted():
-    assert set(typing.get_args(SimulatedOutcome)) == set(Outcome) - {Outcome.INTERRUPTED}
+def test_the_simulator_produces_every_outcome_the_gateway_does_not_cause():
+    """The carrier's side: every outcome but interrupted (the gateway's) and
+    agent_unavailable (the agent's side). The agent's side: it takes the call or not."""
+    assert set(typing.get_args(SimulatedOutcome)) == \
+        set(Outcome) - {Outcome.INTERRUPTED, Outcome.AGENT_UNAVAILABLE}
+    assert set(typing.get_args(SimulatedAgentOutcome)) == \
+        {Outcome.ANSWERED, Outcome.AGENT_UNAVAILABLE}
+
+
+def test_the_simulator_hangs_up_as_the_contact_or_the_agent():
+    """A simulated call that reached the agent is hung up by one side; the gateway's own
+    hang-ups (a shutdown, an agent leg that failed) are not the simulator's to choose."""
+    assert set(typing.get_args(SimulatedHangup)) == set(HangupBy) - {HangupBy.GATEWAY}
 
 
 def test_import_rejections_are_the_enum():

@@ -28,6 +28,7 @@ __all__ = [
     "CreatedCampaign",
     "Delimiter",
     "EndEvent",
+    "HangupByValue",
     "ImportReport",
     "OutcomeCounts",
     "OutcomeValue",
@@ -45,7 +46,8 @@ ContactStatusValue = Literal["pending", "in_progress", "retry_pending", "complet
                              "skipped"]
 AgentStatusValue = Literal["active", "inactive"]
 OutcomeValue = Literal["answered", "busy", "no_answer", "failed", "invalid_number",
-                       "interrupted"]
+                       "interrupted", "agent_unavailable"]
+HangupByValue = Literal["contact", "agent", "gateway"]
 RejectionReasonValue = Literal["empty", "invalid_number", "duplicate", "column_count"]
 # The delimiters a contacts file may use (the header row decides).
 Delimiter = Literal[",", ";", "\t"]
@@ -171,11 +173,15 @@ class CallAttempt(TypedDict):
     attempt: int  # 1 for the first dial, 2 for the first retry...
     outcome: OutcomeValue | None  # None while the call is live
     dialed_at: str
-    answered_at: str | None
+    answered_at: str | None  # when the contact answered
+    connected_at: str | None  # when the agent leg was up (None for agent_unavailable)
     ended_at: str | None
     duration_seconds: float | None  # talk time, answer to hang-up
+    hangup_by: HangupByValue | None  # who ended an answered call
     sip_call_id: str | None
     sip_status: int | None  # the final SIP status code (SIP adapter only)
+    agent_sip_status: int | None  # the agent's final SIP status code (SIP adapter only)
+    agent_sip_call_id: str | None  # the agent leg's Call-ID (SIP adapter only)
 
 
 class CallLimits(TypedDict):
@@ -196,6 +202,7 @@ class OutcomeCounts(TypedDict):
     failed: int
     invalid_number: int
     interrupted: int
+    agent_unavailable: int
 
 
 class Snapshot(TypedDict):
@@ -212,6 +219,8 @@ class Snapshot(TypedDict):
     failed: int
     skipped: int
     in_flight: int  # calls live now
+    ringing: int  # live calls not answered yet (0 from a gateway that is not dialing)
+    connected: int  # live calls connected to the agent (likewise)
     attempts: int  # every call attempt so far, live ones included
     outcomes: OutcomeCounts
     max_concurrent_calls: int

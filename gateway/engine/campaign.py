@@ -37,21 +37,53 @@ DATABASE_RETRY_SECONDS = 1.0
 
 
 class _FailureStreak:
-    """Every call a carrier failure for long enough: the adapter is rejecting all calls."""
+    """No call reached the agent for long enough: the carrier rejects every call
+    (``failed``), the agent takes none of the contacts who answer (``agent_unavailable``),
+    or a mix of the two. Any other outcome ends the streak."""
 
     def __init__(self, seconds: float, min_calls: int) -> None:
         self.seconds, self.min_calls = seconds, min_calls
         self.since: float | None = None
-        self.count = 0
+        self.failed = self.agent_unavailable = 0
+
+    @property
+    def count(self) -> int:
+        return self.failed + self.agent_unavailable
 
     def add(self, outcome: str) -> bool:
-        if outcome != Outcome.FAILED:
-            self.since, self.count = None, 0
+        """Count a call's outcome; True when the streak is long enough to fail the
+        campaign."""
+        if outcome == Outcome.FAILED:
+            self.failed += 1
+        elif outcome == Outcome.AGENT_UNAVAILABLE:
+            self.agent_unavailable += 1
+        else:
+            self.since, self.failed, self.agent_unavailable = None, 0, 0
             return False
         now = trio.current_time()
         self.since = now if self.since is None else self.since
-        self.count += 1
         return self.count >= self.min_calls and now - self.since >= self.seconds
+
+    def reason(self, agent: str) -> str:
+        """The failure_reason, true of the streak as it is; ``agent`` names the agent
+        (``Ava (sip:ava@10.0.0.5)``)."""
+        seconds = f"{self.seconds:g} s"
+        if not self.agent_unavailable:
+            return (f"the carrier rejected every call for {seconds} "
+                    f"({self.failed} calls in a row failed)")
+        if not self.failed:
+            return (f"the agent {agent} was unavailable for every call for {seconds} "
+                    f"({self.agent_unavailable} answered calls in a row could not be "
+                    f"connected to it): check its sip_uri and that it answers")
+        return (f"no call reached the agent {agent} for {seconds} ({self.count} calls in a "
+                f"row: {self.failed} rejected by the carrier, {self.agent_unavailable} "
+                f"answered but the agent was unavailable): check the trunk, and the agent's "
+                f"sip_uri and that it answers")
+
+
+def describe_agent(name: str, sip_uri: str | None) -> str:
+    """How a failure_reason names an agent: its name and where it is dialed."""
+    return f"{name} ({sip_uri or 'no sip_uri'})"
 
 
 async def run_campaign(deps: EngineDeps, handle: CampaignHandle, *,
@@ -146,9 +178,10 @@ class CampaignActor:
 
     def _on_result(self, result: CallResult) -> None:
         if self.streak.add(result.outcome):
-            self.handle.fail(f"the carrier rejected every call for "
-                             f"{self.deps.settings.adapter_failure_seconds:g} s "
-                             f"({self.streak.count} calls in a row failed)")
+            refs = self.refs
+            assert refs is not None  # read before the first dial
+            self.handle.fail(self.streak.reason(describe_agent(refs.agent_name,
+                                                               refs.agent_sip_uri)))
 
     async def _dial_batch(self) -> _Batch:
         """Take slots, claim that many contacts, start their calls."""
@@ -182,7 +215,7 @@ class CampaignActor:
                 call_id=claim.attempt_id, campaign_id=row.id, contact_id=claim.contact_id,
                 agent_id=refs.agent_id, attempt=claim.attempt, to_number=claim.phone_number,
                 from_number=refs.from_number, variables=claim.custom_fields,
-                agent_sip_uri=refs.agent_sip_uri, agent_media_address=refs.agent_media_address)
+                agent_sip_uri=refs.agent_sip_uri)
             handle.in_flight += 1
             slot = slots.pop()
             budget.confirm(slot)

@@ -18,12 +18,19 @@ class CampaignHandle:
     ``dialing`` False means: claim nothing new, let in-flight calls finish, then end (or
     go on dialing if it turns True again before then). Only :meth:`stop_dialing` and
     :meth:`resume_dialing` change it, and every change pokes the actor.
+
+    ``ringing`` and ``connected`` are the live phases of the campaign's calls, known only
+    here (the database knows a call is live, not how far it got): calls dialed and not yet
+    answered, and calls whose agent leg is up. Each call counts itself in and out of them
+    (:func:`gateway.engine.call.run_call`); live-metrics snapshots show them.
     """
 
     campaign_id: uuid.UUID
     account_id: uuid.UUID
     _dialing: bool = True
     in_flight: int = 0
+    ringing: int = 0
+    connected: int = 0
     failure_reason: str | None = None
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
     _waits: set[trio.CancelScope] = attrs.field(factory=set)

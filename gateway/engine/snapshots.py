@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ import trio
 
 from gateway.clock import utcnow
 from gateway.db import Database, DatabaseUnavailable
+from gateway.engine.handle import CampaignHandle
 from gateway.logs import get_logger
 from gateway.vocabulary import TERMINAL, ContactStatus, Outcome
 
@@ -29,7 +30,18 @@ log = get_logger(__name__)
 DELETED = "deleted"  # the status published when a watched campaign's row is gone
 
 
-def snapshot_from_row(row: Mapping[str, Any]) -> dict:
+# The campaign actor's handle of a campaign, if it runs in this process (Supervisor.handle).
+Handles = Callable[[uuid.UUID], CampaignHandle | None]
+
+
+def _no_handles(campaign_id: uuid.UUID) -> CampaignHandle | None:
+    return None
+
+
+def snapshot_from_row(row: Mapping[str, Any], handle: CampaignHandle | None = None) -> dict:
+    """The snapshot of a ``snapshots.snapshot`` row. The live phases of the calls
+    (``ringing``, ``connected``) are known only to the process that dials them, from the
+    campaign's ``handle``: 0 for a campaign that does not run here."""
     contacts, outcomes = row["contacts"], row["outcomes"]
     live = outcomes.get("live", 0)
     return {
@@ -38,6 +50,8 @@ def snapshot_from_row(row: Mapping[str, Any]) -> dict:
         "total": row["total"],
         **{status: contacts.get(status, 0) for status in ContactStatus},
         "in_flight": live,
+        "ringing": 0 if handle is None else handle.ringing,
+        "connected": 0 if handle is None else handle.connected,
         "attempts": sum(outcomes.values()),
         "outcomes": {outcome: outcomes.get(outcome, 0) for outcome in Outcome},
         "max_concurrent_calls": row["max_concurrent_calls"],
@@ -121,8 +135,10 @@ class Snapshots:
     while anybody subscribes, read by every subscriber at its own pace."""
 
     def __init__(self, db: Database, tick_seconds: float,
-                 heartbeat_seconds: float | None = None) -> None:
+                 heartbeat_seconds: float | None = None, *,
+                 handles: Handles = _no_handles) -> None:
         self._db = db
+        self._handles = handles
         self._tick = tick_seconds
         # Streams are woken every tick (with or without a new value), which is their clock
         # for heartbeats too, unless heartbeats are due more often than ticks.
@@ -133,7 +149,7 @@ class Snapshots:
     async def load(self, campaign_id: uuid.UUID) -> dict | None:
         """A fresh snapshot from the database (None if the campaign does not exist)."""
         row = await self._db.fetchrow("snapshots.snapshot", campaign_id)
-        return None if row is None else snapshot_from_row(row)
+        return None if row is None else snapshot_from_row(row, self._handles(campaign_id))
 
     async def publish(self, campaign_id: uuid.UUID, snapshot: dict | None) -> None:
         """Store a new value (None: no new value, only wake the streams) and wake every

@@ -13,7 +13,14 @@ from pydantic.json_schema import SkipJsonSchema
 from quart_schema.pydantic import File
 
 from gateway.store.pages import PAGE_SIZE
-from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus, Outcome, RejectionReason
+from gateway.vocabulary import (
+    AgentStatus,
+    CampaignStatus,
+    ContactStatus,
+    HangupBy,
+    Outcome,
+    RejectionReason,
+)
 
 # Bounds of the numeric and time inputs (they show in /openapi.json). Each keeps the value
 # inside its column's type: a value past one would otherwise reach PostgreSQL and fail there.
@@ -273,11 +280,21 @@ class CallOut(BaseModel):
     attempt: int = Field(description="1 for the first dial, 2 for the first retry...")
     outcome: Outcome | None = Field(description="null while the call is live.")
     dialed_at: datetime
-    answered_at: datetime | None
+    answered_at: datetime | None = Field(description="When the contact answered.")
+    connected_at: datetime | None = Field(
+        description="When the agent leg was up (the contact connected to the agent); null "
+                    "for a call that never got that far (agent_unavailable among them).")
     ended_at: datetime | None
     duration_seconds: float | None = Field(description="Talk time, answer to hang-up.")
+    hangup_by: HangupBy | None = Field(
+        description="Who ended an answered call: contact, agent, or gateway (max call time, "
+                    "a shutdown, an agent leg that could not be set up); null otherwise.")
     sip_call_id: str | None
     sip_status: int | None = Field(description="Final SIP status code (SIP adapter only).")
+    agent_sip_status: int | None = Field(
+        description="The agent's final SIP status code (SIP adapter only).")
+    agent_sip_call_id: str | None = Field(
+        description="The agent leg's SIP Call-ID (SIP adapter only).")
 
 
 class PageQuery(Body):

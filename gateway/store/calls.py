@@ -21,10 +21,14 @@ class Call:
     outcome: str | None
     dialed_at: datetime
     answered_at: datetime | None
+    connected_at: datetime | None
     ended_at: datetime | None
     duration_seconds: float | None
+    hangup_by: str | None
     sip_call_id: str | None
     sip_status: int | None
+    agent_sip_status: int | None
+    agent_sip_call_id: str | None
 
 
 async def page(db: Database, campaign_id: uuid.UUID, number: int) -> Page[Call]:

@@ -82,13 +82,22 @@ class Contact:
     next_attempt_at: datetime | None
 
 
-async def check_references(tx: Tx, account_id: uuid.UUID, settings: CampaignSettings) -> str:
-    """Lock and check the agent and number; return the agent's greeting."""
+# The agent's sip_uri is where the SIP adapter connects the contacts who answer.
+NO_SIP_URI = ("the agent has no sip_uri, which this gateway needs to connect the calls to it "
+              "(it dials over SIP): set the agent's sip_uri first")
+
+
+async def check_references(tx: Tx, account_id: uuid.UUID, settings: CampaignSettings, *,
+                           agent_sip_uri_required: bool = False) -> str:
+    """Lock and check the agent and number; return the agent's greeting.
+    ``agent_sip_uri_required``: the agent must have a sip_uri (the SIP adapter dials)."""
     agent = await tx.fetchrow("campaigns.lock_agent", settings.agent_id, account_id)
     if agent is None:
         raise InvalidReference("agent_id", "no agent with this id in your account")
     if agent["status"] != AgentStatus.ACTIVE:
         raise InvalidReference("agent_id", "the agent is inactive; activate it first")
+    if agent_sip_uri_required and agent["sip_uri"] is None:
+        raise InvalidReference("agent_id", NO_SIP_URI)
     number = await tx.fetchrow("campaigns.lock_phone_number", settings.phone_number_id,
                                account_id)
     if number is None:
@@ -100,18 +109,20 @@ async def check_references(tx: Tx, account_id: uuid.UUID, settings: CampaignSett
     return agent["greeting"]
 
 
-async def agent_greeting(db: Database, account_id: uuid.UUID, settings: CampaignSettings) -> str:
+async def agent_greeting(db: Database, account_id: uuid.UUID, settings: CampaignSettings, *,
+                         agent_sip_uri_required: bool = False) -> str:
     """Check the references before the (costly) CSV parse; ``create`` checks them again."""
 
     async def check(tx: Tx) -> str:
-        return await check_references(tx, account_id, settings)
+        return await check_references(tx, account_id, settings,
+                                      agent_sip_uri_required=agent_sip_uri_required)
 
     return await db.transaction(check)
 
 
 async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
                  api_key_id: uuid.UUID, settings: CampaignSettings,
-                 contacts: ContactsImport) -> Campaign:
+                 contacts: ContactsImport, agent_sip_uri_required: bool = False) -> Campaign:
     """Insert the campaign and COPY its contacts in one transaction: all or nothing.
 
     The CSV is parsed (in a worker thread) while it is copied; a ``ContactsFileError``
@@ -121,7 +132,8 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
               else CampaignStatus.DRAFT)
 
     async def insert(tx: Tx) -> Row:
-        await check_references(tx, account_id, settings)
+        await check_references(tx, account_id, settings,
+                               agent_sip_uri_required=agent_sip_uri_required)
         await tx.execute(
             "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
             settings.phone_number_id, status, settings.max_concurrent_calls,

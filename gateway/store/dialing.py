@@ -43,8 +43,8 @@ class CampaignRow:
 class References:
     agent_id: uuid.UUID
     agent_ok: bool
+    agent_name: str
     agent_sip_uri: str | None
-    agent_media_address: str | None
     from_number: str
     number_ok: bool
 
@@ -160,7 +160,8 @@ async def record_many(db: Database, results: list[tuple[uuid.UUID, CallResult]]
     """Write many results in one statement; return each attempt's contact status (attempts
     already recorded are absent)."""
     columns = list(zip(*[(attempt_id, r.outcome, r.answered_at, r.ended_at,
-                          r.duration_seconds, r.sip_call_id, r.sip_status)
+                          r.duration_seconds, r.sip_call_id, r.sip_status, r.connected_at,
+                          r.hangup_by, r.agent_sip_status, r.agent_sip_call_id)
                          for attempt_id, r in results], strict=True))
     rows = await db.fetch("dialing.record_results", *columns, _RETRYABLE)
     return {row["attempt_id"]: row["status"] for row in rows}

@@ -13,7 +13,7 @@ from datetime import datetime
 import attrs
 
 from gateway.db import Database, Tx
-from gateway.store.campaigns import InvalidReference, WrongStatus
+from gateway.store.campaigns import NO_SIP_URI, InvalidReference, WrongStatus
 from gateway.store.records import Row
 from gateway.vocabulary import CampaignStatus
 
@@ -56,10 +56,12 @@ async def _locked(tx: Tx, account_id: uuid.UUID, campaign_id: uuid.UUID,
 
 
 async def start(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now: datetime,
-                *, allowed: tuple[str, ...] = START_FROM) -> bool:
+                *, allowed: tuple[str, ...] = START_FROM,
+                agent_sip_uri_required: bool = False) -> bool:
     """Move the campaign to running. False if there is no such campaign.
 
-    Raises WrongStatus, InvalidReference (agent inactive, number disabled) or
+    Raises WrongStatus, InvalidReference (agent inactive, number disabled; the agent
+    without a sip_uri when ``agent_sip_uri_required``: the SIP adapter dials) or
     BudgetExceeded; nothing changes when it does."""
 
     async def run(tx: Tx) -> bool:
@@ -70,6 +72,8 @@ async def start(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now
         refs = await tx.fetchone("dialing.references", campaign_id)
         if not refs["agent_ok"]:
             raise InvalidReference("agent_id", "the campaign's agent is inactive or deleted")
+        if agent_sip_uri_required and refs["agent_sip_uri"] is None:
+            raise InvalidReference("agent_id", NO_SIP_URI)
         if not refs["number_ok"]:
             raise InvalidReference("phone_number_id", "the campaign's phone number is "
                                    "disabled for outbound calls or deleted")

@@ -1,9 +1,13 @@
 """The telephony interface: dial a request, get a result; cancellable.
 
-The campaign actor does not know which adapter it has. An adapter reports the answer
-moment through ``on_answer`` (so ``answered_at`` is recorded as it happens) and returns a
-:class:`CallResult` when the call is over. Cancelling ``dial`` must hang up or cancel the
-call at the far end before returning (shielding its own clean-up), and then re-raise.
+The campaign actor does not know which adapter it has. An adapter reports the moment the
+contact answers through ``on_answer`` and the moment the agent leg is up through
+``on_connect`` (so both are logged and counted as they happen), and returns a
+:class:`CallResult` when the call is over. A call is ``answered`` only once the contact
+is connected to the agent; a contact who answers but cannot be connected is
+``agent_unavailable`` (``answered_at`` set, ``connected_at`` not). Cancelling ``dial``
+must hang up or cancel the call at the far end before returning (shielding its own
+clean-up), and then re-raise.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Protocol
 
 import attrs
 
-from gateway.vocabulary import Outcome
+from gateway.vocabulary import HangupBy, Outcome
 
 
 @attrs.frozen
@@ -29,7 +33,6 @@ class DialRequest:
     from_number: str            # E.164 caller ID
     variables: dict[str, str]   # the contact's custom fields
     agent_sip_uri: str | None = None
-    agent_media_address: str | None = None  # SDP media address; None: the adapter's
 
 
 @attrs.frozen
@@ -39,6 +42,10 @@ class CallResult:
     ended_at: datetime | None = None
     sip_call_id: str | None = None
     sip_status: int | None = None
+    connected_at: datetime | None = None   # the agent leg is up
+    hangup_by: HangupBy | None = None      # who ended an answered call
+    agent_sip_status: int | None = None    # the agent's final response to its INVITE
+    agent_sip_call_id: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -51,7 +58,15 @@ class CallResult:
 AnswerCallback = Callable[[datetime], Awaitable[None]]
 
 
+async def _ignore(at: datetime) -> None:
+    return None
+
+
 class TelephonyAdapter(Protocol):
-    async def dial(self, request: DialRequest, on_answer: AnswerCallback) -> CallResult:
-        """Place the call and return when it is over."""
+    async def dial(self, request: DialRequest, on_answer: AnswerCallback,
+                   on_connect: AnswerCallback = _ignore) -> CallResult:
+        """Place the call, connect it to the agent, and return when it is over."""
         ...
+
+
+IGNORE_PROGRESS: AnswerCallback = _ignore

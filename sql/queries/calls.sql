@@ -1,6 +1,7 @@
 -- name: page
-SELECT id, contact_id, phone_number, attempt, outcome, dialed_at, answered_at, ended_at,
-       duration_seconds, sip_call_id, sip_status
+SELECT id, contact_id, phone_number, attempt, outcome, dialed_at, answered_at, connected_at,
+       ended_at, duration_seconds, hangup_by, sip_call_id, sip_status, agent_sip_status,
+       agent_sip_call_id
 FROM attempts
 WHERE campaign_id = $1
 ORDER BY dialed_at, id

@@ -1,6 +1,6 @@
 -- name: lock_agent
 -- FOR SHARE: the agent cannot be deleted or deactivated while the campaign is created.
-SELECT id, status, greeting FROM agents
+SELECT id, status, greeting, sip_uri FROM agents
 WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
 FOR SHARE;
 

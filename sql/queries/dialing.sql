@@ -71,19 +71,23 @@ SELECT i.id AS attempt_id, c.id AS contact_id, c.seq, i.attempt, c.phone_number,
 FROM inserted i JOIN named c ON c.seq = i.contact_seq;
 
 -- name: record_results
--- Finish a batch of attempts (parallel arrays $1..$7) and decide each one's contact:
--- completed when answered; retry_pending when the outcome is retryable ($8), attempts
--- remain and the campaign can still dial (running or paused); else failed. Retries are due
--- retry_delay_seconds after the call ended. An attempt already finished is left alone.
+-- Finish a batch of attempts (parallel arrays $1..$11) and decide each one's contact:
+-- completed when answered (connected to the agent); retry_pending when the outcome is
+-- retryable ($12), attempts remain and the campaign can still dial (running or paused);
+-- else failed. Retries are due retry_delay_seconds after the call ended. An attempt
+-- already finished is left alone.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                         $5::float8[], $6::text[], $7::int[])
-        AS i(id, outcome, answered_at, ended_at, duration_seconds, sip_call_id, sip_status)
+                         $5::float8[], $6::text[], $7::int[], $8::timestamptz[],
+                         $9::text[], $10::int[], $11::text[])
+        AS i(id, outcome, answered_at, ended_at, duration_seconds, sip_call_id, sip_status,
+             connected_at, hangup_by, agent_sip_status, agent_sip_call_id)
 ), attempt AS (
     UPDATE attempts a
     SET outcome = i.outcome, answered_at = i.answered_at, ended_at = i.ended_at,
         duration_seconds = i.duration_seconds, sip_call_id = i.sip_call_id,
-        sip_status = i.sip_status
+        sip_status = i.sip_status, connected_at = i.connected_at, hangup_by = i.hangup_by,
+        agent_sip_status = i.agent_sip_status, agent_sip_call_id = i.agent_sip_call_id
     FROM input i
     WHERE a.id = i.id AND a.outcome IS NULL
     RETURNING a.id, a.campaign_id, a.contact_seq, a.attempt, a.outcome, a.ended_at
@@ -91,7 +95,7 @@ WITH input AS (
     SELECT a.id AS attempt_id, a.campaign_id, a.contact_seq, a.outcome, a.ended_at,
            cp.retry_delay_seconds,
            CASE WHEN a.outcome = 'answered' THEN 'completed'
-                WHEN a.outcome = ANY($8::text[]) AND a.attempt <= cp.retries_per_contact
+                WHEN a.outcome = ANY($12::text[]) AND a.attempt <= cp.retries_per_contact
                      AND cp.status IN ('running', 'paused') THEN 'retry_pending'
                 ELSE 'failed' END AS status
     FROM attempt a JOIN campaigns cp ON cp.id = a.campaign_id
@@ -128,8 +132,9 @@ RETURNING id;
 
 -- name: references
 -- Can campaign $1 still dial: its agent active and its number enabled (neither deleted)?
+-- The agent's name and sip_uri name it in a failure_reason.
 SELECT ag.id AS agent_id, ag.status = 'active' AND ag.deleted_at IS NULL AS agent_ok,
-       ag.sip_uri AS agent_sip_uri, ag.media_address AS agent_media_address,
+       ag.name AS agent_name, ag.sip_uri AS agent_sip_uri,
        pn.number AS from_number, pn.outbound_enabled AND pn.deleted_at IS NULL AS number_ok
 FROM campaigns cp
 JOIN agents ag ON ag.id = cp.agent_id

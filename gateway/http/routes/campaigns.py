@@ -50,6 +50,12 @@ TEXT_FIELDS = frozenset(CampaignFields.model_fields)
 FILE_FIELDS = frozenset({"contacts"})
 
 
+def agent_sip_uri_required() -> bool:
+    """Campaigns need an agent with a sip_uri when this gateway dials over SIP (the agent
+    leg goes there); the simulated carrier needs none."""
+    return services().settings.telephony.adapter == "sip"
+
+
 def campaign_out(campaign: Campaign) -> dict[str, Any]:
     fields = attrs.asdict(campaign, recurse=False)
     counts = fields.pop("contact_counts")
@@ -106,7 +112,8 @@ async def _create_from_form(form: Form) -> Response:
     svc, who = services(), principal()
     settings = _settings_from(form)
     try:
-        greeting = await campaigns.agent_greeting(svc.db, who.account.id, settings)
+        greeting = await campaigns.agent_greeting(
+            svc.db, who.account.id, settings, agent_sip_uri_required=agent_sip_uri_required())
     except InvalidReference as exc:
         raise validation_error(exc.field, exc.message) from None
     campaign_id = uuid7()  # time-ordered: see gateway.ids
@@ -120,7 +127,8 @@ async def _create_from_form(form: Form) -> Response:
         campaign = await campaigns.create(svc.db, campaign_id=campaign_id,
                                           account_id=who.account.id,
                                           api_key_id=who.api_key_id, settings=settings,
-                                          contacts=parsed)
+                                          contacts=parsed,
+                                          agent_sip_uri_required=agent_sip_uri_required())
     except ContactsFileError as exc:
         raise validation_error("contacts", exc.message) from None
     except InvalidReference as exc:  # changed between the first check and the insert

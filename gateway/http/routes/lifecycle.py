@@ -19,7 +19,7 @@ from gateway.db import Database
 from gateway.http.context import page_fields, principal, respond, services
 from gateway.http.errors import ApiError, conflict, not_found
 from gateway.http.openapi import API, errors
-from gateway.http.routes.campaigns import campaign_out, owned_campaign
+from gateway.http.routes.campaigns import agent_sip_uri_required, campaign_out, owned_campaign
 from gateway.http.schemas import CallOut, CallPage, CampaignOut, PageQuery
 from gateway.logs import get_logger
 from gateway.store import calls, campaigns, lifecycle
@@ -62,7 +62,8 @@ async def _transition(campaign_id: uuid.UUID, verb: str, change: Change) -> dict
 async def start_campaign(campaign_id: uuid.UUID) -> Response:
     """draft, scheduled or paused → running, if the account's concurrency budget allows."""
     return respond(CampaignOut(**await _transition(
-        campaign_id, "start", lambda db, a, c: lifecycle.start(db, a, c, utcnow()))))
+        campaign_id, "start", lambda db, a, c: lifecycle.start(
+            db, a, c, utcnow(), agent_sip_uri_required=agent_sip_uri_required()))))
 
 
 @bp.post("/campaigns/<uuid:campaign_id>/resume")
@@ -72,7 +73,8 @@ async def resume_campaign(campaign_id: uuid.UUID) -> Response:
     """paused → running, if the account's concurrency budget allows."""
     return respond(CampaignOut(**await _transition(
         campaign_id, "resume",
-        lambda db, a, c: lifecycle.start(db, a, c, utcnow(), allowed=(CampaignStatus.PAUSED,)))))
+        lambda db, a, c: lifecycle.start(db, a, c, utcnow(), allowed=(CampaignStatus.PAUSED,),
+                                         agent_sip_uri_required=agent_sip_uri_required()))))
 
 
 @bp.post("/campaigns/<uuid:campaign_id>/pause")

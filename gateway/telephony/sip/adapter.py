@@ -22,8 +22,8 @@ import trio
 
 from gateway.config import ConfigError, SipSettings
 from gateway.logs import get_logger
-from gateway.telephony.base import AnswerCallback, CallResult, DialRequest
-from gateway.telephony.sip.call import OutboundCall
+from gateway.telephony.base import IGNORE_PROGRESS, AnswerCallback, CallResult, DialRequest
+from gateway.telephony.sip.bridge import BridgedCall
 from gateway.telephony.sip.headers import split_host_port
 from gateway.telephony.sip.message import SipParseError
 from gateway.telephony.sip.outgoing import SipProfile
@@ -77,8 +77,8 @@ class SipAdapter:
                 password=settings.password.get_secret_value(),
                 ring_timeout=settings.ring_timeout_seconds,
                 max_call=settings.max_call_seconds,
-                media_address=settings.media_address,
-                media_port=settings.media_port,
+                agent_answer_timeout=settings.agent_answer_timeout_seconds,
+                trunk_offer=settings.trunk_offer,
                 timers=Timers(t1=settings.timer_t1_ms / 1000))
             self._transport = transport
             log.info("sip.listening", local=f"{transport.local_host}:{port}",
@@ -109,9 +109,11 @@ class SipAdapter:
             await probe.connect(proxy)  # UDP connect sends nothing
             return probe.getsockname()[0]
 
-    async def dial(self, request: DialRequest, on_answer: AnswerCallback) -> CallResult:
-        """Place the call and return when it is over (see :class:`.call.OutboundCall`)."""
+    async def dial(self, request: DialRequest, on_answer: AnswerCallback,
+                   on_connect: AnswerCallback = IGNORE_PROGRESS) -> CallResult:
+        """Place the call, bridge it to the agent, and return when it is over (see
+        :class:`.bridge.BridgedCall`)."""
         transport, profile = self._transport, self._profile
         if transport is None or profile is None or transport.closed:
             raise RuntimeError("the SIP adapter is not running: start SipAdapter.run first")
-        return await OutboundCall(transport, profile, request).run(on_answer)
+        return await BridgedCall(transport, profile, request).run(on_answer, on_connect)

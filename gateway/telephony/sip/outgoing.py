@@ -1,16 +1,17 @@
-"""What this UA sends outside a dialog: its profile, the INVITE (with SDP and X- headers)
-and the CANCEL. Pure builders: no I/O, no cancellation concerns.
+"""What this UA sends outside a dialog: its profile, the two INVITEs of a bridged call (the
+contact's, through the trunk; the agent's, straight to its ``sip_uri``) and the CANCEL.
+Pure builders: no I/O, no cancellation concerns.
 
-Contact data travels as one ``X-Var-<name>`` header per variable, the name's non-token
-bytes and the whole value percent-encoded (see :mod:`gateway.telephony.sip.headers`); ids
-as ``X-Campaign-Id``, ``X-Contact-Id``, ``X-Agent-Id``, ``X-Call-Id`` (the attempt id),
-``X-Attempt``, and ``X-Agent-Uri`` when the agent has a SIP URI.
+Both INVITEs carry the call's context: ids as ``X-Campaign-Id``, ``X-Contact-Id``,
+``X-Agent-Id``, ``X-Call-Id`` (the attempt id) and ``X-Attempt``, and the contact's data as
+one ``X-Var-<name>`` header per custom field, the name's non-token bytes and the whole
+value percent-encoded (see :mod:`gateway.telephony.sip.headers`). The agent's also has
+``X-Contact-Number`` (E.164), and its From is the contact's number.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 from urllib.parse import quote
 
 import attrs
@@ -18,6 +19,7 @@ import attrs
 from gateway.telephony.base import DialRequest
 from gateway.telephony.sip.headers import x_header_name, x_header_value
 from gateway.telephony.sip.message import SipRequest
+from gateway.telephony.sip.sdp import SDP
 from gateway.telephony.sip.transaction import Timers
 from gateway.telephony.sip.transport import ALLOW, Address
 
@@ -38,8 +40,8 @@ class SipProfile:
     password: str = attrs.field(default="", repr=False)
     ring_timeout: float = 30.0
     max_call: float = 3600.0
-    media_address: str = ""
-    media_port: int = 40000
+    agent_answer_timeout: float = 5.0
+    trunk_offer: str = "late"  # or "early": see gateway.telephony.sip.bridge
     timers: Timers = attrs.field(factory=Timers)
 
     @property
@@ -56,10 +58,12 @@ def phone_user(number: str) -> str:
     return number if _PHONE.fullmatch(number) else quote(number, safe="+")
 
 
-def build_invite(profile: SipProfile, request: DialRequest, *, call_id: str, from_tag: str,
+def trunk_invite(profile: SipProfile, request: DialRequest, *, call_id: str, from_tag: str,
                  cseq: int, branch: str, credentials: tuple[tuple[str, str], ...] = (),
-                 sdp_session: int = 0) -> SipRequest:
-    """The INVITE, sent to the proxy: Request-URI ``sip:<to>@<proxy>``."""
+                 body: bytes = b"") -> SipRequest:
+    """The contact's INVITE, sent to the proxy: Request-URI ``sip:<to>@<proxy>``, From the
+    campaign's number; without a body (the contact's 2xx brings the offer) unless ``body``
+    is an offer to send."""
     uri = f"sip:{phone_user(request.to_number)}@{profile.proxy_hostport}"
     caller = phone_user(request.from_number)
     headers = [
@@ -74,13 +78,34 @@ def build_invite(profile: SipProfile, request: DialRequest, *, call_id: str, fro
         ("Allow", ALLOW),
         ("User-Agent", USER_AGENT),
         *x_headers(request),
-        ("Content-Type", "application/sdp"),
     ]
-    # Media goes to the agent's address when it has one, else the adapter's default.
-    media_host = request.agent_media_address or profile.media_address or profile.local_host
-    body = sdp_offer(media_host, profile.media_port,
-                     sdp_session or secrets.randbelow(2**31))
+    if body:
+        headers.append(("Content-Type", SDP))
     return SipRequest(tuple(headers), body, method="INVITE", uri=uri)
+
+
+def agent_invite(profile: SipProfile, request: DialRequest, agent_uri: str, *, call_id: str,
+                 from_tag: str, cseq: int, branch: str, body: bytes = b"") -> SipRequest:
+    """The agent's INVITE, sent to the agent itself: Request-URI its ``sip_uri``, From the
+    contact's number, the call's context in ``X-`` headers, and the contact's offer (or no
+    body: the agent then makes the offer)."""
+    contact = phone_user(request.to_number)
+    headers = [
+        ("Via", profile.via(branch)),
+        ("Max-Forwards", "70"),
+        ("From", f"<sip:{contact}@{profile.local_host}>;tag={from_tag}"),
+        ("To", f"<{agent_uri}>"),
+        ("Call-ID", call_id),
+        ("CSeq", f"{cseq} INVITE"),
+        ("Contact", f"<sip:{contact}@{profile.local_host}:{profile.local_port}>"),
+        ("Allow", ALLOW),
+        ("User-Agent", USER_AGENT),
+        *x_headers(request),
+        ("X-Contact-Number", phone_user(request.to_number)),
+    ]
+    if body:
+        headers.append(("Content-Type", SDP))
+    return SipRequest(tuple(headers), body, method="INVITE", uri=agent_uri)
 
 
 def x_headers(request: DialRequest) -> list[tuple[str, str]]:
@@ -89,8 +114,6 @@ def x_headers(request: DialRequest) -> list[tuple[str, str]]:
                ("X-Agent-Id", str(request.agent_id)),
                ("X-Call-Id", str(request.call_id)),
                ("X-Attempt", str(int(request.attempt)))]
-    if request.agent_sip_uri:
-        headers.append(("X-Agent-Uri", x_header_value(request.agent_sip_uri)))
     for name, value in sorted(request.variables.items()):
         headers.append((x_header_name(str(name)), x_header_value(str(value))))
     return headers
@@ -104,12 +127,3 @@ def build_cancel(invite: SipRequest) -> SipRequest:
     headers += [(name, value) for name, value in invite.headers if name.lower() in keep]
     headers.append(("CSeq", f"{invite.cseq[0]} CANCEL"))
     return SipRequest(tuple(headers), b"", method="CANCEL", uri=invite.uri)
-
-
-def sdp_offer(address: str, port: int, session: int) -> bytes:
-    """A minimal audio offer: PCMU/8000 and RFC 4733 telephone-events."""
-    lines = ["v=0", f"o=- {session} {session} IN IP4 {address}", "s=-",
-             f"c=IN IP4 {address}", "t=0 0", f"m=audio {port} RTP/AVP 0 101",
-             "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000",
-             "a=fmtp:101 0-16", "a=ptime:20", "a=sendrecv"]
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")

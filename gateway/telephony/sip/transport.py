@@ -19,10 +19,11 @@ transport only takes from a peer what that peer may legitimately send):
   path), the dialog's next hop for BYE. The same response from anywhere else is dropped
   (``unexpected_source``), so a forged 486 or 200 from a third party cannot end or answer
   a call, nor feed it a digest challenge.
-- A request for a live call (the far end's BYE) is accepted only from a host the call
-  talks to: the proxy's, or the dialog's next hop's (its first route, else its remote
-  target). Hosts, not ports: RFC 3261 does not make a UA send requests from the port it
-  listens on. From any other host it is dropped without an answer (no 481 to a probe).
+- A request for a live call (the far end's BYE) is accepted only from a host that
+  dialog talks to: where its INVITE went (the proxy, or the agent), or the dialog's next
+  hop (its first route, else its remote target). Hosts, not ports: RFC 3261 does not
+  make a UA send requests from the port it listens on. From any other host it is
+  dropped without an answer (no 481 to a probe).
 - Requests for no live call get the stateless answers above, whoever sends them (they
   are no larger than the request, and reveal nothing about live calls).
 
@@ -64,7 +65,7 @@ log = get_logger(__name__)
 Address = tuple[str, int]
 INBOX_SIZE = 64
 MAX_TABLE = 4096
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"
 
 
 class TransportError(Exception):
@@ -101,16 +102,31 @@ class Incoming:
 class CallInbox:
     """One call's mailbox. Use as a context manager: leaving it unregisters every route.
 
-    ``peer`` is where the call's INVITE goes (the proxy): the only source of the 2xx
-    retransmissions routed here by Call-ID, and the first host requests may come from."""
+    A call may hold several dialogs (a bridged call: the contact's and the agent's), each
+    with its own Call-ID: :meth:`add_call` routes another one here. ``peer`` is where that
+    Call-ID's INVITE goes (the proxy, the agent): the only source of the 2xx
+    retransmissions routed here by Call-ID, and the first host its requests may come from."""
 
     def __init__(self, transport: SipTransport, call_id: str, peer: Address) -> None:
         self._transport = transport
         self.call_id = call_id
         self.peer = peer
-        self.request_hosts = {peer[0]}
+        self._request_hosts: dict[str, set[str]] = {call_id: {peer[0]}}
         self._send, self._receive = trio.open_memory_channel[Incoming](INBOX_SIZE)
         self._keys: set[tuple] = set()
+
+    @property
+    def request_hosts(self) -> set[str]:
+        """The hosts requests of the first Call-ID may come from."""
+        return self._request_hosts[self.call_id]
+
+    def hosts_for(self, call_id: str) -> set[str]:
+        return self._request_hosts.get(call_id, set())
+
+    def add_call(self, call_id: str, peer: Address) -> None:
+        """Route a second dialog's Call-ID here too (its INVITE goes to ``peer``)."""
+        self._route(("call", call_id), peer)
+        self._request_hosts[call_id] = {peer[0]}
 
     def watch_transaction(self, branch: str, method: str, peer: Address) -> None:
         """Route the responses of a client transaction sent to ``peer`` here."""
@@ -121,9 +137,10 @@ class CallInbox:
         self._keys.discard(key)
         self._unroute(key)
 
-    def accept_requests_from(self, host: str) -> None:
-        """Let requests for this call come from ``host`` too (the dialog's next hop)."""
-        self.request_hosts.add(host)
+    def accept_requests_from(self, host: str, call_id: str | None = None) -> None:
+        """Let requests for this call (for ``call_id``: that dialog) come from ``host``
+        too (the dialog's next hop)."""
+        self._request_hosts.setdefault(call_id or self.call_id, set()).add(host)
 
     def _unroute(self, key: tuple) -> None:
         route = self._transport._routes.get(key)
@@ -289,7 +306,7 @@ class SipTransport:
             return answered
         route = self._routes.get(("call", request.call_id))
         if route is not None:
-            if source[0] not in route[0].request_hosts:
+            if source[0] not in route[0].hosts_for(request.call_id):
                 self._drop("unexpected_source", source, method=request.method,
                            call_id=request.call_id)
                 return None
