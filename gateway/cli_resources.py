@@ -2,9 +2,9 @@
 command line, through the SDK.
 
     gateway agents create --name N [--greeting TEXT] [--status active|inactive]
-                          [--sip-uri URI] [--media-address HOST]
+                          [--sip-uri URI] [--max-concurrent-calls N]
     gateway agents update ID [--name N] [--greeting TEXT] [--status active|inactive]
-                             [--sip-uri URI|none] [--media-address HOST|none]
+                             [--sip-uri URI|none] [--max-concurrent-calls N|none]
     gateway agents list [--page P | --all] [--table]
     gateway agents show|delete ID
     gateway numbers create --number E164 [--label L] [--outbound-enabled | --no-outbound-enabled]
@@ -13,8 +13,8 @@ command line, through the SDK.
     gateway numbers show|delete ID
 
 ``update`` changes only the fields given (the API's PATCH); ``none`` clears an agent's
-``sip_uri`` or ``media_address``. Connection options, output and errors are those of every
-client command (gateway/cli_output.py).
+``sip_uri`` or ``max_concurrent_calls``. Connection options, output and errors are those of
+every client command (gateway/cli_output.py).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Group:
 
 
 AGENTS = Group("agents", "agent", "agents", "iter_agents",
-               ("name", "status", "greeting", "sip_uri", "media_address"),
+               ("name", "status", "greeting", "sip_uri", "max_concurrent_calls"),
                ("id", "status", "name", "variables", "sip_uri", "created_at"))
 NUMBERS = Group("numbers", "phone number", "phone_numbers", "iter_phone_numbers",
                 ("number", "outbound_enabled", "label"),
@@ -54,6 +54,16 @@ RESOURCE_COMMANDS = tuple(GROUPS)
 def _or_none(text: str) -> str | None:
     """``none`` (any case) is JSON null: on update, it clears the field."""
     return None if text.lower() == "none" else text
+
+
+def _count_or_none(text: str) -> int | None:
+    """A whole number, or ``none`` (JSON null: no cap); the server checks the bounds."""
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number or 'none': {text!r}") from None
 
 
 def add_resource_commands(subparsers: argparse._SubParsersAction,
@@ -74,9 +84,12 @@ def add_resource_commands(subparsers: argparse._SubParsersAction,
         parser.add_argument("--sip-uri", type=_or_none, default=argparse.SUPPRESS,
                             help="where a connected call is sent, e.g. sip:agent@10.0.0.5"
                                  + ("; 'none' clears it" if verb == "update" else ""))
-        parser.add_argument("--media-address", type=_or_none, default=argparse.SUPPRESS,
-                            help="SIP: the SDP offer's audio address for this agent's calls"
-                                 + ("; 'none' clears it" if verb == "update" else ""))
+        parser.add_argument("--max-concurrent-calls", type=_count_or_none,
+                            default=argparse.SUPPRESS,
+                            metavar="N|none" if verb == "update" else "N",
+                            help="the calls the agent takes at once (1 to 10000), shared by "
+                                 "the campaigns that use it; 'none': no cap"
+                                 + (" (clears it)" if verb == "update" else " (the default)"))
 
     numbers = _verbs(subparsers, conn, NUMBERS, "caller IDs campaigns dial from")
     for verb in ("create", "update"):

@@ -125,10 +125,11 @@ CREATE TABLE public.agents (
     status text DEFAULT 'active'::text NOT NULL,
     greeting text DEFAULT ''::text NOT NULL,
     sip_uri text,
-    media_address text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     deleted_at timestamp with time zone,
+    max_concurrent_calls integer,
+    CONSTRAINT agents_max_concurrent_calls_check CHECK ((max_concurrent_calls >= 1)),
     CONSTRAINT agents_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
     CONSTRAINT agents_status_check CHECK ((status = ANY (ARRAY['active'::text, 'inactive'::text])))
 );

@@ -35,7 +35,8 @@ async def test_create_and_get(api):
     assert agent["name"] == "Support bot"  # surrounding whitespace is trimmed
     assert agent["status"] == "active"
     assert agent["greeting"] == "" and agent["variables"] == []
-    assert agent["sip_uri"] is None
+    assert agent["sip_uri"] is None and agent["max_concurrent_calls"] is None
+    assert "media_address" not in agent
     assert agent["created_at"] == agent["updated_at"]
     response = await api.get(f"{AGENTS}/{agent['id']}")
     assert response.status_code == 200 and response.json() == agent
@@ -66,6 +67,16 @@ BAD_CREATES = [
     ({"name": "a", "sip_uri": "sip:"}, "sip_uri"),
     ({"name": "a", "sip_uri": "sip:a b@host"}, "sip_uri"),
     ({"name": "a", "extra": 1}, "extra"),
+    # Gone: the agent leg carries the trunk's SDP untouched. Unknown like any other field.
+    ({"name": "a", "media_address": "10.0.0.9"}, "media_address"),
+    ({"name": "a", "media_address": None}, "media_address"),
+    ({"name": "a", "max_concurrent_calls": 0}, "max_concurrent_calls"),
+    ({"name": "a", "max_concurrent_calls": -1}, "max_concurrent_calls"),
+    ({"name": "a", "max_concurrent_calls": 10_001}, "max_concurrent_calls"),
+    ({"name": "a", "max_concurrent_calls": 2**31}, "max_concurrent_calls"),
+    ({"name": "a", "max_concurrent_calls": 1.5}, "max_concurrent_calls"),
+    ({"name": "a", "max_concurrent_calls": "many"}, "max_concurrent_calls"),
+    ({"name": "a", "max_concurrent_calls": [3]}, "max_concurrent_calls"),
     ({"name": "a", "variables": ["x"]}, "variables"),  # output-only
     ({"name": "a", "id": str(uuid.uuid4())}, "id"),  # output-only
 ]
@@ -139,6 +150,11 @@ BAD_PATCHES = [
     ({"greeting": "{{oops"}, "greeting"),
     ({"sip_uri": "http://x"}, "sip_uri"),
     ({"colour": "blue"}, "colour"),
+    ({"media_address": "10.0.0.9"}, "media_address"),
+    ({"media_address": None}, "media_address"),
+    ({"max_concurrent_calls": 0}, "max_concurrent_calls"),
+    ({"max_concurrent_calls": 10_001}, "max_concurrent_calls"),
+    ({"max_concurrent_calls": "x"}, "max_concurrent_calls"),
     ({"name": "ok", "id": str(uuid.uuid4())}, "id"),
     ([], "body"),
 ]
@@ -161,7 +177,8 @@ async def test_patch_changes_only_the_given_fields(api):
     assert updated["status"] == "inactive"
     assert (datetime.fromisoformat(updated["updated_at"])
             > datetime.fromisoformat(agent["updated_at"]))
-    unchanged = ("id", "name", "greeting", "variables", "sip_uri", "created_at")
+    unchanged = ("id", "name", "greeting", "variables", "sip_uri", "max_concurrent_calls",
+                 "created_at")
     assert {k: updated[k] for k in unchanged} == {k: agent[k] for k in unchanged}
 
     updated = (await api.patch(url, json={"greeting": "Bye {{last_name}}", "name": " Bo "})).json()
@@ -174,6 +191,59 @@ async def test_patch_changes_only_the_given_fields(api):
     same = (await api.patch(url, json={})).json()  # an empty patch changes nothing
     assert (same["name"], same["status"], same["sip_uri"]) == ("Bo", "inactive", None)
     assert (await api.get(url)).json() == same
+
+
+async def test_max_concurrent_calls_is_set_changed_cleared_and_read(api):
+    """An agent's cap: null (no cap) unless given, 1..10,000; a PATCH sets or clears it
+    and leaves it alone when absent; every read (get, list) shows it."""
+    capped = await create(api, name="IVR", max_concurrent_calls=3)
+    assert capped["max_concurrent_calls"] == 3
+    edges = [await create(api, name=f"edge {n}", max_concurrent_calls=n) for n in (1, 10_000)]
+    assert [a["max_concurrent_calls"] for a in edges] == [1, 10_000]
+    explicit_null = await create(api, name="open", max_concurrent_calls=None)
+    assert explicit_null["max_concurrent_calls"] is None
+    url = f"{AGENTS}/{capped['id']}"
+
+    async def patch(body: dict) -> dict:
+        response = await api.patch(url, json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assert (await patch({"max_concurrent_calls": 40}))["max_concurrent_calls"] == 40
+    renamed = await patch({"name": "IVR 2"})  # absent: unchanged
+    assert (renamed["name"], renamed["max_concurrent_calls"]) == ("IVR 2", 40)
+    assert (await api.get(url)).json()["max_concurrent_calls"] == 40
+    listed = {a["id"]: a["max_concurrent_calls"] for a in (await api.get(AGENTS)).json()["data"]}
+    assert listed == {capped["id"]: 40, edges[0]["id"]: 1, edges[1]["id"]: 10_000,
+                      explicit_null["id"]: None}
+    cleared = await patch({"max_concurrent_calls": None})
+    assert (cleared["max_concurrent_calls"], cleared["name"]) == (None, "IVR 2")
+    assert (await api.get(url)).json() == cleared
+    # Out of bounds on PATCH: a 400 naming the field, and nothing changed.
+    problem = validation_problem(await api.patch(url, json={"max_concurrent_calls": 0,
+                                                            "name": "x"}),
+                                 "max_concurrent_calls")
+    assert problem is None, problem
+    assert (await api.get(url)).json() == cleared
+
+
+async def test_openapi_shows_the_agent_fields_and_bounds(api):
+    spec = (await api.get("/openapi.json")).json()
+    item = spec["paths"][AGENTS + "/{agent_id}"]
+    bodies = {"AgentCreate": spec["paths"][AGENTS]["post"]["requestBody"],
+              "AgentUpdate": item["patch"]["requestBody"],
+              "AgentOut": item["get"]["responses"]["200"]}
+    for name, body in bodies.items():
+        schema = body["content"]["application/json"]["schema"]
+        assert schema["title"] == name
+        properties = schema["properties"]
+        assert "media_address" not in properties, name
+        field = properties["max_concurrent_calls"]
+        [number] = [arm for arm in field["anyOf"] if arm["type"] == "integer"]
+        assert {"type": "null"} in field["anyOf"], name
+        if name != "AgentOut":
+            assert (number["minimum"], number["maximum"]) == (1, 10_000), name
+        assert "at once" in field["description"], name
 
 
 async def test_delete_then_gone(api):

@@ -19,6 +19,7 @@ Rules every test here follows:
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections import Counter, defaultdict
@@ -154,10 +155,13 @@ class Ledger:
     rate_cap: dict[uuid.UUID, CapHistory] = attrs.field(factory=lambda: defaultdict(CapHistory))
     campaign_cap: dict[uuid.UUID, CapHistory] = attrs.field(
         factory=lambda: defaultdict(CapHistory))
+    agent_cap: dict[uuid.UUID, CapHistory] = attrs.field(factory=lambda: defaultdict(CapHistory))
     account_live: Counter = attrs.field(factory=Counter)
     campaign_live: Counter = attrs.field(factory=Counter)
+    agent_live: Counter = attrs.field(factory=Counter)
     peak_account: Counter = attrs.field(factory=Counter)
     peak_campaign: Counter = attrs.field(factory=Counter)
+    peak_agent: Counter = attrs.field(factory=Counter)
     grant_times: dict[uuid.UUID, list[float]] = attrs.field(factory=lambda: defaultdict(list))
     grants_by_campaign: Counter = attrs.field(factory=Counter)
     grant_serials: list[tuple[int, uuid.UUID]] = attrs.field(factory=list)
@@ -172,9 +176,17 @@ class Ledger:
                                      calls_per_minute=calls_per_minute,
                                      dials_left_today=dials_left_today)
 
-    def open_campaign(self, account: uuid.UUID, campaign: uuid.UUID, max_concurrent: int) -> None:
+    def open_campaign(self, account: uuid.UUID, campaign: uuid.UUID, max_concurrent: int,
+                      agent: uuid.UUID | None = None, agent_max: int | None = None) -> None:
         self.campaign_cap[campaign].set(max_concurrent)
-        self.budget.open_campaign(account, campaign, max_concurrent)
+        if agent is not None:
+            self.agent_cap[agent].set(math.inf if agent_max is None else agent_max)
+        self.budget.open_campaign(account, campaign, max_concurrent, agent_id=agent,
+                                  agent_max=agent_max)
+
+    def set_agent_cap(self, agent: uuid.UUID, max_concurrent: int | None) -> None:
+        self.agent_cap[agent].set(math.inf if max_concurrent is None else max_concurrent)
+        self.budget.set_agent_cap(agent, max_concurrent)
 
     def granted(self, slot: Slot) -> None:
         a, c, now = slot.account_id, slot.campaign_id, trio.current_time()
@@ -194,6 +206,12 @@ class Ledger:
             if self.campaign_live[c] > cap:
                 self.violations.append(
                     f"t={now}: campaign live {self.campaign_live[c]} > max_concurrent {cap}")
+        if (agent := slot.agent_id) is not None:
+            self.agent_live[agent] += 1
+            self.peak_agent[agent] = max(self.peak_agent[agent], self.agent_live[agent])
+            live = max(self.agent_live[agent], self.budget.agent_live(agent))
+            if agent in self.agent_cap and live > (cap := self.agent_cap[agent].allowed(now)):
+                self.violations.append(f"t={now}: agent live {live} > its cap {cap}")
         times = self.grant_times[a]
         times.append(now)   # in time order: count back to the window's start
         if a in self.rate_cap:
@@ -216,6 +234,8 @@ class Ledger:
     def released(self, slot: Slot) -> None:
         self.account_live[slot.account_id] -= 1
         self.campaign_live[slot.campaign_id] -= 1
+        if slot.agent_id is not None:
+            self.agent_live[slot.agent_id] -= 1
 
     async def call(self, campaign: uuid.UUID, duration: float, *, crash: bool = False) -> None:
         """One fake call: a slot, a call of ``duration`` s on the mock clock, the release."""
@@ -680,27 +700,31 @@ async def run_worker(ledger: Ledger, run: CampaignRun, rng: random.Random) -> No
                 ledger.budget.release(slot)
 
 
-def check_work_conserving(ledger: Ledger, runs: dict[uuid.UUID, CampaignRun]) -> None:
-    """With everything blocked: a campaign with waiters, under its own cap, in an account
-    under concurrent_max and without a rate cap, would be a missed grant."""
+def check_work_conserving(ledger: Ledger, runs: dict[uuid.UUID, CampaignRun],
+                          agents: dict[uuid.UUID, uuid.UUID]) -> None:
+    """With everything blocked: a campaign with waiters, under its own cap and its agent's
+    (``agents``: each campaign's), in an account under concurrent_max and without a rate
+    cap, would be a missed grant."""
     budget = ledger.budget
     for campaign, run in runs.items():
         stats = budget.statistics(campaign)
-        account = run.account
+        account, agent = run.account, agents[campaign]
         if (stats.campaign_waiting and ledger.rate_cap[account].current() >= UNLIMITED_RATE
                 and stats.account_live < ledger.account_cap[account].current()
-                and stats.campaign_live < ledger.campaign_cap[campaign].current()):
+                and stats.campaign_live < ledger.campaign_cap[campaign].current()
+                and budget.agent_live(agent) < ledger.agent_cap[agent].current()):
             ledger.violations.append(f"t={trio.current_time()}: missed grant {stats}")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6, 7, 8])
 async def test_random_sequences_keep_every_cap(autojump_clock, seed):
     """A seeded driver opens, starts, pauses, stops and restarts campaigns of 2-3
-    accounts, aborts workers, and changes caps (kill-switches included) mid-run. At every
-    grant the ledger checks account live <= concurrent_max and campaign live <=
-    max_concurrent (caps in force at that instant) and <= calls_per_minute grants in the
-    last 60 s; when all is blocked, no waiter is left behind free capacity. At the end
-    everything is 0 live, 0 waiting, and closed campaigns are forgotten.
+    accounts, each with one of its account's two agents, aborts workers, and changes caps
+    (kill-switches and agent caps included) mid-run. At every grant the ledger checks
+    account live <= concurrent_max, campaign live <= max_concurrent and agent live <= its
+    cap (caps in force at that instant) and <= calls_per_minute grants in the last 60 s;
+    when all is blocked, no waiter is left behind free capacity. At the end everything is
+    0 live, 0 waiting (agents too), and closed campaigns are forgotten.
 
     The actor must not spin either (ActorWatch)."""
     rng = random.Random(seed)
@@ -708,10 +732,15 @@ async def test_random_sequences_keep_every_cap(autojump_clock, seed):
         budget = running.budget
         ledger = Ledger(budget)
         accounts = [new_id() for _ in range(rng.randint(2, 3))]
-        owner = {}
+        owner, agent_of = {}, {}
+        agent_caps: dict[uuid.UUID, int | None] = {}
         for account in accounts:
+            agents = [new_id(), new_id()]
+            for agent in agents:
+                agent_caps[agent] = rng.choice([None, 1, 2, 4])
             for _ in range(rng.randint(1, 3)):
-                owner[new_id()] = account
+                campaign = new_id()
+                owner[campaign], agent_of[campaign] = account, rng.choice(agents)
 
         def random_caps(account: uuid.UUID) -> None:
             ledger.set_caps(account, concurrent_max=rng.choice([0, 1, 2, 3, 5, 8]),
@@ -725,15 +754,21 @@ async def test_random_sequences_keep_every_cap(autojump_clock, seed):
                 await trio.sleep(eighths(rng, 0, 240))
                 if rng.random() < 0.3:
                     await trio.testing.wait_all_tasks_blocked()
-                    check_work_conserving(ledger, runs)
+                    check_work_conserving(ledger, runs, agent_of)
                 campaign = rng.choice(list(owner))
                 run = runs.get(campaign)
-                action = rng.choices(["caps", "start", "pause", "stop", "abort"],
-                                     weights=[2, 4, 2, 1, 1])[0]
+                action = rng.choices(["caps", "agent", "start", "pause", "stop", "abort"],
+                                     weights=[2, 1, 4, 2, 1, 1])[0]
                 if action == "caps":
                     random_caps(rng.choice(accounts))
+                elif action == "agent":
+                    agent = agent_of[campaign]
+                    agent_caps[agent] = rng.choice([None, 0, 1, 2, 3])
+                    ledger.set_agent_cap(agent, agent_caps[agent])
                 elif action == "start" and run is None:
-                    ledger.open_campaign(owner[campaign], campaign, rng.randint(1, 4))
+                    agent = agent_of[campaign]
+                    ledger.open_campaign(owner[campaign], campaign, rng.randint(1, 4), agent,
+                                         agent_caps[agent])
                     runs[campaign] = run = CampaignRun(owner[campaign], campaign)
                     for _ in range(rng.randint(1, 6)):
                         nursery.start_soon(run_worker, ledger, run, random.Random(rng.random()))
@@ -753,6 +788,9 @@ async def test_random_sequences_keep_every_cap(autojump_clock, seed):
         assert len(ledger.grant_order) > 20
         for account in accounts:
             assert budget.account_live(account) == ledger.account_live[account] == 0
+        for agent in agent_caps:
+            assert budget.agent_live(agent) == ledger.agent_live[agent] == 0
+        assert any(ledger.peak_agent[agent] for agent in agent_caps)
         for campaign in owner:
             assert budget.statistics(campaign) == BudgetStatistics(0, 0, 0)
             budget.close_campaign(campaign)
@@ -917,6 +955,216 @@ async def test_close_campaign_with_waiters_forgets_it_when_they_are_cancelled(au
         budget.try_acquire(closing)
     budget.release(blocker)
     assert budget.try_acquire(other) is not None
+
+
+# -- 10. agent seats -------------------------------------------------------------------------
+#
+# A campaign's agent takes a limited number of calls at once; the campaigns of an account
+# that share an agent share its seats. A seat is taken with the slot, when the call is
+# dialed, so a contact who answers always finds the agent free.
+
+
+def shared_agent(budget: Budget, *, agent_max: int | None, concurrent_max: int = 20,
+                 campaigns: tuple[int, ...] = (10, 10), other_agent: bool = False
+                 ) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:
+    """An account whose campaigns (their max per entry) all use one agent capped at
+    ``agent_max``; with ``other_agent``, one more campaign (max 10) uses another agent
+    with no cap. (account, agent, campaigns)."""
+    account, agent = new_id(), new_id()
+    budget.set_account_caps(account, concurrent_max=concurrent_max,
+                            calls_per_minute=UNLIMITED_RATE)
+    ids = []
+    for max_concurrent in campaigns:
+        ids.append(new_id())
+        budget.open_campaign(account, ids[-1], max_concurrent, agent_id=agent,
+                             agent_max=agent_max)
+    if other_agent:
+        ids.append(new_id())
+        budget.open_campaign(account, ids[-1], 10, agent_id=new_id())
+    return account, agent, ids
+
+
+async def test_campaigns_sharing_an_agent_never_exceed_its_cap_together(autojump_clock):
+    """Two campaigns (max 10 each, account 20) dial through one agent capped at 3: at no
+    grant do the two hold more than 3 calls together, the cap is reached, both campaigns
+    are served, and every seat is back at the end."""
+    rng = random.Random(21)
+    budget = Budget()
+    ledger = Ledger(budget)
+    account, agent = new_id(), new_id()
+    ledger.set_caps(account, concurrent_max=20, calls_per_minute=UNLIMITED_RATE)
+    campaigns = [new_id(), new_id()]
+    for campaign in campaigns:
+        ledger.open_campaign(account, campaign, 10, agent, 3)
+
+    async def worker(campaign: uuid.UUID, seed: float) -> None:
+        worker_rng = random.Random(seed)
+        for _ in range(6):
+            await trio.sleep(eighths(worker_rng, 0, 8))
+            await ledger.call(campaign, eighths(worker_rng, 8, 160))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(16):
+            nursery.start_soon(worker, campaigns[i % 2], rng.random())
+        await trio.sleep(5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.agent_live(agent) == 3  # saturated: 13 workers wait for a seat
+        assert sum(budget.statistics(c).campaign_waiting for c in campaigns) == 13
+
+    assert ledger.violations == []
+    assert ledger.peak_agent[agent] == 3 and ledger.peak_account[account] == 3
+    assert all(ledger.peak_campaign[c] <= 3 for c in campaigns)
+    assert [ledger.grants_by_campaign[c] for c in campaigns] == [8 * 6, 8 * 6]
+    assert budget.agent_live(agent) == ledger.agent_live[agent] == 0
+    assert budget.account_live(account) == 0
+
+
+async def test_a_campaign_waiting_for_its_agent_does_not_block_another_agents(autojump_clock):
+    """The agent of campaigns A and B is full (A holds its one seat): B's waiters wait,
+    while C (same account, another agent) is granted at once, by acquire and by
+    try_acquire alike: a campaign waiting on a full agent could not use the slot."""
+    budget = Budget()
+    account, agent, (a, b, c) = shared_agent(budget, agent_max=1, other_agent=True)
+    seat = budget.try_acquire(a)
+    assert seat is not None and seat.agent_id == agent
+    assert budget.try_acquire(a) is None and budget.try_acquire(b) is None
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(hold, budget, b, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(b) == BudgetStatistics(1, 0, 3)
+        nursery.start_soon(hold, budget, c, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [slot.campaign_id for slot in held] == [c]
+        assert budget.try_acquire(c) is not None
+        assert budget.account_live(account) == 3 and budget.agent_live(agent) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_release_gives_the_seat_to_the_other_campaign_of_the_agent(autojump_clock):
+    """A holds both seats of the agent, B waits. A release of A's hands the seat to B
+    synchronously (the agent stays full); B's release frees it."""
+    budget = Budget()
+    _, agent, (a, b) = shared_agent(budget, agent_max=2)
+    first, second = budget.try_acquire(a), budget.try_acquire(a)
+    assert first is not None and second is not None
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold, budget, b, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics(b).campaign_waiting == 1 and held == []
+        budget.release(first)
+        assert budget.statistics(b) == BudgetStatistics(2, 1, 0)  # granted in release
+        assert budget.agent_live(agent) == 2
+        await trio.testing.wait_all_tasks_blocked()
+    [got] = held
+    assert got.campaign_id == b and got.agent_id == agent
+    budget.release(got)
+    assert budget.agent_live(agent) == 1
+    assert budget.try_acquire(b) is not None   # the freed seat
+    assert budget.try_acquire(b) is None
+
+
+async def test_agent_cap_changes_take_effect_at_once(autojump_clock):
+    """Raising the agent's cap grants to its waiters inside set_agent_cap; lowering it
+    under the live count cuts nothing and grants nothing until live is under the new cap;
+    None lifts it (the campaigns' own caps remain)."""
+    budget = Budget()
+    _, agent, (a, b) = shared_agent(budget, agent_max=2, campaigns=(4, 4))
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        for campaign in (a, b) * 4:
+            nursery.start_soon(hold, budget, campaign, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (len(held), budget.agent_live(agent)) == (2, 2)
+
+        budget.set_agent_cap(agent, 5)
+        assert budget.agent_live(agent) == 5  # synchronous
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(held) == 5
+
+        budget.set_agent_cap(agent, 2)
+        assert budget.agent_live(agent) == 5  # live calls go on
+        for slot in held[:3]:
+            budget.release(slot)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (len(held), budget.agent_live(agent)) == (5, 2)  # live == cap: no grant
+        budget.release(held[3])
+        await trio.testing.wait_all_tasks_blocked()
+        assert (len(held), budget.agent_live(agent)) == (6, 2)  # one under: one
+
+        budget.set_agent_cap(agent, None)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(held) == 8  # every waiter, within each campaign's 4
+        assert budget.agent_live(agent) == 4
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_agent_cap_read_at_open_replaces_the_budgets(autojump_clock):
+    """A campaign opened later reads the agent's cap then: its value applies to the agent's
+    seats in every campaign. An agent is one account's, and a campaign keeps its agent."""
+    budget = Budget()
+    account, agent, (a,) = shared_agent(budget, agent_max=1, campaigns=(10,))
+    assert budget.try_acquire(a) is not None and budget.try_acquire(a) is None
+    b = new_id()
+    budget.open_campaign(account, b, 10, agent_id=agent, agent_max=3)
+    assert [budget.try_acquire(c) is not None for c in (a, b, a, b)] == [True, True, False,
+                                                                         False]
+    assert budget.agent_live(agent) == 3
+    with pytest.raises(ValueError, match="another agent"):
+        budget.open_campaign(account, a, 10, agent_id=new_id())
+    other_account = new_id()
+    budget.set_account_caps(other_account, concurrent_max=5, calls_per_minute=UNLIMITED_RATE)
+    with pytest.raises(ValueError, match="another account"):
+        budget.open_campaign(other_account, new_id(), 5, agent_id=agent)
+    assert budget.agent_live(agent) == 3  # the refusals changed nothing
+
+
+@pytest.mark.parametrize("order", ["release-then-cancel", "cancel-then-release"])
+async def test_agent_waiters_cancelled_leak_no_seat(autojump_clock, order):
+    """The agent's one seat is held by A; waiters of A and B wait for it. The A waiter is
+    cancelled in the same tick as the seat is released, in either order: the seat ends
+    with exactly one holder (B's waiter when the cancel came first). Once every call is
+    over and the campaigns closed, the agent is forgotten: its seats count from zero."""
+    budget = Budget()
+    account, agent, (a, b) = shared_agent(budget, agent_max=1)
+    holder = budget.try_acquire(a)
+    assert holder is not None
+    held: list[Slot] = []
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def cancellable_waiter() -> None:
+            with scope:
+                held.append(await budget.acquire(a))
+
+        nursery.start_soon(cancellable_waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(hold, budget, b, held)
+        await trio.testing.wait_all_tasks_blocked()
+        if order == "release-then-cancel":
+            budget.release(holder)
+            scope.cancel()
+        else:
+            scope.cancel()
+            budget.release(holder)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(held) == 1 and budget.agent_live(agent) == 1
+        if order == "cancel-then-release":
+            assert held[0].campaign_id == b
+        assert budget.statistics(a).campaign_waiting == 0
+        nursery.cancel_scope.cancel()
+    # Cancelling B's waiters (if still waiting) left nothing behind either.
+    assert budget.statistics(a).campaign_waiting == budget.statistics(b).campaign_waiting == 0
+    budget.release(held[0])
+    assert budget.agent_live(agent) == 0 and budget.account_live(account) == 0
+    budget.close_campaign(a)
+    budget.close_campaign(b)
+    budget.set_agent_cap(agent, 0)  # an agent no campaign uses: ignored
+    again = new_id()
+    budget.open_campaign(account, again, 10, agent_id=agent, agent_max=2)
+    assert [budget.try_acquire(again) is not None for _ in range(3)] == [True, True, False]
 
 
 # -- regressions ---------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from gateway.store.dialing import FRESH_WINDOW, CampaignRow, Claim, ClaimCursor
 def _row(total: int) -> CampaignRow:
     return CampaignRow(id=uuid.uuid4(), account_id=uuid.uuid4(), status="running",
                        max_concurrent_calls=1, retries_per_contact=1, retry_delay_seconds=0,
-                       contacts_total=total, custom_field_names=[])
+                       contacts_total=total, custom_field_names=[], agent_id=uuid.uuid4(),
+                       agent_max_concurrent_calls=None)
 
 
 def _claim(seq: int, attempt: int) -> Claim:
@@ -74,7 +75,7 @@ async def test_a_claim_names_its_contacts_and_their_fields(db, database_url):
     new = await accounts.create_account(db, name="claims", concurrent_max=5, calls_per_minute=60)
     account = new.account.id
     agent = await agents.create(db, account, name="A", status="active", greeting="",
-                                sip_uri=None, media_address=None)
+                                sip_uri=None)
     number = await phone_numbers.create(db, account, number="+14155550100",
                                         outbound_enabled=True, label="")
     principal = await accounts.authenticate(db, new.api_key)
@@ -95,6 +96,7 @@ async def test_a_claim_names_its_contacts_and_their_fields(db, database_url):
         assert await trio_asyncio.aio_as_trio(lock.fetchval)(query("dialer_lock.try_lock"))
         row = await dialing.campaign(db, campaign_id)
         assert row.custom_field_names == ["city", "first_name"]
+        assert (row.agent_id, row.agent_max_concurrent_calls) == (agent.id, None)
         claims = await dialing.claim(db, utcnow(), 5, ClaimCursor(row), lock.get_server_pid())
     finally:
         await trio_asyncio.aio_as_trio(lock.close)()

@@ -35,26 +35,30 @@ async def ok(cli, *argv: str) -> dict:
 async def test_agents_create_show_update_list_delete(cli):
     created = await ok(cli, "agents", "create", "--name", "Ava", "--greeting",
                        "Hi {{first_name}}, about {{ plan }}", "--sip-uri",
-                       "sip:ava@10.0.0.5:5060", "--media-address", "10.0.0.9")
+                       "sip:ava@10.0.0.5:5060", "--max-concurrent-calls", "3")
     assert (created["name"], created["status"]) == ("Ava", "active")
     assert created["variables"] == ["first_name", "plan"]
-    assert (created["sip_uri"], created["media_address"]) == ("sip:ava@10.0.0.5:5060",
-                                                              "10.0.0.9")
+    assert (created["sip_uri"], created["max_concurrent_calls"]) == ("sip:ava@10.0.0.5:5060",
+                                                                     3)
+    assert "media_address" not in created
     assert await ok(cli, "agents", "show", created["id"]) == created
 
     # PATCH: only the fields given change; 'none' clears a nullable one.
     updated = await ok(cli, "agents", "update", created["id"], "--status", "inactive",
                        "--sip-uri", "none")
     assert (updated["status"], updated["sip_uri"]) == ("inactive", None)
-    assert (updated["name"], updated["greeting"], updated["media_address"]) == (
-        "Ava", created["greeting"], "10.0.0.9")
+    assert (updated["name"], updated["greeting"], updated["max_concurrent_calls"]) == (
+        "Ava", created["greeting"], 3)
+    raised = await ok(cli, "agents", "update", created["id"], "--max-concurrent-calls", "40")
+    assert (raised["max_concurrent_calls"], raised["status"]) == (40, "inactive")
     renamed = await ok(cli, "agents", "update", created["id"], "--name", "Ben",
-                       "--media-address", "none")
-    assert (renamed["name"], renamed["status"], renamed["media_address"]) == (
+                       "--max-concurrent-calls", "none")
+    assert (renamed["name"], renamed["status"], renamed["max_concurrent_calls"]) == (
         "Ben", "inactive", None)
 
     other = await ok(cli, "agents", "create", "--name", "Cleo")
     assert (other["greeting"], other["variables"], other["sip_uri"]) == ("", [], None)
+    assert other["max_concurrent_calls"] is None
     code, out, err = await cli("agents", "list")
     assert (code, err) == (0, "")
     assert [json.loads(line)["id"] for line in out.splitlines()] == [created["id"],
@@ -118,6 +122,10 @@ async def test_errors_are_one_line_and_usage_errors_exit_2(cli):
     assert code == 1 and err.startswith("gateway: validation_error: greeting: ")
     code, _, err = await cli("numbers", "create", "--number", "12")
     assert code == 1 and err.startswith("gateway: validation_error: number: ")
+    for count in ("0", "10001"):  # the server's bounds, named by the server
+        code, _, err = await cli("agents", "create", "--name", "Ava",
+                                 "--max-concurrent-calls", count)
+        assert code == 1 and err.startswith("gateway: validation_error: max_concurrent_calls: ")
     code, _, err = await cli("agents", "update", str(uuid.uuid4()), "--name", "x")
     assert (code, err) == (1, "gateway: not_found: agent not found\n")
     code, _, err = await cli("numbers", "delete", str(uuid.uuid4()))
@@ -126,7 +134,7 @@ async def test_errors_are_one_line_and_usage_errors_exit_2(cli):
     code, out, err = await cli("agents", "update", str(uuid.uuid4()))
     assert (code, out) == (2, "")
     assert err == ("gateway: usage: nothing to update: give at least one of --name, "
-                   "--status, --greeting, --sip-uri, --media-address\n")
+                   "--status, --greeting, --sip-uri, --max-concurrent-calls\n")
     code, _, err = await cli("numbers", "update", str(uuid.uuid4()))
     assert code == 2 and "--outbound-enabled, --label" in err
     code, _, err = await cli("agents", "list", key=None)
@@ -181,3 +189,7 @@ async def test_the_gateway_command_runs_them_with_the_environment(gateway, tmp_p
     assert done.returncode == 2 and b"--name" in done.stderr and done.stdout == b""
     done = await gateway_cmd("agents", "create", "--name", "Ava", "--status", "asleep")
     assert done.returncode == 2 and b"invalid choice: 'asleep'" in done.stderr
+    done = await gateway_cmd("agents", "update", str(uuid.uuid4()),
+                             "--max-concurrent-calls", "many")
+    assert done.returncode == 2 and done.stdout == b""
+    assert b"--max-concurrent-calls" in done.stderr and b"'many'" in done.stderr

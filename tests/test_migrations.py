@@ -356,7 +356,9 @@ async def test_0006_adds_the_agent_leg_and_counts_agent_unavailable(tmp_path, mo
                                                                      empty_database_url):
     """Attempts made before 0006 keep their outcomes, with no agent leg recorded; from then
     on an attempt can be agent_unavailable (counted by the 0003 triggers like any outcome)
-    and records its agent leg; who hung up is one of the three words."""
+    and records its agent leg; who hung up is one of the three words. Agents lose their
+    media_address (the agent leg carries the trunk's SDP) and gain max_concurrent_calls:
+    NULL (no cap) for the agents there were, at least 1 when set."""
     folder = tmp_path / "migrations"
     folder.mkdir()
     monkeypatch.setattr("gateway.migrations.sql_dir", lambda: tmp_path)
@@ -379,9 +381,26 @@ async def test_0006_adds_the_agent_leg_and_counts_agent_unavailable(tmp_path, mo
     with pytest.raises(asyncpg.CheckViolationError):  # not a word before 0006
         await query(empty_database_url, insert.format("(2, 1, 'agent_unavailable')"),
                     method="execute")
+    await query(empty_database_url, "UPDATE agents SET media_address = '10.0.0.9'",
+                method="execute")
     (folder / "0006_agent_leg.sql").write_bytes(
         (MIGRATIONS_DIR / "0006_agent_leg.sql").read_bytes())
     assert await migrate(empty_db) == [6]
+
+    columns = {row["column_name"] for row in await query(
+        empty_database_url, "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_name = 'agents'")}
+    assert "media_address" not in columns and "max_concurrent_calls" in columns
+    assert [row["max_concurrent_calls"] for row in await query(
+        empty_database_url, "SELECT max_concurrent_calls FROM agents")] == [None]
+    for bad in (0, -1):
+        with pytest.raises(asyncpg.CheckViolationError):
+            await query(empty_database_url, "UPDATE agents SET max_concurrent_calls = $1",
+                        bad, method="execute")
+    await query(empty_database_url, "UPDATE agents SET max_concurrent_calls = 1",
+                method="execute")
+    assert await query(empty_database_url, "SELECT max_concurrent_calls FROM agents",
+                       method="fetchval") == 1
 
     old = await query(empty_database_url, """
         SELECT outcome, connected_at, hangup_by, agent_sip_status, agent_sip_call_id

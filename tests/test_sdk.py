@@ -178,9 +178,13 @@ async def test_iter_contacts_walks_every_page(client, refs):
 
 async def test_agents_numbers_and_call_limits(client):
     def scenario():
-        agent = client.agents.create("Bo", greeting="Hello {{name}}", sip_uri="sip:bo@10.0.0.5")
+        agent = client.agents.create("Bo", greeting="Hello {{name}}", sip_uri="sip:bo@10.0.0.5",
+                                     max_concurrent_calls=8)
         with_uri = client.agents.get(agent)
         cleared = client.agents.update(agent, sip_uri=None, status="inactive")
+        uncapped = client.agents.update(agent, max_concurrent_calls=None)
+        with pytest.raises(ValidationError) as too_many:
+            client.agents.update(agent, max_concurrent_calls=10_001)
         listed = client.agents.list()
         number = client.phone_numbers.create("+1 415 555 0101", label="a")
         relabelled = client.phone_numbers.update(number, label="b", outbound_enabled=False)
@@ -188,14 +192,17 @@ async def test_agents_numbers_and_call_limits(client):
         gone = (client.agents.delete(agent), client.phone_numbers.delete(number))
         with pytest.raises(NotFoundError):
             client.phone_numbers.get(number)
-        return (agent, with_uri, cleared, listed, number, relabelled, numbers, gone,
-                client.call_limits())
+        return (agent, with_uri, cleared, uncapped, too_many.value, listed, number, relabelled,
+                numbers, gone, client.call_limits())
 
-    (agent, with_uri, cleared, listed, number, relabelled, numbers, gone,
+    (agent, with_uri, cleared, uncapped, too_many, listed, number, relabelled, numbers, gone,
      limits) = await run(scenario)
     assert agent["variables"] == ["name"] and with_uri["sip_uri"] == "sip:bo@10.0.0.5"
     assert cleared["sip_uri"] is None and cleared["status"] == "inactive"
     assert cleared["greeting"] == "Hello {{name}}"  # PATCH leaves the others alone
+    assert (agent["max_concurrent_calls"], cleared["max_concurrent_calls"]) == (8, 8)
+    assert uncapped["max_concurrent_calls"] is None and uncapped["status"] == "inactive"
+    assert too_many.field == "max_concurrent_calls"
     assert [a["id"] for a in listed["data"]] == [agent["id"]] and listed["total"] == 1
     assert number["number"] == "+14155550101"
     assert relabelled["label"] == "b" and relabelled["outbound_enabled"] is False

@@ -125,7 +125,7 @@ async def test_every_object_the_api_returns_has_exactly_its_types_keys(gateway):
                                            sip_uri="sip:ava@10.0.0.5")
         check(agent, T.Agent, "agents.create")
         check(await client.agents.get(agent), T.Agent, "agents.get")
-        check(await client.agents.update(agent, media_address="10.0.0.9"), T.Agent,
+        check(await client.agents.update(agent, max_concurrent_calls=4), T.Agent,
               "agents.update")
         check(await client.agents.list(), T.Page[T.Agent], "agents.list")
         number = await client.phone_numbers.create("+14155550100", label="main")

@@ -4,13 +4,13 @@ only the trunk's challenges are answered (against sipp)."""
 from __future__ import annotations
 
 import pytest
-import trio
+from ports import free_udp_port
 from test_sip_harness import (
     Answers,
-    LossyRelay,
     running_adapter,
     sip_settings,
     sipp_bridge,
+    sipp_uas,
 )
 
 from gateway.telephony.sip.digest import (
@@ -95,21 +95,24 @@ def test_auth_int_only_is_unanswerable():
 
 
 async def test_challenge_from_beyond_the_trunk_is_not_answered(tmp_path):
-    """The BYE goes to the 200's Contact (sipp itself), not to the proxy (a relay in front
-    of sipp): that 401 is a final like any other, and no credentials leave for it, nor
-    for the agent's leg."""
-    async with sipp_bridge("bye_challenge.xml", "agent_answer.xml", tmp_path) as peers, \
-            trio.open_nursery() as nursery:
-        relay = await nursery.start(LossyRelay(("127.0.0.1", peers.trunk.port),
-                                               lambda _: False).run)
-        settings = sip_settings(f"127.0.0.1:{relay.address[1]}", max_call_seconds=1,
-                                username="gateway", password="s3cret")
+    """The trunk's 200 names another UA as the far end (its Contact): the ACK and the BYE
+    go there, and its 401 to the BYE is a final like any other: no credentials leave for
+    it, nor for the agent's leg."""
+    far_port = free_udp_port()
+    (tmp_path / "far").mkdir()
+    async with sipp_uas("far_end_challenges_bye.xml", tmp_path / "far", port=far_port) as far, \
+            sipp_bridge("trunk_contact_elsewhere.xml", "agent_answer.xml", tmp_path,
+                        trunk_extra=("-key", "farport", str(far_port))) as peers:
+        settings = sip_settings(peers.proxy, max_call_seconds=1, username="gateway",
+                                password="s3cret")
         async with running_adapter(settings) as adapter:
             result = await adapter.dial(peers.request(), Answers())
         assert await peers.wait() == (0, 0), peers.errors()
-        nursery.cancel_scope.cancel()
+        assert await far.wait() == 0, far.errors()
     assert (result.outcome, result.sip_status) == ("answered", 200)
     assert result.hangup_by == "gateway"
-    log, agent = peers.messages()
-    assert log.count("BYE sip:") == 1 and "Authorization:" not in log
+    far_log, agent = far.messages(), peers.agent.messages()
+    assert far_log.count("BYE sip:far@") == 1 and "Authorization:" not in far_log
+    assert "401 Unauthorized" in far_log
+    assert "BYE sip:" not in peers.trunk.messages()  # the dialog's far end is elsewhere
     assert agent.count("BYE sip:") == 1 and "Authorization:" not in agent

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import csv
+import re
 import signal
 import subprocess
 import uuid
@@ -80,9 +81,10 @@ class Sipp:
 
 @contextlib.asynccontextmanager
 async def sipp_uas(scenario: str, workdir: Path, *, calls: int = 1, timeout: int = 20,
-                   extra: tuple[str, ...] = ()):
-    """Run sipp as a UAS with ``tests/sip/<scenario>`` until ``calls`` calls are done."""
-    port = free_udp_port()
+                   extra: tuple[str, ...] = (), port: int | None = None):
+    """Run sipp as a UAS with ``tests/sip/<scenario>`` until ``calls`` calls are done (on
+    ``port``, else a free one)."""
+    port = port or free_udp_port()
     command = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1",
                "-p", str(port), "-mp", str(free_udp_port()), "-m", str(calls),
                "-timeout", f"{timeout}s", "-timeout_error", "-nostdin",
@@ -150,15 +152,25 @@ async def sipp_bridge(trunk_scenario: str, agent_scenario: str, workdir: Path, *
 
 
 class LossyRelay:
-    """A UDP relay between the adapter and sipp that drops the datagrams ``drop`` picks:
-    real packet loss, which sipp cannot fake (it takes a retransmission of a message it
-    has not answered for a duplicate, and ignores it). ``from_upstream`` keeps the last
-    200 datagrams sipp sent (material for forgeries)."""
+    """A UDP relay between the adapter and sipp that drops the datagrams ``drop`` picks
+    (the adapter's) and ``drop_back`` picks (sipp's): real packet loss, which sipp cannot
+    fake (it takes a retransmission of a message it has not answered for a duplicate, and
+    ignores it). ``from_upstream`` keeps the last 200 datagrams sipp sent (material for
+    forgeries)."""
 
-    def __init__(self, upstream: tuple[str, int], drop=lambda _: False) -> None:
+    def __init__(self, upstream: tuple[str, int], drop=lambda _: False,
+                 drop_back=lambda _: False, *, repeat_finals: bool = False) -> None:
         self.upstream = upstream
         self.drop = drop
+        self.drop_back = drop_back
+        # sipp aborts a call on a repeated INVITE it has answered (measured: "unexpected
+        # message while expecting ACK"), where a UAS's transaction layer repeats its
+        # final (RFC 3261 section 17.2.1). With repeat_finals the relay plays that layer:
+        # an INVITE sipp answered already gets sipp's final again, from the relay.
+        self.repeat_finals = repeat_finals
+        self._finals: dict[bytes, bytes] = {}
         self.dropped: list[bytes] = []
+        self.dropped_back: list[bytes] = []
         self.from_upstream: collections.deque[bytes] = collections.deque(maxlen=200)
         self.address: tuple[str, int] | None = None
 
@@ -172,13 +184,35 @@ class LossyRelay:
                 data, source = await sock.recvfrom(65536)
                 if source == self.upstream:
                     self.from_upstream.append(data)
-                    if client is not None:
+                    key = _invite_key(data)
+                    if key is not None and re.match(rb"SIP/2\.0 [2-6]", data):
+                        self._finals[key] = data
+                    if self.drop_back(data):
+                        self.dropped_back.append(data)
+                    elif client is not None:
                         await sock.sendto(data, client)
                 elif self.drop(data):
                     self.dropped.append(data)
+                elif self.repeat_finals and data.startswith(b"INVITE ") and \
+                        _invite_key(data) in self._finals:
+                    client = source
+                    final = self._finals[_invite_key(data)]
+                    if self.drop_back(final):
+                        self.dropped_back.append(final)
+                    else:
+                        await sock.sendto(final, client)
                 else:
                     client = source
                     await sock.sendto(data, self.upstream)
+
+
+def _invite_key(data: bytes) -> bytes | None:
+    """Call-ID and CSeq number of an INVITE or of a response to one."""
+    call_id = re.search(rb"\r\n(?:Call-ID|i):\s*(\S+)", data, re.IGNORECASE)
+    cseq = re.search(rb"\r\nCSeq:\s*(\d+)\s+INVITE", data, re.IGNORECASE)
+    if call_id is None or cseq is None:
+        return None
+    return call_id.group(1) + b" " + cseq.group(1)
 
 
 def sip_settings(proxy: str, **overrides) -> SipSettings:

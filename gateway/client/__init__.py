@@ -34,8 +34,9 @@ coroutine and the generators are async generators):
   ``calls(id, page=0)``, ``iter_contacts(id, status=None)``, ``iter_calls(id)``,
   ``iter_campaigns(status=None)``, ``stream_events(id)``.
 - ``client.agents``: ``create(name, status=None, greeting=None, sip_uri=None,
-  media_address=None)``, ``get``, ``list(page=0)``, ``update`` (only the fields passed;
-  ``sip_uri=None`` or ``media_address=None`` clears it), ``delete``, ``iter_agents()``.
+  max_concurrent_calls=None)``, ``get``, ``list(page=0)``, ``update`` (only the fields
+  passed; ``sip_uri=None`` or ``max_concurrent_calls=None`` clears it), ``delete``,
+  ``iter_agents()``.
 - ``client.phone_numbers``: ``create(number, outbound_enabled=None, label=None)``, ``get``,
   ``list(page=0)``, ``update(id, outbound_enabled=..., label=...)`` (only the fields
   passed), ``delete``, ``iter_phone_numbers()``.

@@ -53,12 +53,12 @@ class AgentsResource(Resource[Mode]):
     @endpoint
     def create(self, name: str, *, status: AgentStatus | AgentStatusValue | None = None,
                greeting: str | None = None, sip_uri: str | None = None,
-               media_address: str | None = None) -> Call[Agent]:
+               max_concurrent_calls: int | None = None) -> Call[Agent]:
         """Create an agent (``status`` ``active`` by default); returns it. ``greeting`` may
-        use ``{{variables}}`` (the contacts' CSV columns); ``media_address``: the SDP
-        offer's audio address for its calls (SIP adapter)."""
+        use ``{{variables}}`` (the contacts' CSV columns); ``max_concurrent_calls``: the
+        calls it takes at once (1 to 10,000; omitted: no cap)."""
         body = compact(name=name, status=status, greeting=greeting, sip_uri=sip_uri,
-                       media_address=media_address)
+                       max_concurrent_calls=max_concurrent_calls)
         return Call("POST", f"{API}/agents", json=body)
 
     @endpoint
@@ -73,11 +73,12 @@ class AgentsResource(Resource[Mode]):
     @endpoint
     def update(self, agent: Ref, *, name: str = OMIT,
                status: AgentStatus | AgentStatusValue = OMIT, greeting: str = OMIT,
-               sip_uri: str | None = OMIT, media_address: str | None = OMIT) -> Call[Agent]:
-        """Change only the fields passed; ``sip_uri=None`` or ``media_address=None``
+               sip_uri: str | None = OMIT, max_concurrent_calls: int | None = OMIT
+               ) -> Call[Agent]:
+        """Change only the fields passed; ``sip_uri=None`` or ``max_concurrent_calls=None``
         clears it."""
         body = given(name=name, status=status, greeting=greeting, sip_uri=sip_uri,
-                     media_address=media_address)
+                     max_concurrent_calls=max_concurrent_calls)
         return Call("PATCH", f"{API}/agents/{ref(agent)}", json=body)
 
     @endpoint

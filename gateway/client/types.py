@@ -73,7 +73,7 @@ class Agent(TypedDict):
     greeting: str
     variables: list[str]  # the greeting's {{variables}}, in order of first use
     sip_uri: str | None
-    media_address: str | None
+    max_concurrent_calls: int | None  # the calls it takes at once; None: no cap
     created_at: str
     updated_at: str
 

@@ -1,10 +1,16 @@
 """The global call budget: one slot per live call, within every cap at once.
 
 A slot is granted only while the account is under ``concurrent_max``, the campaign under
-its ``max_concurrent_calls``, the account's dials in the last 60 s under
-``calls_per_minute`` and its dials left today (if capped) above zero. A cap of 0 blocks
-(the kill-switch). Waiting campaigns of one account are served round-robin, so a big
-campaign cannot starve a small one.
+its ``max_concurrent_calls``, the campaign's agent under its ``max_concurrent_calls`` (if
+capped), the account's dials in the last 60 s under ``calls_per_minute`` and its dials left
+today (if capped) above zero. A cap of 0 blocks (the kill-switch). Waiting campaigns of one
+account are served round-robin, so a big campaign cannot starve a small one; a campaign
+whose agent is full is passed over like one at its own cap.
+
+The agent's seat is part of the slot: it is taken when the call is dialed and given back
+with the slot, so a contact who answers always finds the agent free (no call is abandoned
+for want of an agent). Agents belong to accounts, so the campaigns sharing an agent are in
+one account's rotation, and its grant loop is where the agent's cap is checked.
 
 Slots follow :class:`trio.CapacityLimiter`'s rules: a slot is owned by the call it was
 acquired for and released synchronously (``release`` never blocks, so it is safe in
@@ -34,6 +40,7 @@ class Slot:
     campaign_id: uuid.UUID
     serial: int
     granted_at: float = attrs.field(default=0.0, eq=False)  # its instant in the rate window
+    agent_id: uuid.UUID | None = attrs.field(default=None, eq=False)  # whose seat it holds
 
 
 @attrs.frozen
@@ -53,13 +60,33 @@ class _Waiter:
 
 
 @attrs.define(eq=False)
+class _Agent:
+    """An agent's seats, shared by the open campaigns that use it (``campaigns`` of them:
+    it is forgotten with the last)."""
+
+    id: uuid.UUID
+    account: _Account
+    max_concurrent: int | None = None  # None: no cap
+    live: int = 0
+    campaigns: int = 0
+
+    def full(self) -> bool:
+        return self.max_concurrent is not None and self.live >= self.max_concurrent
+
+
+@attrs.define(eq=False)
 class _Campaign:
     id: uuid.UUID
     account: _Account
     max_concurrent: int
+    agent: _Agent | None = None
     live: int = 0
     waiters: deque[_Waiter] = attrs.field(factory=deque)
     closing: bool = False
+
+    def can_take(self) -> bool:
+        """Under its own cap and its agent's: a slot granted to it now could be used."""
+        return self.live < self.max_concurrent and (self.agent is None or not self.agent.full())
 
 
 @attrs.define(eq=False)
@@ -92,6 +119,7 @@ class Budget:
     def __init__(self) -> None:
         self._accounts: dict[uuid.UUID, _Account] = {}
         self._campaigns: dict[uuid.UUID, _Campaign] = {}
+        self._agents: dict[uuid.UUID, _Agent] = {}
         self._live: set[Slot] = set()
         self._serials = itertools.count(1)
         self._changed = trio.Event()
@@ -140,18 +168,39 @@ class Budget:
         self._accounts[slot.account_id].confirmed += 1
 
     def open_campaign(self, account_id: uuid.UUID, campaign_id: uuid.UUID,
-                      max_concurrent: int) -> None:
+                      max_concurrent: int, *, agent_id: uuid.UUID | None = None,
+                      agent_max: int | None = None) -> None:
         """Make a campaign able to acquire slots (idempotent). Its account's caps stay 0
-        (blocking) until :meth:`set_account_caps` is called."""
+        (blocking) until :meth:`set_account_caps` is called.
+
+        ``agent_id``: the campaign's agent, whose seats (``agent_max``, None: no cap; the
+        value read now replaces the one the budget had) it shares with the account's other
+        campaigns of that agent. None: the campaign needs no agent seat (the budget's own
+        tests of the other caps). An agent belongs to one account and a campaign keeps its
+        agent: ValueError otherwise."""
         account = self._accounts.setdefault(account_id, _Account(account_id))
         campaign = self._campaigns.get(campaign_id)
         if campaign is None:
-            campaign = _Campaign(campaign_id, account, max_concurrent)
+            campaign = _Campaign(campaign_id, account, max_concurrent,
+                                 self._bind_agent(account, agent_id))
             self._campaigns[campaign_id] = campaign
             account.rotation.append(campaign)
+        elif (None if campaign.agent is None else campaign.agent.id) != agent_id:
+            raise ValueError(f"campaign {campaign_id} is open with another agent")
         campaign.max_concurrent = max_concurrent
         campaign.closing = False
+        if campaign.agent is not None:
+            campaign.agent.max_concurrent = agent_max
         self._grant(account)
+
+    def set_agent_cap(self, agent_id: uuid.UUID, max_concurrent: int | None) -> None:
+        """Change an agent's cap (None: no cap); takes effect at once: a raised cap grants
+        to waiting calls now, a lowered one grants nothing until enough live calls have
+        ended (none is cut). An agent no open campaign uses is ignored."""
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            agent.max_concurrent = max_concurrent
+            self._grant(agent.account)
 
     def close_campaign(self, campaign_id: uuid.UUID) -> None:
         """Forget a campaign once its last slot is released."""
@@ -190,14 +239,14 @@ class Budget:
 
     def try_acquire(self, campaign_id: uuid.UUID) -> Slot | None:
         """A slot now if one is free and no other campaign of the account waits for it,
-        else None. A campaign waiting at its own cap does not count: it could not use the
-        slot, and counting it would stop every other campaign's batching."""
+        else None. A campaign waiting at its own cap, or on its full agent, does not count:
+        it could not use the slot, and counting it would stop every other campaign's
+        batching."""
         campaign = self._campaigns[campaign_id]
         account = campaign.account
-        if any(c is not campaign and c.waiters and c.live < c.max_concurrent
-               for c in account.rotation):
+        if any(c is not campaign and c.waiters and c.can_take() for c in account.rotation):
             return None
-        if campaign.live >= campaign.max_concurrent or not account.can_grant(trio.current_time()):
+        if not campaign.can_take() or not account.can_grant(trio.current_time()):
             return None
         return self._issue(campaign, trio.current_time())
 
@@ -212,6 +261,8 @@ class Budget:
             raise RuntimeError(f"slot {slot} released twice or never granted") from None
         campaign = self._campaigns[slot.campaign_id]
         campaign.live -= 1
+        if campaign.agent is not None:
+            campaign.agent.live -= 1
         account = campaign.account
         account.live -= 1
         if not dialed:
@@ -228,6 +279,11 @@ class Budget:
     def account_live(self, account_id: uuid.UUID) -> int:
         account = self._accounts.get(account_id)
         return 0 if account is None else account.live
+
+    def agent_live(self, agent_id: uuid.UUID) -> int:
+        """The agent's seats in use: live slots of every campaign that uses it."""
+        agent = self._agents.get(agent_id)
+        return 0 if agent is None else agent.live
 
     # -- the actor -----------------------------------------------------------------------
 
@@ -248,9 +304,13 @@ class Budget:
 
     def _issue(self, campaign: _Campaign, now: float) -> Slot:
         account = campaign.account
-        slot = Slot(account.id, campaign.id, next(self._serials), now)
+        agent = campaign.agent
+        slot = Slot(account.id, campaign.id, next(self._serials), now,
+                    None if agent is None else agent.id)
         self._live.add(slot)
         campaign.live += 1
+        if agent is not None:
+            agent.live += 1
         account.live += 1
         account.granted += 1
         account.dials.append(now)
@@ -273,7 +333,8 @@ class Budget:
                 break
 
     def _grant(self, account: _Account, *, notify: bool = True) -> None:
-        """Hand slots to waiters, round-robin over the account's campaigns, while it can.
+        """Hand slots to waiters, round-robin over the account's campaigns, while it can;
+        a campaign at its own cap or its agent's is passed over.
 
         ``notify``: wake the actor if waiters are left behind by the rate window (the
         actor itself passes False: it recomputes its deadline anyway)."""
@@ -282,7 +343,7 @@ class Budget:
             for _ in range(len(account.rotation)):
                 campaign = account.rotation[0]
                 account.rotation.rotate(-1)
-                if campaign.waiters and campaign.live < campaign.max_concurrent:
+                if campaign.waiters and campaign.can_take():
                     waiter = campaign.waiters.popleft()
                     waiter.slot = self._issue(campaign, now)
                     if waiter.parked:
@@ -303,7 +364,21 @@ class Budget:
                  and account.dials]
         return min(moves, default=math.inf)
 
+    def _bind_agent(self, account: _Account, agent_id: uuid.UUID | None) -> _Agent | None:
+        if agent_id is None:
+            return None
+        agent = self._agents.setdefault(agent_id, _Agent(agent_id, account))
+        if agent.account is not account:
+            raise ValueError(f"agent {agent_id} is another account's")
+        agent.campaigns += 1
+        return agent
+
     def _forget_if_idle(self, campaign: _Campaign) -> None:
         if campaign.closing and campaign.live == 0 and not campaign.waiters:
             del self._campaigns[campaign.id]
             campaign.account.rotation.remove(campaign)
+            agent = campaign.agent
+            if agent is not None:
+                agent.campaigns -= 1
+                if agent.campaigns == 0:  # its live calls were its campaigns': none left
+                    del self._agents[agent.id]

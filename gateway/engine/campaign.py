@@ -95,7 +95,10 @@ async def run_campaign(deps: EngineDeps, handle: CampaignHandle, *,
     row = await _until_reachable(handle, dialing.campaign, deps.db, handle.campaign_id)
     if row is None:
         return
-    deps.budget.open_campaign(row.account_id, row.id, row.max_concurrent_calls)
+    # The agent's seats are shared with the account's other campaigns of that agent; the
+    # supervisor's caps refresh keeps its cap current.
+    deps.budget.open_campaign(row.account_id, row.id, row.max_concurrent_calls,
+                              agent_id=row.agent_id, agent_max=row.agent_max_concurrent_calls)
     try:
         async with trio.open_nursery() as calls:
             await CampaignActor(deps, handle, row, calls).run()

@@ -4,7 +4,8 @@ It owns actor lifetimes. API handlers change rows, then :meth:`Supervisor.notify
 supervisor reads the campaign's status from PostgreSQL and starts, resumes or winds down
 its actor accordingly. A poll loop starts scheduled campaigns when their time comes (and
 the budget allows), adopts running campaigns that have no actor (a lost message, a crashed
-actor) and re-reads account caps so an operator's change applies without a restart.
+actor) and re-reads account caps, and the caps of the running campaigns' agents, so an
+operator's or an API client's change applies without a restart.
 
 While it dials, two nurseries: one for the service tasks (the poll loop, the inbox, the
 dialer lock's watch, the orphan sweep), and nested in it one for the campaign actors.
@@ -221,6 +222,7 @@ class Supervisor:
                             self.notify(campaign_id)
                     if trio.current_time() >= caps_due:
                         await self._refresh_caps({h.account_id for h in self._handles.values()})
+                        await self._refresh_agent_caps()
                         caps_due = trio.current_time() + settings.caps_refresh_seconds
                 except DatabaseUnavailable:
                     log.warning("supervisor.waiting_for_database")
@@ -268,6 +270,15 @@ class Supervisor:
                 caps.account_id, concurrent_max=caps.concurrent_max,
                 calls_per_minute=caps.calls_per_minute, dials_left_today=caps.dials_left_today,
                 counted_mark=marks[caps.account_id])
+
+    async def _refresh_agent_caps(self) -> None:
+        """The agents' caps of the running campaigns, in one query (a PATCH of an agent's
+        max_concurrent_calls): a lowered cap stops new grants at once, live calls finish."""
+        if not self._handles:
+            return
+        caps = await dialing.agent_caps(self._deps.db, list(self._handles))
+        for agent_id, max_concurrent in caps.items():
+            self._deps.budget.set_agent_cap(agent_id, max_concurrent)
 
 
 async def _fail_scheduled(deps: EngineDeps, account_id: uuid.UUID, campaign_id: uuid.UUID,

@@ -34,6 +34,11 @@ assert (MAX_PAGE + 1) * PAGE_SIZE <= INT4_MAX
 # end of Python's calendar (year 9999), which an offset like -05:00 on 9999-12-31 passes
 # once converted to UTC.
 MAX_SCHEDULE_AHEAD = timedelta(days=100 * 365)
+# An agent's seats (the calls it takes at once): an AI agent platform's or an IVR's.
+MAX_AGENT_CONCURRENT_CALLS = 10_000
+_AGENT_CONCURRENT_CALLS = (
+    "How many calls the agent takes at once (1 to 10,000), or null for no cap. Campaigns "
+    "sharing the agent share its seats: no contact is dialed without a free one.")
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 _VARIABLE = re.compile(r"\{\{\s*([^{}\s][^{}]*?)\s*\}\}")
@@ -63,12 +68,6 @@ def _check_greeting(value: str) -> str:
     return value
 
 
-def _check_media_address(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"[A-Za-z0-9.\-:]{1,255}", value):
-        raise ValueError("must be an IP address or host name (the SDP media address)")
-    return value
-
-
 def _check_sip_uri(value: str | None) -> str | None:
     if value is not None and not re.fullmatch(r"sips?:[^\s<>\"]+", value):
         raise ValueError("must be a sip: or sips: URI such as sip:agent@10.0.0.5:5060")
@@ -90,28 +89,26 @@ class AgentCreate(Body):
         description="Template; {{variables}} come from the contact's CSV columns.")
     sip_uri: str | None = Field(None, max_length=500,
                                 description="Where a connected call is sent (optional).")
-    media_address: str | None = Field(None, max_length=255,
-                                      description="SIP: the SDP offer's media address "
-                                      "for this agent's calls (optional; default: the "
-                                      "adapter's telephony.sip.media_address).")
+    max_concurrent_calls: int | None = Field(None, ge=1, le=MAX_AGENT_CONCURRENT_CALLS,
+                                             description=_AGENT_CONCURRENT_CALLS)
 
     _greeting = field_validator("greeting")(_check_greeting)
     _sip_uri = field_validator("sip_uri")(_check_sip_uri)
-    _media = field_validator("media_address")(_check_media_address)
 
 
 class AgentUpdate(Body):
-    """Only the fields present change; ``sip_uri: null`` clears it."""
+    """Only the fields present change; ``sip_uri: null`` and ``max_concurrent_calls: null``
+    clear them."""
 
     name: Name | None = None
     status: AgentStatus | None = None
     greeting: str | None = Field(None, max_length=10_000)
     sip_uri: str | None = Field(None, max_length=500)
-    media_address: str | None = Field(None, max_length=255)
+    max_concurrent_calls: int | None = Field(None, ge=1, le=MAX_AGENT_CONCURRENT_CALLS,
+                                             description=_AGENT_CONCURRENT_CALLS)
 
     _greeting = field_validator("greeting")(lambda v: v if v is None else _check_greeting(v))
     _sip_uri = field_validator("sip_uri")(_check_sip_uri)
-    _media = field_validator("media_address")(_check_media_address)
 
     _present = field_validator("name", "status", "greeting")(_not_null)
 
@@ -123,7 +120,7 @@ class AgentOut(BaseModel):
     greeting: str
     variables: list[str]
     sip_uri: str | None
-    media_address: str | None
+    max_concurrent_calls: int | None = Field(description=_AGENT_CONCURRENT_CALLS)
     created_at: datetime
     updated_at: datetime
 

@@ -1,4 +1,4 @@
-"""Voice agents: where a connected call is sent and what it says first."""
+"""Voice agents: where a connected call is sent, what it says first, how many it takes."""
 
 from __future__ import annotations
 
@@ -20,15 +20,16 @@ class Agent:
     status: str
     greeting: str
     sip_uri: str | None
-    media_address: str | None
+    max_concurrent_calls: int | None  # the calls it takes at once; None: no cap
     created_at: datetime
     updated_at: datetime
 
 
 async def create(db: Database, account_id: uuid.UUID, *, name: str, status: str,
-                 greeting: str, sip_uri: str | None, media_address: str | None) -> Agent:
+                 greeting: str, sip_uri: str | None,
+                 max_concurrent_calls: int | None = None) -> Agent:
     row = await db.fetchone("agents.insert", account_id, name, status, greeting, sip_uri,
-                            media_address)
+                            max_concurrent_calls)
     return from_row(Agent, row)
 
 
@@ -46,8 +47,8 @@ async def page(db: Database, account_id: uuid.UUID, number: int) -> Page[Agent]:
 async def update(db: Database, account_id: uuid.UUID, agent_id: uuid.UUID,
                  changes: dict[str, Any]) -> Agent | None:
     """Apply the fields present in ``changes`` (name, status, greeting, sip_uri,
-    media_address)."""
-    fields = ("name", "status", "greeting", "sip_uri", "media_address")
+    max_concurrent_calls)."""
+    fields = ("name", "status", "greeting", "sip_uri", "max_concurrent_calls")
     row = await db.fetchrow("agents.update", agent_id, account_id,
                             *(changes.get(f) for f in fields), *(f in changes for f in fields))
     return None if row is None else from_row(Agent, row)

@@ -37,6 +37,8 @@ class CampaignRow:
     retry_delay_seconds: int
     contacts_total: int  # its contacts' seqs are 0 .. contacts_total - 1
     custom_field_names: list[str]  # its contacts' custom_fields are values in this order
+    agent_id: uuid.UUID
+    agent_max_concurrent_calls: int | None  # the agent's cap, shared by its campaigns
 
 
 @attrs.frozen
@@ -197,6 +199,12 @@ async def running(db: Database) -> list[uuid.UUID]:
 
 async def due_scheduled(db: Database, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
     return [(row["id"], row["account_id"]) for row in await db.fetch("dialing.due_scheduled", now)]
+
+
+async def agent_caps(db: Database, campaign_ids: list[uuid.UUID]) -> dict[uuid.UUID, int | None]:
+    """The ``max_concurrent_calls`` of the agents of these campaigns, by agent id."""
+    rows = await db.fetch("dialing.agent_caps", campaign_ids)
+    return {row["id"]: row["max_concurrent_calls"] for row in rows}
 
 
 async def caps(db: Database, account_ids: list[uuid.UUID], now: datetime) -> list[Caps]:

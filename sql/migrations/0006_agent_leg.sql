@@ -21,3 +21,13 @@ ALTER TABLE attempts
     ADD CONSTRAINT attempts_outcome_check CHECK (outcome IN
         ('answered', 'busy', 'no_answer', 'failed', 'invalid_number', 'interrupted',
          'agent_unavailable'));
+
+-- Agents: the agent leg carries the trunk's SDP to the agent untouched, so an agent's own
+-- media address (the SDP offer's address, from before the agent leg) has nothing left to
+-- do. An agent may cap the calls it takes at once (an AI agent platform's or an IVR's
+-- seats): NULL is no cap. The engine reserves a seat with each call's slot when it dials,
+-- so an answered contact always finds one free. Neither change rewrites the table.
+ALTER TABLE agents
+    DROP COLUMN media_address,
+    ADD COLUMN max_concurrent_calls integer
+        CONSTRAINT agents_max_concurrent_calls_check CHECK (max_concurrent_calls >= 1);

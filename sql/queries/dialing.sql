@@ -142,9 +142,19 @@ JOIN phone_numbers pn ON pn.id = cp.phone_number_id
 WHERE cp.id = $1;
 
 -- name: campaign
-SELECT id, account_id, status, max_concurrent_calls, retries_per_contact, retry_delay_seconds,
-       contacts_total, custom_field_names
-FROM campaigns WHERE id = $1;
+-- With its agent and the agent's cap: the budget shares the agent's seats between the
+-- campaigns that use it.
+SELECT cp.id, cp.account_id, cp.status, cp.max_concurrent_calls, cp.retries_per_contact,
+       cp.retry_delay_seconds, cp.contacts_total, cp.custom_field_names, cp.agent_id,
+       ag.max_concurrent_calls AS agent_max_concurrent_calls
+FROM campaigns cp JOIN agents ag ON ag.id = cp.agent_id
+WHERE cp.id = $1;
+
+-- name: agent_caps
+-- The caps of the agents of campaigns $1 (the running ones: a refresh of the budget).
+SELECT DISTINCT ag.id, ag.max_concurrent_calls
+FROM campaigns cp JOIN agents ag ON ag.id = cp.agent_id
+WHERE cp.id = ANY($1::uuid[]);
 
 -- name: running
 SELECT id FROM campaigns WHERE status = 'running';

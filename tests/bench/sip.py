@@ -18,6 +18,14 @@ agent's ``sip_uri`` is the sipp agent. Its rate: N / (campaign ``started_at`` to
 attempt's ``ended_at``). sipp's: its final ``CallRate(C)`` statistic (calls / elapsed
 time). Failed calls: every attempt whose outcome is not ``answered`` (connected to the
 agent), plus the trunk's and the agent's ``FailedCall(C)``.
+
+Then memory per live bridged call: 5,000 calls up at once (50 campaigns of 100, the
+API's per-campaign limit, on an account capped at 5,000), each two dialogs held open
+(``max_call_seconds`` far above the run), against the same two sipp peers. The figure is
+the gateway's VmRSS once every call is connected (the trunk's and the agent's sipp count
+them, and PostgreSQL's attempts without an outcome), minus its RSS with the campaigns
+created but not started, divided by the calls. Then the gateway is stopped, which ends
+both legs of every call (BYE), and sipp must report no failed call.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from tests.ports import free_udp_port, udp_port_bound
 
 NAME = "sip"
 CONCURRENT = 100
+PER_CAMPAIGN = 100  # the API's limit on a campaign's max_concurrent_calls
 TALK_MS = 100
 SCENARIO = HERE / "sip" / "uas.xml"
 AGENT_SCENARIO = HERE / "sip" / "agent.xml"
@@ -77,7 +86,7 @@ class Uas:
         command = ["sipp", "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port),
                    "-mp", str(free_udp_port()), "-m", str(self.calls),
                    "-timeout", f"{self.timeout}s", "-timeout_error", "-nostdin",
-                   "-trace_stat", "-stf", str(self.stats)]
+                   "-trace_stat", "-stf", str(self.stats), "-fd", "1"]
         self.process = await trio.lowlevel.open_process(
             command, cwd=str(self.workdir), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -122,6 +131,76 @@ async def sipp_reference(workdir: Path, calls: int) -> dict:
             "exit": result.returncode}
 
 
+async def live_bridged_memory(ctx, workdir: Path) -> list[Row]:
+    """RSS per live bridged call, with ``ctx.size(5,000)`` calls up at once."""
+    live = ctx.size(full=5_000, quick=500)
+    campaigns = live // PER_CAMPAIGN
+    async with fresh_database(f"{NAME}_live") as url, Pg.connect(url) as pg, \
+            Uas(workdir, live, timeout=600) as uas, \
+            Uas(workdir, live, timeout=600, scenario=AGENT_SCENARIO) as agent, \
+            gateway_process(url, concurrent_max=live, env={
+                "GATEWAY_TELEPHONY_ADAPTER": "sip",
+                "GATEWAY_TELEPHONY_SIP_PROXY": f"127.0.0.1:{uas.port}",
+                "GATEWAY_TELEPHONY_SIP_BIND_HOST": "127.0.0.1",
+                "GATEWAY_TELEPHONY_SIP_BIND_PORT": "0",
+                "GATEWAY_TELEPHONY_SIP_RING_TIMEOUT_SECONDS": "30",
+                "GATEWAY_TELEPHONY_SIP_MAX_CALL_SECONDS": "3600",
+            }) as gateway, gateway.client() as client:
+        api = Api(client)
+        agent_id, _ = await api.references()
+        expect(await client.patch(f"/api/v1/agents/{agent_id}", json={
+            "sip_uri": f"sip:agent@127.0.0.1:{agent.port}"}), 200)
+        ids = [(await api.create_campaign(contacts_csv(PER_CAMPAIGN, area=200 + i),
+                                          name=f"live {i}",
+                                          max_concurrent_calls=PER_CAMPAIGN))["id"]
+               for i in range(campaigns)]
+        await trio.sleep(1)
+        idle_rss = gateway.rss()
+        started = time.perf_counter()
+        for campaign_id in ids:
+            await api.start(campaign_id)
+        connected = 0
+        with trio.move_on_after(ctx.size(full=240, quick=60)):
+            while connected < live:
+                await trio.sleep(0.5)
+                # Connected: the agent answered (its sipp counts calls it has taken) and no
+                # attempt has ended.
+                open_attempts = await pg.fetchval(
+                    "SELECT count(*) FROM attempts WHERE outcome IS NULL")
+                connected = min(open_attempts, _current_calls(agent))
+        ramp = time.perf_counter() - started
+        await trio.sleep(2)
+        live_rss = gateway.rss()
+        ended = await pg.fetchval("SELECT count(*) FROM attempts WHERE outcome IS NOT NULL")
+        shutdown = await gateway.stop(grace=5)
+        outcomes = {row["outcome"]: row["n"] for row in await pg.fetch(
+            "SELECT outcome, count(*) AS n FROM attempts GROUP BY outcome")}
+        uas_stats = await uas.wait(60)
+        agent_stats = await agent.wait(60)
+    per_call = (live_rss - idle_rss) / max(connected, 1)
+    failed = int(uas_stats["FailedCall(C)"]) + int(agent_stats["FailedCall(C)"]) + ended
+    return [
+        Row(NAME, f"RSS per live bridged call ({connected:,} up at once, 2 dialogs each)",
+            per_call / 1024, "KiB", None, "", "reported", connected == live,
+            note=f"RSS {idle_rss / 1e6:.0f} MB idle, {live_rss / 1e6:.0f} MB with {connected} "
+                 f"bridged calls ({campaigns} campaigns x {PER_CAMPAIGN}), all up "
+                 f"{ramp:.1f} s after the first start; shutdown ended them in "
+                 f"{shutdown:.1f} s, attempts then {outcomes}"),
+        Row(NAME, "live bridged calls: calls ended early or failed at a peer", failed, "",
+            None, "", "0", failed == 0,
+            note=f"ended before the stop: {ended}; trunk failed {uas_stats['FailedCall(C)']}, "
+                 f"agent failed {agent_stats['FailedCall(C)']}"),
+    ]
+
+
+def _current_calls(uas: Uas) -> int:
+    """The calls sipp has taken so far (its statistics file, rewritten as it runs)."""
+    try:
+        return int(statistics(uas.stats).get("IncomingCall(C)", "0"))
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 async def run(ctx) -> list[Row]:
     calls = ctx.size(full=5_000, quick=500)
     with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
@@ -162,6 +241,8 @@ async def run(ctx) -> list[Row]:
         references.append(await sipp_reference(workdir, calls))
         ctx.log(f"sip: sipp UAC {references[1]['rate']:.0f} calls/s")
 
+        memory = await live_bridged_memory(ctx, workdir)
+
     reference = max(r["rate"] for r in references)
     answered = outcomes.get("answered", 0)
     failed = stats["attempts"] - answered + int(uas_stats["FailedCall(C)"]) \
@@ -183,4 +264,5 @@ async def run(ctx) -> list[Row]:
                  f"{uas_stats['SuccessfulCall(C)']}, failed {uas_stats['FailedCall(C)']}; "
                  f"agent successful {agent_stats['SuccessfulCall(C)']}, "
                  f"failed {agent_stats['FailedCall(C)']}"),
+        *memory,
     ]
