@@ -40,8 +40,9 @@ the clean-up below); nothing else does: a bug met on the way is logged at error 
 ends the call like a transport error.
 
 Cancellation (shutdown past the grace period): whenever ``run`` exits without a result,
-both legs are ended shielded and bounded by ``CLEANUP_SECONDS``: BYE where a dialog is
-up, CANCEL where an INVITE is pending (a crossing 2xx is ACKed and hung up).
+both legs are ended shielded and bounded by ``CLEANUP_SECONDS`` (a warning names the
+legs still open when it runs out): BYE where a dialog is up, CANCEL where an INVITE is
+pending (a crossing 2xx is ACKed and hung up).
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ from gateway.telephony.sip.transport import (
 from gateway.vocabulary import HangupBy, Outcome
 
 log = get_logger(__name__)
-CLEANUP_SECONDS = 2.0
+# The clean-up after a cancellation (a shutdown past its grace period): long enough for a
+# BYE's retransmissions at T1, 2·T1, 4·T1 (0.5, 1, 2 s) when thousands of calls end at
+# once and some datagrams are lost, bounded so that a shutdown ends.
+CLEANUP_SECONDS = 8.0
 
 
 class AgentUnavailable(Exception):
@@ -126,8 +130,14 @@ class BridgedCall:
                                     None)
             finally:
                 if not finished:  # cancelled, or an error: end whatever is still open
-                    with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
-                        await self._abandon()
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(CLEANUP_SECONDS) as cleanup:
+                            await self._abandon()
+                        if cleanup.cancelled_caught:
+                            self._log.warning(
+                                "sip.cleanup_unfinished", seconds=CLEANUP_SECONDS,
+                                open_legs=[leg.name for leg in (self.contact, self.agent)
+                                           if leg is not None and not leg.settled])
 
     def _result(self, outcome: Outcome, status: int | None) -> CallResult:
         agent = self.agent
