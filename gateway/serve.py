@@ -119,7 +119,8 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 budget = await root.start(Budget().run)
                 recorder = await root.start(Recorder(engine_db).run)
                 supervisor = await root.start(Supervisor(
-                    EngineDeps(engine_db, budget, recorder, adapter, settings.engine)).run)
+                    EngineDeps(engine_db, budget, recorder, adapter, settings.engine,
+                               agent_sip_uri_required=settings.telephony.adapter == "sip")).run)
                 snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds,
                                                           settings.sse.heartbeat_seconds,
                                                           handles=supervisor.handle).run)

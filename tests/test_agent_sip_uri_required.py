@@ -1,6 +1,7 @@
 """A gateway that dials over SIP connects every answered call to the campaign's agent at
 its ``sip_uri``: a campaign cannot be created with an agent that has none (400), nor started
-or resumed once its agent has lost it (409). The simulated carrier needs none.
+or resumed once its agent has lost it (409), and a scheduled one whose agent lost it fails
+at its time, saying why. The simulated carrier needs none.
 
 The real server on an ephemeral port with the SIP adapter bound to 127.0.0.1 (its proxy a
 port nothing listens on). The account's calls_per_minute is 0, so a started campaign
@@ -9,7 +10,10 @@ dials nothing: only the API's checks are under test, no SIP traffic.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import trio
 from conftest import contacts_csv
 from engine_helpers import start
 
@@ -77,3 +81,21 @@ async def test_the_simulated_carrier_needs_no_sip_uri(api, create_campaign, agen
     assert (await start(api, campaign_id))["status"] == "running"
     assert (await start(api, campaign_id, "pause"))["status"] == "paused"
     assert (await start(api, campaign_id, "resume"))["status"] == "running"
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    {**SIP_GATEWAY, "engine": {"scheduler_poll_seconds": 0.05}}])
+async def test_a_scheduled_campaign_whose_agent_lost_its_sip_uri_fails_at_its_time(
+        api, create_campaign, agent_id):
+    await _set_sip_uri(api, agent_id, SIP_URI)
+    at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    created = await create_campaign(contacts_csv(3), scheduled_at=at)
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["id"]
+    await _set_sip_uri(api, agent_id, None)
+    with trio.fail_after(10):
+        while (campaign := (await api.get(f"/api/v1/campaigns/{campaign_id}")).json()
+               )["status"] == "scheduled":
+            await trio.sleep(0.05)
+    assert campaign["status"] == "failed"
+    assert "sip_uri" in campaign["failure_reason"]

@@ -20,5 +20,8 @@ class EngineDeps:
     recorder: Recorder
     adapter: TelephonyAdapter
     settings: EngineSettings
+    # Campaigns need an agent with a sip_uri (the SIP adapter's agent leg goes there): a
+    # scheduled start checks it as the API's start does.
+    agent_sip_uri_required: bool = False
     live: LiveAttempts = attrs.field(factory=LiveAttempts)
     fence: Fence = attrs.field(factory=Fence)  # the dialer lock every claim checks

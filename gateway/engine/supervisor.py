@@ -233,8 +233,10 @@ class Supervisor:
     async def _start_due_campaigns(self) -> None:
         for campaign_id, account_id in await dialing.due_scheduled(self._deps.db, utcnow()):
             try:
-                started = await lifecycle.start(self._deps.db, account_id, campaign_id, utcnow(),
-                                                allowed=(CampaignStatus.SCHEDULED,))
+                started = await lifecycle.start(
+                    self._deps.db, account_id, campaign_id, utcnow(),
+                    allowed=(CampaignStatus.SCHEDULED,),
+                    agent_sip_uri_required=self._deps.agent_sip_uri_required)
             except BudgetExceeded as exc:
                 if campaign_id not in self._waiting_for_budget:
                     self._waiting_for_budget.add(campaign_id)
