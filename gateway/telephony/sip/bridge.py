@@ -265,13 +265,7 @@ class BridgedCall:
         deadline = trio.current_time() + self.profile.agent_answer_timeout
         agent = await self._open_agent_leg(uri, deadline)
         await agent.send_invite(self.txns, partial(self._agent_invite, uri, b""))
-        final = await self._await_final(agent, deadline)
-        if final is None:
-            raise AgentUnavailable("the agent did not answer in time")
-        if final.status >= 300:
-            raise AgentUnavailable(f"the agent answered {final.status}", final.status)
-        self.agent_status = final.status
-        agent.open_dialog(self.txns, final)
+        final = self._agent_answered(agent, await self._await_final(agent, deadline))
         offer = session_of(final)
         if offer is None:
             await agent.send_ack(self.txns)
@@ -394,17 +388,23 @@ class BridgedCall:
         if self.contact.ended:
             self.hangup_by = HangupBy.CONTACT
             raise AgentUnavailable("the contact hung up before the agent answered")
+        final = self._agent_answered(agent, final)
+        await agent.send_ack(self.txns)
+        answer = session_of(final)
+        if answer is None:
+            raise AgentUnavailable("the agent's 2xx carries no SDP answer", final.status)
+        return answer
+
+    def _agent_answered(self, agent: Leg, final: SipResponse | None) -> SipResponse:
+        """The agent's 2xx, its dialog opened; AgentUnavailable for no final in time or a
+        final >= 300."""
         if final is None:
             raise AgentUnavailable("the agent did not answer in time")
         if final.status >= 300:
             raise AgentUnavailable(f"the agent answered {final.status}", final.status)
         self.agent_status = final.status
         agent.open_dialog(self.txns, final)
-        await agent.send_ack(self.txns)
-        answer = session_of(final)
-        if answer is None:
-            raise AgentUnavailable("the agent's 2xx carries no SDP answer", final.status)
-        return answer
+        return final
 
     def _agent_invite(self, uri: str, offer: bytes, cseq: int, branch: str,
                       credentials: tuple[tuple[str, str], ...]) -> SipRequest:

@@ -65,7 +65,27 @@ def trunk_invite(profile: SipProfile, request: DialRequest, *, call_id: str, fro
     campaign's number; without a body (the contact's 2xx brings the offer) unless ``body``
     is an offer to send."""
     uri = f"sip:{phone_user(request.to_number)}@{profile.proxy_hostport}"
-    caller = phone_user(request.from_number)
+    return _invite(profile, uri, phone_user(request.from_number), call_id=call_id,
+                   from_tag=from_tag, cseq=cseq, branch=branch, body=body,
+                   extra=(*credentials, ("Allow", ALLOW), ("User-Agent", USER_AGENT),
+                          *x_headers(request)))
+
+
+def agent_invite(profile: SipProfile, request: DialRequest, agent_uri: str, *, call_id: str,
+                 from_tag: str, cseq: int, branch: str, body: bytes = b"") -> SipRequest:
+    """The agent's INVITE, sent to the agent itself: Request-URI its ``sip_uri``, From the
+    contact's number, the call's context in ``X-`` headers, and the contact's offer (or no
+    body: the agent then makes the offer)."""
+    return _invite(profile, agent_uri, phone_user(request.to_number), call_id=call_id,
+                   from_tag=from_tag, cseq=cseq, branch=branch, body=body,
+                   extra=(("Allow", ALLOW), ("User-Agent", USER_AGENT), *x_headers(request),
+                          ("X-Contact-Number", phone_user(request.to_number))))
+
+
+def _invite(profile: SipProfile, uri: str, caller: str, *, call_id: str, from_tag: str,
+            cseq: int, branch: str, body: bytes,
+            extra: tuple[tuple[str, str], ...]) -> SipRequest:
+    """An INVITE to ``uri`` from ``caller`` (a URI user part) at this UA."""
     headers = [
         ("Via", profile.via(branch)),
         ("Max-Forwards", "70"),
@@ -74,38 +94,11 @@ def trunk_invite(profile: SipProfile, request: DialRequest, *, call_id: str, fro
         ("Call-ID", call_id),
         ("CSeq", f"{cseq} INVITE"),
         ("Contact", f"<sip:{caller}@{profile.local_host}:{profile.local_port}>"),
-        *credentials,
-        ("Allow", ALLOW),
-        ("User-Agent", USER_AGENT),
-        *x_headers(request),
+        *extra,
     ]
     if body:
         headers.append(("Content-Type", SDP))
     return SipRequest(tuple(headers), body, method="INVITE", uri=uri)
-
-
-def agent_invite(profile: SipProfile, request: DialRequest, agent_uri: str, *, call_id: str,
-                 from_tag: str, cseq: int, branch: str, body: bytes = b"") -> SipRequest:
-    """The agent's INVITE, sent to the agent itself: Request-URI its ``sip_uri``, From the
-    contact's number, the call's context in ``X-`` headers, and the contact's offer (or no
-    body: the agent then makes the offer)."""
-    contact = phone_user(request.to_number)
-    headers = [
-        ("Via", profile.via(branch)),
-        ("Max-Forwards", "70"),
-        ("From", f"<sip:{contact}@{profile.local_host}>;tag={from_tag}"),
-        ("To", f"<{agent_uri}>"),
-        ("Call-ID", call_id),
-        ("CSeq", f"{cseq} INVITE"),
-        ("Contact", f"<sip:{contact}@{profile.local_host}:{profile.local_port}>"),
-        ("Allow", ALLOW),
-        ("User-Agent", USER_AGENT),
-        *x_headers(request),
-        ("X-Contact-Number", phone_user(request.to_number)),
-    ]
-    if body:
-        headers.append(("Content-Type", SDP))
-    return SipRequest(tuple(headers), body, method="INVITE", uri=agent_uri)
 
 
 def x_headers(request: DialRequest) -> list[tuple[str, str]]:
