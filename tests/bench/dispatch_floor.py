@@ -68,7 +68,12 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
             while pending:
                 batch, pending = pending[:MAX_RECORD_BATCH], pending[MAX_RECORD_BATCH:]
                 columns = list(zip(*[values for values, _ in batch], strict=True))
-                await run("fetch", record_sql, *columns, retryable)
+                try:
+                    await run("fetch", record_sql, *columns, retryable)
+                except Exception as exc:  # fail the calls waiting, not hang them
+                    for _, written in batch:
+                        written.set_exception(exc)
+                    raise
                 for _, written in batch:
                     written.set_result(None)
 
@@ -85,7 +90,10 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
         nonlocal done
         try:
             at = now()
-            await record((row["attempt_id"], "answered", at, at, 0.0, None, None))
+            # As the engine records an answered sim call: connected at once, the contact
+            # hanging up.
+            await record((row["attempt_id"], "answered", at, at, 0.0, None, None, at,
+                          "contact", None, None))
             done += 1
         finally:
             slots.release()
