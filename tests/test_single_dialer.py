@@ -87,7 +87,7 @@ async def test_a_second_process_stands_by_then_takes_over(tmp_path, database_url
             resumed = await api.post(f"/api/v1/campaigns/{campaign_id}/resume")
             assert resumed.status_code == 200, resumed.text
         dialing_again = await _until(lambda: _new_open(db, campaign_id, history))
-        assert not second.named("call.dialed")  # nothing was dialed by the standby
+        assert not second.named("call.ended")  # no call was run by the standby
         first.proc.kill()  # SIGKILL mid-call: the dialer is gone, its calls are open
         with trio.fail_after(10):
             assert await first.proc.wait() == -signal.SIGKILL

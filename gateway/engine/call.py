@@ -97,11 +97,11 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
            "call_id": str(request.call_id), "attempt": request.attempt}
     phase = LivePhase(handle)
     try:
-        log.info("call.dialed", to=request.to_number, **ids)
+        log.debug("call.dialed", to=request.to_number, **ids)
 
         async def on_answer(at: datetime) -> None:
             if phase.answered(at):
-                log.info("call.answered", **ids)
+                log.debug("call.answered", **ids)
 
         async def on_connect(at: datetime) -> None:
             if phase.connected(at):
