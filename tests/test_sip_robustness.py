@@ -144,6 +144,31 @@ async def test_cancelled_after_answer_sends_bye(tmp_path):
         (agent_status == 0 and "BYE sip:agent@" in peers.agent.messages()), peers.errors()
 
 
+async def test_cancelled_while_the_agent_has_not_responded_ends_its_leg(tmp_path):
+    """A shutdown while the agent's INVITE has had no response at all: no CANCEL may be
+    sent yet (RFC 3261 section 9.1), so the clean-up waits for the agent's answer, ACKs it
+    and hangs up; nothing is left open at the agent."""
+    async with sipp_bridge("trunk_declined.xml", "agent_slow_answer.xml", tmp_path) as peers, \
+            running_adapter(sip_settings(peers.proxy, max_call_seconds=30)) as adapter:
+        with trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as scope:
+
+                    async def cancel_soon(at) -> None:
+                        async def later() -> None:
+                            await trio.sleep(0.2)  # the agent's INVITE is out, unanswered
+                            scope.cancel()
+                        nursery.start_soon(later)
+
+                    await adapter.dial(peers.request(), cancel_soon)
+            assert scope.cancelled_caught
+            assert await peers.trunk.wait() == 0, peers.errors()
+            assert await peers.agent.wait() == 0, peers.errors()
+    agent_messages = peers.agent.messages()
+    assert "ACK sip:agent@" in agent_messages and "BYE sip:agent@" in agent_messages
+    assert "CANCEL sip:" not in agent_messages
+
+
 async def test_dial_needs_run():
     adapter = SipAdapter(sip_settings("127.0.0.1:5060"))
     with pytest.raises(RuntimeError, match="not running"):

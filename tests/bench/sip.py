@@ -91,7 +91,10 @@ class Uas:
         command = ["sipp", "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port),
                    "-mp", str(free_udp_port()), "-m", str(self.calls),
                    "-timeout", f"{self.timeout}s", "-timeout_error", "-nostdin",
-                   "-trace_stat", "-stf", str(self.stats), "-fd", "1"]
+                   "-trace_stat", "-stf", str(self.stats), "-fd", "1",
+                   # A carrier's or agent platform's socket, not sipp's 64 kB default: a
+                   # shutdown sends 10,000 BYEs within milliseconds.
+                   "-buff_size", str(4 * 1024 * 1024)]
         self.process = await trio.lowlevel.open_process(
             command, cwd=str(self.workdir), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -18,6 +18,8 @@ Cancelling ``dial`` hangs up or cancels the call first (see :mod:`.call`), then 
 
 from __future__ import annotations
 
+import socket
+
 import trio
 
 from gateway.config import ConfigError, SipSettings
@@ -31,6 +33,10 @@ from gateway.telephony.sip.transaction import Timers
 from gateway.telephony.sip.transport import Address, SipTransport, TransportStatistics, resolve
 
 log = get_logger(__name__)
+# The socket's receive buffer, asked for (Linux caps it at net.core.rmem_max): thousands of
+# calls ending at once (a shutdown, a stop) get thousands of responses back in one burst,
+# and the default ~200 kB drops most of them (the peers have answered and moved on).
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class SipAdapter:
@@ -64,8 +70,10 @@ class SipAdapter:
         """Bind the socket, report ``started(self)``, read datagrams until cancelled."""
         proxy_host, proxy_port = self._proxy
         settings = self._settings
-        with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
-            await sock.bind((settings.bind_host, settings.bind_port))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.bind((settings.bind_host, settings.bind_port))  # once, at start-up
             port = sock.getsockname()[1]
             proxy_addr = await resolve(proxy_host, proxy_port)
             transport = SipTransport(sock, (settings.bind_host, port), proxy_addr)

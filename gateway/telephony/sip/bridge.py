@@ -131,6 +131,7 @@ class BridgedCall:
             finally:
                 if not finished:  # cancelled, or an error: end whatever is still open
                     with trio.CancelScope(shield=True):
+                        await self.transport.hangups.wait()  # a crowd ends paced
                         with trio.move_on_after(CLEANUP_SECONDS) as cleanup:
                             await self._abandon()
                         if cleanup.cancelled_caught:
@@ -437,10 +438,13 @@ class BridgedCall:
 
     async def _decline_contact(self, offer: bytes | None) -> None:
         """ACK the contact's 2xx without connecting it (the BYE follows)."""
+        if self.contact.ack_sent:
+            return
+        # Not ACKed yet, or an ACK built, then cancelled on its way: it goes now. (An ACK
+        # already built is sent as it was, whatever answer is given here.)
         answer = b"" if offer is None else declining_answer(
             offer, self.profile.local_host, secrets.randbelow(2**31))
-        if not self.contact.ack_sent:  # an ACK built, then cancelled on its way, goes now
-            await self.contact.send_ack(self.txns, answer)
+        await self.contact.send_ack(self.txns, answer)
 
     async def _talk(self, hang_up_at: float) -> None:
         """Until a leg ends or ``hang_up_at``; re-INVITEs and UPDATEs are relayed."""
@@ -470,8 +474,9 @@ class BridgedCall:
             self.talking = False
 
     async def _end_legs(self) -> None:
-        """BYE every leg whose dialog is up, CANCEL every pending INVITE, and read their
-        answers until nothing is open, for at most 64·T1 (Timer F bounds each BYE)."""
+        """BYE every leg whose dialog is up, CANCEL every pending INVITE (one that has had
+        no response yet is waited for: see :attr:`.Leg.settled`), and read their answers
+        until nothing is open, for at most 64·T1 (Timer F bounds each BYE)."""
         legs = [leg for leg in (self.contact, self.agent) if leg is not None]
         for leg in legs:
             if leg.dialog is not None:
@@ -480,12 +485,17 @@ class BridgedCall:
                 leg.cancel_wanted = True
                 await leg.maybe_cancel(self.txns, trio.current_time())
         give_up_at = trio.current_time() + self.profile.timers.timeout
-        while not all(leg.settled for leg in legs):
-            event = await self.txns.next(give_up_at)
-            if event is None:
-                self._log.warning("sip.legs_unsettled",
-                                  legs=[leg.name for leg in legs if not leg.settled])
+        while unsettled := [leg for leg in legs if not leg.settled]:
+            now = trio.current_time()
+            if now >= give_up_at:
+                self._log.warning("sip.legs_unsettled", legs=[leg.name for leg in unsettled])
                 return
+            # Wake up when a silent INVITE's wait is over, too.
+            event = await self.txns.next(min(
+                [give_up_at, *(leg.silent_after for leg in unsettled
+                               if leg.silent_after > now)]))
+            if event is None:
+                continue
             if isinstance(event, Response) and any(
                     event.transaction is leg.invite for leg in legs):
                 await self._late_final(event)

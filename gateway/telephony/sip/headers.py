@@ -17,6 +17,7 @@ import attrs
 from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse
 
 BRANCH_MAGIC = "z9hG4bK"
+_SPACE = re.compile(r"\s")  # what str.isspace takes: Unicode white space too
 _PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only: int() reads "²" or "٣" otherwise
 
 
@@ -39,6 +40,8 @@ def parse_params(text: str) -> dict[str, str]:
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    if '"' not in text:
+        return [part.strip() for part in text.split(separator) if part.strip()]
     parts: list[str] = []
     current: list[str] = []
     quoted = False
@@ -84,7 +87,7 @@ def split_host_port(text: str) -> tuple[str, int | None]:
         port_text = rest[1:] if rest.startswith(":") else ""
     else:
         host, _, port_text = text.partition(":")
-    if not host or any(char.isspace() for char in host):
+    if not host or _SPACE.search(host):
         raise SipParseError(f"bad host {text[:60]!r}")
     if not port_text:
         return host, None

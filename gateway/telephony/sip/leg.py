@@ -14,6 +14,8 @@ import math
 import secrets
 from collections.abc import Callable
 
+import trio
+
 from gateway.logs import get_logger
 from gateway.telephony.sip.dialog import Dialog
 from gateway.telephony.sip.digest import DigestError, authorization, parse_challenge
@@ -48,6 +50,7 @@ class Leg:
         self.from_tag = new_tag()
         self.cseq = 0
         self.invite: InviteClientTransaction | None = None
+        self.invite_sent_at = -math.inf   # trio's clock when the INVITE last went out
         self.final: SipResponse | None = None    # the INVITE's final response
         self.dialog: Dialog | None = None
         self.bye: NonInviteClientTransaction | None = None
@@ -70,6 +73,7 @@ class Leg:
         transaction = InviteClientTransaction(request, self.peer, self.profile.timers)
         await txns.start(transaction)
         self.invite = transaction  # only once sent: a CANCEL needs a sent INVITE
+        self.invite_sent_at = trio.current_time()
 
     def answer_challenge(self, transaction: ClientTransaction, response: SipResponse,
                          credentials: Credentials | None = None) -> bool:
@@ -165,9 +169,17 @@ class Leg:
             return self.ended
         if invite is None or invite.done:
             return True
-        # A pending INVITE: after a provisional a CANCEL ends it; a peer that never sent
-        # one is left to its own timers (§9.1 forbids a CANCEL before it).
-        return invite.provisional is None
+        if invite.provisional is not None:
+            return False  # a CANCEL ends it
+        # No response yet: §9.1 forbids a CANCEL before one, so it is waited for (a 1xx
+        # is then CANCELled, a 2xx ACKed and hung up) as long as an agent is given to
+        # answer; a peer silent that long is left to its own timers.
+        return trio.current_time() >= self.silent_after
+
+    @property
+    def silent_after(self) -> float:
+        """When a pending INVITE without any response counts as unanswerable."""
+        return self.invite_sent_at + self.profile.agent_answer_timeout
 
     def reply_to(self, incoming: Incoming, *, busy: bool = False
                  ) -> tuple[SipResponse, bool] | None:

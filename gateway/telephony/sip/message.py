@@ -39,6 +39,12 @@ CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Auth
 LIST_HEADERS = frozenset({"via", "route", "record-route", "contact", "allow", "supported",
                           "require", "proxy-require", "unsupported", "accept"})
 REQUIRED = ("via", "from", "to", "call-id", "cseq")
+# One string object per common name, whatever spelling a message used (a live call keeps
+# several messages: their names share these).
+_SHARED = {name: name for name in (
+    *COMPACT.values(), *CANONICAL, *LIST_HEADERS, "max-forwards", "cseq", "user-agent",
+    "content-length", "content-type", "session-expires", "min-se", "allow-events",
+    "proxy-authenticate", "proxy-authorization", "authorization", "www-authenticate")}
 # Once CRLF is LF: every C0 control but tab and LF (the line ends), so a lone CR too; DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")  # RFC 3261 §25.1 token
@@ -46,6 +52,7 @@ _CSEQ = re.compile(r"([0-9]{1,10})[ \t]+([A-Za-z0-9.!%*_+`'~-]+)")
 _LENGTH = re.compile(r"[0-9]{1,10}")
 _STATUS = re.compile(r"[1-6][0-9][0-9]")
 _METHOD = re.compile(r"[A-Z]+")
+_UNSAFE = re.compile(r"[\r\n\0]")
 
 
 class SipParseError(ValueError):
@@ -60,11 +67,14 @@ def canonical(name: str) -> str:
 
 def normalise(name: str) -> str:
     key = name.strip().lower()
-    return COMPACT.get(key, key)
+    return COMPACT.get(key) or _SHARED.get(key, key)
 
 
 def split_list(value: str) -> list[str]:
     """Split a header value on commas outside quotes and angle brackets."""
+    if "," not in value:  # nearly every value: one element
+        value = value.strip()
+        return [value] if value else []
     parts: list[str] = []
     current: list[str] = []
     quoted, angle, escaped = False, False, False
@@ -90,6 +100,11 @@ def split_list(value: str) -> list[str]:
 class SipMessage:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+    # Each header field's normalised name, in order, built on the first lookup (a message
+    # is read a dozen times on its way through the stack; a tuple, not a dict of lists:
+    # a live call keeps several messages, and this is a fifth of their size).
+    _keys: tuple[str, ...] | None = attrs.field(
+        default=None, init=False, eq=False, hash=False, repr=False)
 
     def get(self, name: str) -> str | None:
         """The first value of a header field (the first element, for list headers)."""
@@ -97,8 +112,14 @@ class SipMessage:
         return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
+        keys = self._keys
+        if keys is None:
+            keys = tuple(normalise(field) for field, _ in self.headers)
+            object.__setattr__(self, "_keys", keys)
         key = normalise(name)
-        values = [value for field, value in self.headers if normalise(field) == key]
+        if key not in keys:
+            return []
+        values = [field[1] for field, k in zip(self.headers, keys, strict=True) if k == key]
         if key in LIST_HEADERS:
             return [part for value in values for part in split_list(value)]
         return values
@@ -113,7 +134,7 @@ class SipMessage:
             if normalise(name) != "content-length":
                 lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {len(self.body)}")
-        if any(char in line for line in lines for char in "\r\n\0"):
+        if _UNSAFE.search("".join(lines)):
             # Values are built from our own data; one carrying a line break would let it
             # inject header fields, so it is a bug, not something to send.
             raise ValueError("a SIP header field cannot contain CR, LF or NUL")
