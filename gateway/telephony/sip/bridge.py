@@ -491,9 +491,8 @@ class BridgedCall:
                 self._log.warning("sip.legs_unsettled", legs=[leg.name for leg in unsettled])
                 return
             # Wake up when a silent INVITE's wait is over, too.
-            event = await self.txns.next(min(
-                [give_up_at, *(leg.silent_after for leg in unsettled
-                               if leg.silent_after > now)]))
+            event = await self.txns.next(
+                min(give_up_at, *(leg.silent_until for leg in unsettled)))
             if event is None:
                 continue
             if isinstance(event, Response) and any(

@@ -174,11 +174,16 @@ class Leg:
         # No response yet: §9.1 forbids a CANCEL before one, so it is waited for (a 1xx
         # is then CANCELled, a 2xx ACKed and hung up) as long as an agent is given to
         # answer; a peer silent that long is left to its own timers.
-        return trio.current_time() >= self.silent_after
+        return trio.current_time() >= self.silent_until
 
     @property
-    def silent_after(self) -> float:
-        """When a pending INVITE without any response counts as unanswerable."""
+    def silent_until(self) -> float:
+        """When this leg's INVITE, pending without any response, stops being waited for
+        (infinity when the leg is not in that state)."""
+        invite = self.invite
+        if self.dialog is not None or invite is None or invite.done or \
+                invite.provisional is not None:
+            return math.inf
         return self.invite_sent_at + self.profile.agent_answer_timeout
 
     def reply_to(self, incoming: Incoming, *, busy: bool = False

@@ -42,9 +42,8 @@ REQUIRED = ("via", "from", "to", "call-id", "cseq")
 # One string object per common name, whatever spelling a message used (a live call keeps
 # several messages: their names share these).
 _SHARED = {name: name for name in (
-    *COMPACT.values(), *CANONICAL, *LIST_HEADERS, "max-forwards", "cseq", "user-agent",
-    "content-length", "content-type", "session-expires", "min-se", "allow-events",
-    "proxy-authenticate", "proxy-authorization", "authorization", "www-authenticate")}
+    *COMPACT.values(), *CANONICAL, *LIST_HEADERS, "max-forwards", "user-agent", "min-se",
+    "proxy-authenticate", "proxy-authorization", "authorization")}
 # Once CRLF is LF: every C0 control but tab and LF (the line ends), so a lone CR too; DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")  # RFC 3261 §25.1 token

@@ -42,9 +42,9 @@ takes it (UDP nearly always does), and waits for it to be writable only when it 
 the reader waits for the socket to be readable, then reads what is queued (up to
 ``READ_BATCH`` datagrams) before it yields again. A trio socket would add two passes of the
 scheduler per datagram each way, a third of the SIP stack's CPU at a few hundred calls a
-second. Addresses given to :meth:`SipTransport.send` are numeric (the proxy and agents are
-resolved once, dialog next hops that are names fall back to the INVITE's peer), so a send
-never looks a name up.
+second. Addresses given to :meth:`SipTransport.send` are numeric (the proxy is resolved at
+start-up, an agent's name when its call starts, and a dialog next hop that is a name falls
+back to the INVITE's peer), so a send never looks a name up.
 
 Errors: a socket error while reading is logged and reading goes on.
 :meth:`SipTransport.send` raises :class:`TransportError`. When :meth:`serve` ends
