@@ -3,6 +3,7 @@
     gateway serve [--config FILE]
     gateway demo [--config FILE] [--contacts N] [--exit]   (see gateway/cli_demo.py)
     gateway migrate [--config FILE]
+    gateway status [--config FILE]    (the processes on the database, the accounts each dials)
     gateway accounts create --name N [--concurrent-max K] [--calls-per-minute R]
     gateway accounts list
     gateway accounts limits ACCOUNT_ID [--concurrent-max K] [--calls-per-minute R]
@@ -35,7 +36,7 @@ from gateway.logs import configure_logging
 from gateway.migrations import migrate
 from gateway.serve import database_url, open_database, serve
 from gateway.startup_errors import lines_for
-from gateway.store import accounts
+from gateway.store import accounts, leases
 
 CAP_MAX = 2**31 - 1  # caps are PostgreSQL integers
 
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", parents=[config],
                         help="run the gateway (embedded PostgreSQL unless database.url is set)")
     commands.add_parser("migrate", parents=[config], help="apply database migrations and exit")
+    commands.add_parser("status", parents=[config],
+                        help="list the gateway processes on the database and the accounts "
+                             "each dials")
     add_demo_command(commands, config)
 
     account = commands.add_parser("accounts", help="manage tenants and their caps")
@@ -158,6 +162,8 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             await migrate(db)
             if args.command == "migrate":
                 return 0
+            if args.command == "status":
+                return await _status(db)
             return await _accounts(db, settings, args)
         finally:
             await db.close()
@@ -193,6 +199,20 @@ async def _accounts(db: Database, settings: Settings, args: argparse.Namespace) 
         print(f"gateway: no account {args.account_id}", file=sys.stderr)
         return 1
     print(json.dumps(_caps(account), indent=2))
+    return 0
+
+
+async def _status(db: Database) -> int:
+    """One JSON line per process known to the database: live ones first, each with the
+    accounts it holds leases on (a process gone is listed until it has been gone an hour)."""
+    peers = await leases.status(db)
+    for peer in sorted(peers, key=lambda p: not p.live):
+        print(json.dumps({"process_id": str(peer.id), "name": peer.name,
+                          "state": "stopping" if peer.live and peer.stopping
+                          else "live" if peer.live else "gone",
+                          "started_at": peer.started_at.isoformat(),
+                          "renewed_at": peer.renewed_at.isoformat(),
+                          "accounts": [str(a) for a in peer.accounts]}))
     return 0
 
 

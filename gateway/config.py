@@ -139,10 +139,11 @@ class EngineSettings(_Section):
     # The engine's own connection pool (claims, results, the supervisor), apart from the
     # API's (database.pool_max_size), so uploads and reads cannot starve dialing.
     pool_max_size: int = Field(default=10, ge=2)
-    # One process dials a database: a standby tries to take the dialer lock this often;
-    # the dialer checks that it still holds it this often.
-    standby_retry_seconds: float = Field(default=5.0, gt=0)
-    lock_check_seconds: float = Field(default=1.0, gt=0)
+    # Several processes may share a database; each account is dialed by one of them at a
+    # time under a lease it renews every lease_seconds / 5. A process that is gone has its
+    # accounts taken over once its leases expire (this long after its last renewal); one
+    # cut off from the database hangs its calls up two thirds of the way there.
+    lease_seconds: float = Field(default=15.0, ge=0.5, le=3600)
     # Open attempts with no live call (a claim's answer lost, a result that could not be
     # written) are finished as interrupted once this old; the sweep runs this often.
     orphan_sweep_seconds: float = Field(default=10.0, gt=0)

@@ -276,8 +276,8 @@ async def _acquired(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 
 class SessionConnection:
-    """One connection outside any pool, for session state held as long as it lives (the
-    dialer's advisory lock). Queries by name, errors translated, used from trio."""
+    """One connection outside any pool, for session state held as long as it lives (a
+    LISTEN). Queries by name, errors translated, used from trio."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
@@ -295,6 +295,23 @@ class SessionConnection:
             return await conn.fetchval(sql, *args, timeout=CONNECT_TIMEOUT_SECONDS)
 
         return await trio_asyncio.aio_as_trio(run)()
+
+    async def listen(self, channel: str, on_message: Callable[[str], None],
+                     on_closed: Callable[[], None]) -> None:
+        """LISTEN on ``channel``: ``on_message(payload)`` is called for every notification,
+        ``on_closed()`` once the connection has ended (both in the trio thread, from
+        asyncio's callbacks: they must not block)."""
+        conn = self._conn
+
+        def message(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            on_message(payload)
+
+        @_translated
+        async def run() -> None:
+            conn.add_termination_listener(lambda _conn: on_closed())
+            await conn.add_listener(channel, message)
+
+        await trio_asyncio.aio_as_trio(run)()
 
     async def close(self) -> None:
         conn = self._conn

@@ -102,6 +102,15 @@ CREATE FUNCTION public.contact_id(prefix uuid, seq integer) RETURNS uuid
     SELECT encode(overlay(uuid_send(prefix) PLACING int4send(seq) FROM 13 FOR 4), 'hex')::uuid
 $$;
 
+CREATE TABLE public.account_leases (
+    account_id uuid NOT NULL,
+    owner uuid,
+    epoch bigint NOT NULL,
+    acquired_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT account_leases_epoch_check CHECK ((epoch >= 1))
+);
+
 CREATE TABLE public.accounts (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     name text NOT NULL,
@@ -169,6 +178,8 @@ CREATE TABLE public.attempts (
     hangup_by text,
     agent_sip_status integer,
     agent_sip_call_id text,
+    owner uuid,
+    lease_epoch bigint,
     CONSTRAINT attempts_attempt_check CHECK (((attempt >= 1) AND (attempt <= 6))),
     CONSTRAINT attempts_hangup_by_check CHECK ((hangup_by = ANY (ARRAY['contact'::text, 'agent'::text, 'gateway'::text]))),
     CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text, 'agent_unavailable'::text])))
@@ -227,6 +238,15 @@ CREATE TABLE public.contacts (
     CONSTRAINT contacts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'retry_pending'::text, 'completed'::text, 'failed'::text, 'skipped'::text])))
 );
 
+CREATE TABLE public.gateway_peers (
+    id uuid NOT NULL,
+    name text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    renewed_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    stopping boolean DEFAULT false NOT NULL
+);
+
 CREATE TABLE public.phone_numbers (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     account_id uuid NOT NULL,
@@ -245,6 +265,9 @@ CREATE TABLE public.schema_migrations (
     checksum text NOT NULL,
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+ALTER TABLE ONLY public.account_leases
+    ADD CONSTRAINT account_leases_pkey PRIMARY KEY (account_id);
 
 ALTER TABLE ONLY public.accounts
     ADD CONSTRAINT accounts_pkey PRIMARY KEY (id);
@@ -276,11 +299,16 @@ ALTER TABLE ONLY public.contact_counts
 ALTER TABLE ONLY public.contacts
     ADD CONSTRAINT contacts_pkey PRIMARY KEY (campaign_id, seq);
 
+ALTER TABLE ONLY public.gateway_peers
+    ADD CONSTRAINT gateway_peers_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.phone_numbers
     ADD CONSTRAINT phone_numbers_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+CREATE INDEX account_leases_owner ON public.account_leases USING btree (owner) WHERE (owner IS NOT NULL);
 
 CREATE INDEX agents_account ON public.agents USING btree (account_id, created_at, id) WHERE (deleted_at IS NULL);
 
@@ -315,6 +343,9 @@ CREATE TRIGGER campaigns_delete_contacts AFTER DELETE ON public.campaigns REFERE
 CREATE TRIGGER contacts_count_delete AFTER DELETE ON public.contacts REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.contact_counts_apply();
 
 CREATE TRIGGER contacts_count_update AFTER UPDATE ON public.contacts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.contact_counts_apply();
+
+ALTER TABLE ONLY public.account_leases
+    ADD CONSTRAINT account_leases_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;

@@ -5,16 +5,13 @@ from __future__ import annotations
 import io
 import uuid
 
-import asyncpg
-import trio_asyncio
 from conftest import contacts_csv
 
 from gateway.clock import utcnow
 from gateway.contacts_csv import ContactsImport
 from gateway.ids import uuid7
-from gateway.sql import query
-from gateway.store import accounts, agents, campaigns, dialing, lifecycle, phone_numbers
-from gateway.store.dialing import FRESH_WINDOW, CampaignRow, Claim, ClaimCursor
+from gateway.store import accounts, agents, campaigns, dialing, leases, lifecycle, phone_numbers
+from gateway.store.dialing import FRESH_WINDOW, CampaignRow, Claim, ClaimCursor, LeaseRef
 
 
 def _row(total: int) -> CampaignRow:
@@ -70,8 +67,9 @@ async def test_locate_starts_at_the_first_pending_contact(db, api, create_campai
 
 
 async def test_a_claim_names_its_contacts_and_their_fields(db, database_url):
-    """A claim (no engine running: the test holds the dialer lock) returns each contact
-    with the id the API shows and its custom fields named by the CSV header, in order."""
+    """A claim (no engine running: the test holds the account's lease) returns each
+    contact with the id the API shows and its custom fields named by the CSV header, in
+    order; under a stale lease it claims nothing."""
     new = await accounts.create_account(db, name="claims", concurrent_max=5, calls_per_minute=60)
     account = new.account.id
     agent = await agents.create(db, account, name="A", status="active", greeting="",
@@ -91,15 +89,16 @@ async def test_a_claim_names_its_contacts_and_their_fields(db, database_url):
                                                    default_region="US"))
     assert await lifecycle.start(db, account, campaign_id, utcnow())
     shown = await campaigns.contacts_page(db, await campaigns.get(db, account, campaign_id), 0)
-    lock = await trio_asyncio.aio_as_trio(asyncpg.connect)(database_url)
-    try:
-        assert await trio_asyncio.aio_as_trio(lock.fetchval)(query("dialer_lock.try_lock"))
-        row = await dialing.campaign(db, campaign_id)
-        assert row.custom_field_names == ["city", "first_name"]
-        assert (row.agent_id, row.agent_max_concurrent_calls) == (agent.id, None)
-        claims = await dialing.claim(db, utcnow(), 5, ClaimCursor(row), lock.get_server_pid())
-    finally:
-        await trio_asyncio.aio_as_trio(lock.close)()
+    peer = uuid7()
+    epochs = await leases.acquire(db, peer, [account], 30)
+    row = await dialing.campaign(db, campaign_id)
+    assert row.custom_field_names == ["city", "first_name"]
+    assert (row.agent_id, row.agent_max_concurrent_calls) == (agent.id, None)
+    # Under another epoch (a lease taken since) or another owner, nothing is claimed.
+    for stale in (LeaseRef(peer, epochs[account] + 1), LeaseRef(uuid7(), epochs[account])):
+        assert await dialing.claim(db, utcnow(), 5, ClaimCursor(row), stale) == []
+    claims = await dialing.claim(db, utcnow(), 5, ClaimCursor(row),
+                                 LeaseRef(peer, epochs[account]))
     assert [c.custom_fields for c in claims] == [{"city": "Köln, Mitte", "first_name": "Ann"},
                                                  {"city": "Paris", "first_name": ""}]
     assert [list(c.custom_fields) for c in claims] == [["city", "first_name"]] * 2

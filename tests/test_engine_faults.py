@@ -180,9 +180,10 @@ async def test_a_claim_whose_answer_was_lost_is_recovered_while_running(database
                                             retries_per_contact=1)
         await start(api, campaign_id)
         await until(lambda: _live_calls(db, campaign_id))
-        fence = await db.fetchval("testing_engine.dialer_pid")
+        lease = await db.fetchrow("testing_engine.campaign_lease", campaign_id)
         row = await dialing.campaign(db, uuid.UUID(campaign_id))
-        lost = await dialing.claim(db, utcnow(), 3, dialing.ClaimCursor(row, 0), fence)
+        lost = await dialing.claim(db, utcnow(), 3, dialing.ClaimCursor(row, 0),
+                                   dialing.LeaseRef(lease["owner"], lease["epoch"]))
         assert len(lost) == 3  # committed: in_progress, attempts open, nobody dials them
         done = await until(lambda: finished(db, campaign_id))
     assert done["status"] == "completed"

@@ -32,6 +32,8 @@ def _gateway(workdir: Path, database_url: str, name: str, rules: str) -> Gateway
         GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_PORT=str(free_tcp_port()),
         GATEWAY_BOOTSTRAP_API_KEY=API_KEY, GATEWAY_LIMITS_MIN_RETRY_DELAY_SECONDS="0",
         GATEWAY_ENGINE_SCHEDULER_POLL_SECONDS="0.05",
+        # A process killed is taken over once its leases expire: 2 s, not 15.
+        GATEWAY_ENGINE_LEASE_SECONDS="2",
         GATEWAY_ACCOUNTS_DEFAULT_CALLS_PER_MINUTE="1000000",
         GATEWAY_HTTP_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
         GATEWAY_TELEPHONY_SIM_RULES=rules), name)

@@ -146,6 +146,14 @@ class Budget:
     def knows_account(self, account_id: uuid.UUID) -> bool:
         return account_id in self._accounts
 
+    def forget_account(self, account_id: uuid.UUID) -> None:
+        """Drop an account with no open campaign and no live slot (its lease went to
+        another process): if it comes back, its caps and rate window are read afresh,
+        with the dials the other process made meanwhile."""
+        account = self._accounts.get(account_id)
+        if account is not None and not account.rotation and account.live == 0:
+            del self._accounts[account_id]
+
     def seed_dials(self, account_id: uuid.UUID, dialed_at: list[float]) -> None:
         """Start an account's rate window with dials made before this process (their
         ``trio.current_time()`` instants, past ones): after a restart the window holds what

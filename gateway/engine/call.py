@@ -116,11 +116,15 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
                 Outcome.INTERRUPTED, answered_at=phase.answered_at, ended_at=utcnow(),
                 connected_at=phase.connected_at,
                 hangup_by=HangupBy.GATEWAY if phase.answered_at is not None else None)
-            with trio.CancelScope(shield=True), trio.move_on_after(RECORD_ON_CANCEL_SECONDS):
-                await deps.recorder.record(claim.attempt_id, interrupted)
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(RECORD_ON_CANCEL_SECONDS) as recording:
+                    await deps.recorder.record(claim.attempt_id, interrupted)
+                # recorded false: the database did not take the result in time (it is cut
+                # off): whoever takes the account over finishes the attempt.
                 log.info("call.ended", outcome=Outcome.INTERRUPTED,
                          hangup_by=interrupted.hangup_by,
-                         connected=phase.connected_at is not None, **ids)
+                         connected=phase.connected_at is not None,
+                         recorded=not recording.cancelled_caught, **ids)
             raise
         except Exception as exc:  # an adapter bug must cost one call, not the campaign
             log.error("call.adapter_error", error=repr(exc), **ids)

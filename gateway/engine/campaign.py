@@ -204,7 +204,7 @@ class CampaignActor:
         try:
             with deps.live.claiming(now):
                 claims = await dialing.claim(deps.db, now, len(slots), self.cursor,
-                                              deps.fence.pid)
+                                              deps.fence.lease(row.account_id))
                 deps.live.ids.update(claim.attempt_id for claim in claims)
         except BaseException:
             # It may have committed with its answer lost: its dials count (the sweep

@@ -7,7 +7,7 @@ import attrs
 from gateway.config import EngineSettings
 from gateway.db import Database
 from gateway.engine.budget import Budget
-from gateway.engine.dialer_lock import Fence
+from gateway.engine.leases import Fence, default_peer_name
 from gateway.engine.live import LiveAttempts
 from gateway.engine.recorder import Recorder
 from gateway.telephony.base import TelephonyAdapter
@@ -24,4 +24,7 @@ class EngineDeps:
     # scheduled start checks it as the API's start does.
     agent_sip_uri_required: bool = False
     live: LiveAttempts = attrs.field(factory=LiveAttempts)
-    fence: Fence = attrs.field(factory=Fence)  # the dialer lock every claim checks
+    # The leases every claim is made under (the lease actor keeps them), and this
+    # process's name among the processes on the database (`gateway status`).
+    fence: Fence = attrs.field(factory=Fence)
+    peer_name: str = attrs.field(factory=default_peer_name)

@@ -3,9 +3,10 @@
 An attempt row is written by a claim, before its call. It is *live* from the moment the
 claim's answer reaches the actor until its result is written. An attempt that is open in
 the database (no outcome) but not live here is an orphan: a claim whose answer was lost
-(the connection dropped after the commit) or a result whose write failed. Only one
-process dials a database (the dialer lock), so every open attempt older than the oldest
-claim still in flight here and not live here is one; the orphan sweep finishes them.
+(the connection dropped after the commit) or a result whose write failed. Every attempt
+records the process that dialed it, so every open attempt of this process's older than
+the oldest claim still in flight here and not live here is one; the orphan sweep
+finishes them.
 """
 
 from __future__ import annotations

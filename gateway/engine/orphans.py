@@ -1,12 +1,14 @@
 """The orphan sweep: open attempts with no call behind them, finished while the process runs.
 
 An attempt is an orphan when its claim committed but the answer never reached the actor
-(the connection dropped mid-statement), or when its result could not be written. Its
-contact would stay ``in_progress`` (and its campaign unfinished) until the next restart's
-recovery. The sweep runs every ``orphan_sweep_seconds`` while this process holds the
-dialer lock, and sooner after such a failure; it finishes the open attempts that are not
-live here (:class:`~gateway.engine.live.LiveAttempts`) and older than that as
-``interrupted``, deciding their contacts as restart recovery does.
+(the connection dropped mid-statement), when its result could not be written, or when the
+process that dialed it is gone (killed, or cut off from the database: it ended its calls
+before its leases could be taken). Its contact would stay ``in_progress`` and its campaign
+unfinished. The sweep runs every ``orphan_sweep_seconds``, sooner after a failure of this
+process's, and when an account is taken over; it finishes as ``interrupted`` this
+process's open attempts that are not live here (:class:`~gateway.engine.live.LiveAttempts`)
+and older than that, and the open attempts of processes that are gone (those of live
+processes are theirs), deciding their contacts as a takeover does.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ async def sweep_once(deps: EngineDeps, age_seconds: float) -> list[uuid.UUID]:
     """One sweep; the campaigns of the contacts it decided (one entry per contact)."""
     now = utcnow()
     cutoff = deps.live.cutoff(now - timedelta(seconds=age_seconds))
-    campaigns = await dialing.sweep_orphans(deps.db, now, cutoff, set(deps.live.ids))
+    campaigns = await dialing.sweep_orphans(deps.db, now, cutoff, set(deps.live.ids),
+                                            deps.fence.peer_id)
     if campaigns:
         log.warning("engine.orphans_recovered", contacts=len(campaigns),
                     campaigns=sorted({str(c) for c in campaigns}))

@@ -1,27 +1,28 @@
-"""The supervisor: one actor per running campaign, and the service tasks that manage them.
+"""The supervisor: one actor per running campaign of the accounts this process holds.
 
 It owns actor lifetimes. API handlers change rows, then :meth:`Supervisor.notify` it; the
 supervisor reads the campaign's status from PostgreSQL and starts, resumes or winds down
-its actor accordingly. A poll loop starts scheduled campaigns when their time comes (and
-the budget allows), adopts running campaigns that have no actor (a lost message, a crashed
-actor) and re-reads account caps, and the caps of the running campaigns' agents, so an
-operator's or an API client's change applies without a restart.
+its actor accordingly, or, when another process dials the campaign's account, tells that
+one (:mod:`gateway.engine.control`). A poll loop starts scheduled campaigns when their
+time comes (and the budget allows), adopts running campaigns that have no actor (a lost
+message, a crashed actor) and re-reads account caps, and the caps of the running
+campaigns' agents, so an operator's or an API client's change applies without a restart.
 
-While it dials, two nurseries: one for the service tasks (the poll loop, the inbox, the
-dialer lock's watch, the orphan sweep), and nested in it one for the campaign actors.
+Which accounts it dials is the lease actor's (:mod:`gateway.engine.leases`) to say; the
+supervisor is its :class:`~gateway.engine.leases.LeaseListener`. An account taken over
+first has the open attempts of processes that are gone finished (``interrupted``, retried
+within the limit), then its rate window rebuilt from the dials of its last 60 s, then its
+running campaigns started. An account lost (a renewal that did not reach the database in
+time) has its actors cancelled at once: calls hang up before another process can take it.
+An account handed over stops dialing; its lease is released once its calls have ended.
+
+Two nurseries: one for the service tasks (the lease actor, the control listener, the
+poll loop, the inbox, the orphan sweep), and nested in it one for the campaign actors.
 :meth:`Supervisor.drain` (shutdown) tells every actor to dial nothing new and gives the
-actors' nursery a deadline, the grace period: the actors end as their calls end, and the
-calls still live at the deadline are cancelled (recorded as interrupted). The service
-tasks are cancelled after the last actor has ended, so the lock is watched until then.
-
-It dials only while it holds the dialer lock (:mod:`gateway.engine.dialer_lock`): a
-second process on the same database serves the API only (standby) and takes over when the
-first one stops. Once the lock is held, attempts left without an outcome by the dead
-dialer become ``interrupted``, running campaigns resume, and each account's rate window
-starts with the dials of its last 60 s. While it holds the lock, the orphan sweep
-(:mod:`gateway.engine.orphans`) finishes attempts that have no call behind them. If the
-lock is lost, the actors are cancelled (calls hang up, recorded as interrupted) and the
-process goes back to standby.
+actors' nursery a deadline, the grace period: the actors end as their calls end (each
+account's lease released as its last call ends, so another process takes it over), and
+the calls still live at the deadline are cancelled (recorded as interrupted). The service
+tasks are cancelled after the last actor has ended, so the leases are renewed until then.
 """
 
 from __future__ import annotations
@@ -31,18 +32,20 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import attrs
 import trio
 
 from gateway.clock import trio_deadline, utcnow
 from gateway.db import DatabaseUnavailable
+from gateway.engine import control
 from gateway.engine.budget import RATE_WINDOW_SECONDS
 from gateway.engine.campaign import run_campaign
 from gateway.engine.deps import EngineDeps
-from gateway.engine.dialer_lock import DialerLock
 from gateway.engine.handle import CampaignHandle
-from gateway.engine.orphans import run_sweeps
+from gateway.engine.leases import Leases
+from gateway.engine.orphans import run_sweeps, sweep_once
 from gateway.logs import get_logger
-from gateway.store import dialing, lifecycle
+from gateway.store import dialing, leases, lifecycle
 from gateway.store.campaigns import InvalidReference, WrongStatus
 from gateway.store.lifecycle import BudgetExceeded
 from gateway.vocabulary import CampaignStatus
@@ -53,85 +56,88 @@ INBOX_SIZE = 10_000
 CRASH_RESTART_SECONDS = 1.0
 
 
+@attrs.frozen
+class _Look:
+    """A message for the inbox: look at a campaign. ``here``: the change was made by this
+    process (if another one dials the account, tell it)."""
+
+    campaign_id: uuid.UUID
+    here: bool
+
+
 class Supervisor:
     def __init__(self, deps: EngineDeps) -> None:
         self._deps = deps
         self._handles: dict[uuid.UUID, CampaignHandle] = {}
-        self._send, self._inbox = trio.open_memory_channel[uuid.UUID](INBOX_SIZE)
-        self._actors: trio.Nursery | None = None  # while dialing (the lock held)
+        self._scopes: dict[uuid.UUID, set[trio.CancelScope]] = {}  # each account's actors
+        self._send, self._inbox = trio.open_memory_channel[_Look](INBOX_SIZE)
+        self._services: trio.Nursery | None = None
+        self._actors: trio.Nursery | None = None
         self._draining = False
         self._drain_requested = trio.Event()
         self._drain_deadline = math.inf  # trio time: the actors' nursery's, once draining
-        self._stopped = trio.Event()  # set when a dialing phase has ended
+        self._stopped = trio.Event()  # set when run has ended
         self._waiting_for_budget: set[uuid.UUID] = set()
-        settings = deps.settings
-        self._lock = DialerLock(deps.db, deps.fence, retry_seconds=settings.standby_retry_seconds,
-                                check_seconds=settings.lock_check_seconds)
+        self.leases = Leases(deps.db, deps.fence, deps.settings.lease_seconds, self,
+                             name=deps.peer_name)
 
     # -- the API side --------------------------------------------------------------------
 
     def notify(self, campaign_id: uuid.UUID) -> None:
-        """A campaign's row changed: look at it. Never blocks; a message dropped because
-        the inbox is full is caught up by the poll loop. A standby drops it: the dialing
-        process's poll loop sees the change."""
-        if self._actors is None:
-            return
-        try:
-            self._send.send_nowait(campaign_id)
-        except trio.WouldBlock:
-            log.warning("supervisor.inbox_full", campaign_id=str(campaign_id))
+        """A campaign's row changed (here): look at it. Never blocks; a message dropped
+        because the inbox is full is caught up by the poll loop."""
+        self._post(_Look(campaign_id, here=True))
 
     def handle(self, campaign_id: uuid.UUID) -> CampaignHandle | None:
         return self._handles.get(campaign_id)
 
     async def drain(self, grace_seconds: float) -> None:
         """Shutdown: dial nothing new, give in-flight calls ``grace_seconds`` to end, then
-        cancel the rest (recorded as interrupted). Returns once the dialing phase is over
-        (at once when standing by). Campaign statuses are left as they are, so the next
-        start resumes them."""
+        cancel the rest (recorded as interrupted). Returns once every actor has ended and
+        the leases are released. Campaign statuses are left as they are, so another
+        process (or the next start) resumes them."""
         self._draining = True
+        self.leases.stop_taking()
         for handle in list(self._handles.values()):
             handle.stop_dialing()
         self._drain_deadline = trio.current_time() + grace_seconds
         self._drain_requested.set()
-        if self._actors is not None:
-            # Cancelled calls record themselves as interrupted (shielded, bounded): wait for
-            # that, while the recorder still runs.
-            await self._stopped.wait()
+        await self._stopped.wait()
+
+    # -- the lease listener --------------------------------------------------------------
+
+    def accounts_acquired(self, account_ids: set[uuid.UUID]) -> None:
+        if self._services is not None:
+            self._services.start_soon(self._take_over, account_ids)
+
+    def accounts_lost(self, account_ids: set[uuid.UUID]) -> None:
+        for account_id in account_ids:
+            for scope in self._scopes.get(account_id, ()):
+                scope.cancel()  # calls hang up now, recorded as interrupted
+
+    def hand_over(self, account_ids: set[uuid.UUID]) -> None:
+        for handle in list(self._handles.values()):
+            if handle.account_id in account_ids:
+                handle.stop_dialing()
+        idle = {a for a in account_ids if not self.busy(a)}
+        if idle and self._services is not None:
+            self._services.start_soon(self.leases.release, idle)
+
+    def busy(self, account_id: uuid.UUID) -> bool:
+        return bool(self._scopes.get(account_id))
 
     # -- the actor -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        """Dial while holding the dialer lock; otherwise stand by. Reports started once
-        dialing (or standing by) has begun. Runs until cancelled or drained."""
+        """Dial the accounts this process holds until drained (or cancelled). Reports
+        started once this process is registered among the database's processes."""
         try:
-            if not await _until_reachable(self._lock.try_acquire):
-                task_status.started(self)  # standby: the API is served meanwhile
-                task_status = trio.TASK_STATUS_IGNORED
-                await self._lock.acquire(lambda: self._draining)
-            while True:
-                await self._dial(task_status)
-                task_status = trio.TASK_STATUS_IGNORED
-                if self._draining:
-                    return
-                await self._lock.acquire(lambda: self._draining)
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._lock.release()
-
-    async def _dial(self, task_status: trio.TaskStatus[Supervisor]) -> None:
-        """One dialing phase: recover what the previous dialer left, then run the service
-        tasks and the actors until drained or the lock is lost."""
-        self._stopped = trio.Event()
-        try:
-            recovered = await _until_reachable(dialing.recover_interrupted, self._deps.db,
-                                               utcnow())
-            if recovered:
-                log.warning("supervisor.recovered_interrupted_calls", attempts=recovered)
             async with trio.open_nursery() as services:
-                # A lost lock cancels both nurseries at once: every call hangs up now.
-                services.start_soon(self._fence_watch, services.cancel_scope)
+                self._services = services
+                await services.start(self.leases.run)
+                await services.start(control.listen, self._deps.db, self._on_campaign_message,
+                                     self._on_lease_message)
                 async with trio.open_nursery() as actors:
                     self._actors = actors
                     services.start_soon(self._poll_loop)
@@ -145,17 +151,35 @@ class Supervisor:
                 self._actors = None
                 services.cancel_scope.cancel()  # the last actor has ended: nothing left to serve
         finally:
-            self._actors = None
+            self._actors = self._services = None
+            await self.leases.retire()
             self._stopped.set()
 
-    async def _fence_watch(self, dialing_scope: trio.CancelScope) -> None:
-        await self._lock.wait_lost()
+    def _post(self, look: _Look) -> None:
+        try:
+            self._send.send_nowait(look)
+        except trio.WouldBlock:
+            log.warning("supervisor.inbox_full", campaign_id=str(look.campaign_id))
+
+    def _on_campaign_message(self, campaign_id: uuid.UUID) -> None:
+        self._post(_Look(campaign_id, here=False))
+
+    def _on_lease_message(self, _account_id: uuid.UUID) -> None:
         if not self._draining:
-            # Another process may take the lock now: hang up (calls record themselves as
-            # interrupted), and dial again only once the lock is ours again.
-            log.error("engine.lock_lost", message="the dialer lock's database connection was "
-                      "lost: live calls are hung up and this process stands by")
-        dialing_scope.cancel()
+            self.leases.wake()  # released elsewhere: maybe this process's to take
+
+    async def _take_over(self, account_ids: set[uuid.UUID]) -> None:
+        """Newly held accounts: finish what gone processes left open (before any dial, so
+        their contacts are retried and the caps see only live calls), then dial them."""
+        swept = await _until_reachable(sweep_once, self._deps,
+                                       self._deps.settings.orphan_sweep_seconds)
+        if swept:
+            log.warning("supervisor.recovered_interrupted_calls", attempts=len(swept))
+        held = [a for a in account_ids if self.leases.holds(a)]
+        for account_id in held:
+            self._deps.budget.forget_account(account_id)  # a fresh rate window, read below
+        for campaign_id, _ in await _until_reachable(dialing.running, self._deps.db, held):
+            self._post(_Look(campaign_id, here=False))
 
     def _poke_campaigns(self, campaign_ids: set[uuid.UUID]) -> None:
         for campaign_id in campaign_ids:
@@ -163,21 +187,33 @@ class Supervisor:
                 handle.poke()
 
     async def _read_inbox(self) -> None:
-        async for campaign_id in self._inbox:
+        async for look in self._inbox:
             try:
-                await self._reconcile(campaign_id)
+                await self._reconcile(look)
             except DatabaseUnavailable:
-                log.warning("supervisor.waiting_for_database", campaign_id=str(campaign_id))
+                log.warning("supervisor.waiting_for_database",
+                            campaign_id=str(look.campaign_id))
             except Exception as exc:  # the poll loop retries; the process must stay up
-                log.error("supervisor.reconcile_failed", campaign_id=str(campaign_id),
+                log.error("supervisor.reconcile_failed", campaign_id=str(look.campaign_id),
                           exc_info=exc)
 
-    async def _reconcile(self, campaign_id: uuid.UUID) -> None:
+    async def _reconcile(self, look: _Look) -> None:
         if self._draining:
+            if look.here:  # another process dials it once this one has let it go
+                await leases.notify_campaign(self._deps.db, look.campaign_id)
             return
-        row = await dialing.campaign(self._deps.db, campaign_id)
-        handle = self._handles.get(campaign_id)
-        if row is not None and row.status == CampaignStatus.RUNNING:
+        row = await dialing.campaign(self._deps.db, look.campaign_id)
+        if row is None:
+            return
+        handle = self._handles.get(look.campaign_id)
+        if not self.leases.holds(row.account_id):
+            if handle is not None:
+                handle.stop_dialing()  # being handed over
+            if look.here:
+                await leases.notify_campaign(self._deps.db, row.id)  # to whoever dials it
+            self.leases.wake()  # or nobody does, and it may be this process's to take
+            return
+        if row.status == CampaignStatus.RUNNING:
             if handle is not None:
                 handle.resume_dialing()
             else:
@@ -197,18 +233,36 @@ class Supervisor:
     async def _supervise(self, handle: CampaignHandle, *,
                          task_status: trio.TaskStatus[CampaignHandle]) -> None:
         crashed = False
-        try:
-            await run_campaign(self._deps, handle, task_status=task_status)
-        except Exception as exc:
-            crashed = True
-            log.error("campaign.actor_crashed", campaign_id=str(handle.campaign_id),
-                      error=repr(exc), exc_info=exc)
-        finally:
-            del self._handles[handle.campaign_id]
+        account_id = handle.account_id
+        scopes = self._scopes.setdefault(account_id, set())
+        with trio.CancelScope() as scope:
+            scopes.add(scope)
+            try:
+                await run_campaign(self._deps, handle, task_status=task_status)
+            except Exception as exc:
+                crashed = True
+                log.error("campaign.actor_crashed", campaign_id=str(handle.campaign_id),
+                          error=repr(exc), exc_info=exc)
+            finally:
+                del self._handles[handle.campaign_id]
+                scopes.discard(scope)
+                if not scopes:
+                    del self._scopes[account_id]
+                    self._account_idle(account_id)
+        if scope.cancelled_caught:
+            return  # the lease was lost
         if crashed and not self._draining:
             await trio.sleep(CRASH_RESTART_SECONDS)
         if handle.dialing or crashed:
-            self.notify(handle.campaign_id)  # resumed while winding down, or crashed
+            self._post(_Look(handle.campaign_id, here=False))  # resumed meanwhile, or crashed
+
+    def _account_idle(self, account_id: uuid.UUID) -> None:
+        """The account's last actor here has ended: a lease being handed over (or given up
+        at shutdown) is released now; one lost is forgotten by the budget."""
+        if not self.leases.holds(account_id) or self._draining:
+            if self._services is not None and account_id in self._deps.fence.epochs:
+                self._services.start_soon(self.leases.release, {account_id})
+            self._deps.budget.forget_account(account_id)
 
     async def _poll_loop(self) -> None:
         settings = self._deps.settings
@@ -216,10 +270,11 @@ class Supervisor:
         while True:
             if not self._draining:
                 try:
-                    await self._start_due_campaigns()
-                    for campaign_id in await dialing.running(self._deps.db):
+                    held = sorted(self.leases.held)
+                    await self._start_due_campaigns(held)
+                    for campaign_id, _ in await dialing.running(self._deps.db, held):
                         if campaign_id not in self._handles:
-                            self.notify(campaign_id)
+                            self._post(_Look(campaign_id, here=False))
                     if trio.current_time() >= caps_due:
                         await self._refresh_caps({h.account_id for h in self._handles.values()})
                         await self._refresh_agent_caps()
@@ -230,8 +285,9 @@ class Supervisor:
                     log.error("supervisor.poll_failed", exc_info=exc)
             await trio.sleep(settings.scheduler_poll_seconds)
 
-    async def _start_due_campaigns(self) -> None:
-        for campaign_id, account_id in await dialing.due_scheduled(self._deps.db, utcnow()):
+    async def _start_due_campaigns(self, held: list[uuid.UUID]) -> None:
+        for campaign_id, account_id in await dialing.due_scheduled(self._deps.db, utcnow(),
+                                                                   held):
             try:
                 started = await lifecycle.start(
                     self._deps.db, account_id, campaign_id, utcnow(),
@@ -252,7 +308,7 @@ class Supervisor:
             if started:
                 log.info("campaign.started", campaign_id=str(campaign_id),
                          account_id=str(account_id), trigger="schedule")
-                await self._reconcile(campaign_id)
+                await self._reconcile(_Look(campaign_id, here=False))
 
     async def _refresh_caps(self, account_ids: set[uuid.UUID]) -> None:
         if not account_ids:

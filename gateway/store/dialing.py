@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -13,6 +13,15 @@ from gateway.telephony.base import CallResult
 from gateway.vocabulary import RETRYABLE
 
 _RETRYABLE = sorted(RETRYABLE)
+
+
+@attrs.frozen
+class LeaseRef:
+    """What a claim is fenced by: the claiming process and its lease epoch on the
+    campaign's account."""
+
+    owner: uuid.UUID
+    epoch: int
 
 
 @attrs.frozen
@@ -121,15 +130,17 @@ class ClaimCursor:
 
 
 async def claim(db: Database, now: datetime, limit: int, cursor: ClaimCursor,
-                fence_pid: int | None) -> list[Claim]:
+                lease: LeaseRef | None) -> list[Claim]:
     """Claim up to ``limit`` due contacts of the cursor's campaign: retries first, then
     new contacts in the cursor's window (located first if need be), and advance the
-    cursor past them. Nothing is claimed unless backend ``fence_pid`` holds the dialer
-    lock (None: this process holds no lock connection now, so nothing is)."""
+    cursor past them. Nothing is claimed unless ``lease`` is the live lease on the
+    campaign's account (None: this process holds none, so nothing is)."""
+    if lease is None:
+        return []
     campaign = cursor.campaign
     from_seq = await cursor.locate(db)
     rows = await db.fetch("dialing.claim", campaign.id, now, limit, from_seq, FRESH_WINDOW,
-                          fence_pid)
+                          lease.owner, lease.epoch)
     names = campaign.custom_field_names
     claims = [Claim(attempt_id=row["attempt_id"], contact_id=row["contact_id"],
                     seq=row["seq"], attempt=row["attempt"], phone_number=row["phone_number"],
@@ -149,11 +160,11 @@ async def recent_dials(db: Database, account_ids: list[uuid.UUID], now: datetime
 
 
 async def sweep_orphans(db: Database, now: datetime, dialed_before: datetime,
-                        live: set[uuid.UUID]) -> list[uuid.UUID]:
-    """Finish open attempts dialed before ``dialed_before`` that are not ``live`` (as
-    interrupted, their contacts retried or failed); return the campaign of each contact
-    decided."""
-    rows = await db.fetch("dialing.sweep_orphans", now, dialed_before, list(live))
+                        live: set[uuid.UUID], owner: uuid.UUID) -> list[uuid.UUID]:
+    """Finish the open attempts of process ``owner`` dialed before ``dialed_before`` that
+    are not ``live``, and those of processes that are gone (as interrupted, their contacts
+    retried or failed); return the campaign of each contact decided."""
+    rows = await db.fetch("dialing.sweep_orphans", now, dialed_before, list(live), owner)
     return [row["campaign_id"] for row in rows]
 
 
@@ -187,18 +198,17 @@ async def references(db: Database, campaign_id: uuid.UUID) -> References:
     return References(**dict(await db.fetchone("dialing.references", campaign_id)))
 
 
-async def recover_interrupted(db: Database, now: datetime) -> int:
-    """At start-up (once the dialer lock is held): every open attempt belongs to a dialer
-    that is gone. Returns the contacts decided."""
-    return len(await sweep_orphans(db, now, datetime.max.replace(tzinfo=UTC), set()))
+async def running(db: Database, account_ids: list[uuid.UUID]
+                  ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(campaign, account) of the running campaigns of ``account_ids``."""
+    return [(row["id"], row["account_id"])
+            for row in await db.fetch("dialing.running", account_ids)]
 
 
-async def running(db: Database) -> list[uuid.UUID]:
-    return [row["id"] for row in await db.fetch("dialing.running")]
-
-
-async def due_scheduled(db: Database, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    return [(row["id"], row["account_id"]) for row in await db.fetch("dialing.due_scheduled", now)]
+async def due_scheduled(db: Database, now: datetime, account_ids: list[uuid.UUID]
+                        ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [(row["id"], row["account_id"])
+            for row in await db.fetch("dialing.due_scheduled", now, account_ids)]
 
 
 async def agent_caps(db: Database, campaign_ids: list[uuid.UUID]) -> dict[uuid.UUID, int | None]:

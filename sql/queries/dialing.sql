@@ -5,9 +5,10 @@
 -- then new contacts in import order with seqs in [$4, $4 + $5). Each claimed contact
 -- becomes in_progress with its attempt row written, before any dial. SKIP LOCKED + the
 -- status change make a second claim of the same contact impossible; the attempt cap is
--- checked here and by the (campaign_id, contact_seq, attempt) key. $6 is the backend pid
--- of the claimer's dialer lock (dialer_lock.sql): a process whose lock connection is gone
--- (another process may hold the lock now) claims nothing.
+-- checked here and by the (campaign_id, contact_seq, attempt) key. $6 and $7 are the
+-- claimer's process and its lease epoch on the campaign's account (leases.sql): nothing
+-- is claimed under a lease that is not that one or has expired (fencing: another process
+-- may hold the account now), and the attempts record both.
 WITH campaign AS (
     -- Nothing is claimed unless the campaign runs with an active agent and an enabled
     -- number, so a deactivation stops dialing at once, not at the actor's next check.
@@ -17,9 +18,9 @@ WITH campaign AS (
     JOIN phone_numbers pn ON pn.id = cp.phone_number_id
          AND pn.outbound_enabled AND pn.deleted_at IS NULL
     WHERE cp.id = $1 AND cp.status = 'running'
-      AND EXISTS (SELECT 1 FROM pg_locks
-                  WHERE locktype = 'advisory' AND classid = 1734439013 AND objid = 1684627820
-                    AND objsubid = 2 AND granted AND pid = $6)
+      AND EXISTS (SELECT 1 FROM account_leases l
+                  WHERE l.account_id = cp.account_id AND l.owner = $6 AND l.epoch = $7
+                    AND l.expires_at > now())
 ), retries AS (
     -- campaign_id = $1 (not a join) lets the planner walk the indexes in order and stop
     -- at the limit, instead of sorting every pending contact.
@@ -60,9 +61,9 @@ WITH campaign AS (
     FROM claimed, campaign
 ), inserted AS (
     INSERT INTO attempts (account_id, campaign_id, contact_id, contact_seq, attempt,
-                          phone_number, dialed_at)
+                          phone_number, dialed_at, owner, lease_epoch)
     SELECT campaign.account_id, campaign.id, named.id, named.seq, named.attempts,
-           named.phone_number, $2
+           named.phone_number, $2, $6, $7
     FROM named, campaign
     RETURNING id, contact_seq, attempt
 )
@@ -157,11 +158,13 @@ FROM campaigns cp JOIN agents ag ON ag.id = cp.agent_id
 WHERE cp.id = ANY($1::uuid[]);
 
 -- name: running
-SELECT id FROM campaigns WHERE status = 'running';
+-- The running campaigns of accounts $1 (those this process holds leases on).
+SELECT id, account_id FROM campaigns WHERE status = 'running' AND account_id = ANY($1::uuid[]);
 
 -- name: due_scheduled
+-- The scheduled campaigns of accounts $2 whose time has come by $1.
 SELECT id, account_id FROM campaigns
-WHERE status = 'scheduled' AND scheduled_at <= $1
+WHERE status = 'scheduled' AND scheduled_at <= $1 AND account_id = ANY($2::uuid[])
 ORDER BY scheduled_at, id;
 
 -- name: caps
@@ -194,17 +197,26 @@ WHERE account_id = ANY($1::uuid[])
 ORDER BY account_id, dialed_at;
 
 -- name: sweep_orphans
--- Attempts without an outcome dialed before $2 that are not live in this process ($3,
--- the ids it has live): their claim's answer was lost, their result could not be
--- written, or (at start-up: $2 infinity, $3 empty) the dialer that made them is gone.
--- Only the dialer-lock holder sweeps, so nobody else has live calls: they are
--- interrupted (ended at $1), and their contacts retried (if attempts remain and the
--- campaign can still dial) or failed.
+-- Open attempts with no call behind them: those of this process ($4) dialed before $2
+-- and not live here ($3, the ids it has live: their claim's answer was lost or their
+-- result could not be written), and those of processes that are gone (no live row in
+-- gateway_peers: killed, or cut off from the database, which ends its calls before its
+-- leases can be taken; attempts older than leases have no owner). They are interrupted,
+-- ended at $1 or, when their account's lease has been taken since they were dialed, when
+-- it was taken (their calls had ended by then), and their contacts retried (if attempts
+-- remain and the campaign can still dial) or failed. Run by several processes at once,
+-- an attempt is finished once: the second UPDATE finds its outcome set.
 WITH open AS (
-    UPDATE attempts SET outcome = 'interrupted', ended_at = coalesce(ended_at, $1)
-    WHERE outcome IS NULL AND dialed_at < $2
-      AND id NOT IN (SELECT unnest($3::uuid[]))
-    RETURNING campaign_id, contact_seq, attempt
+    UPDATE attempts a
+    SET outcome = 'interrupted',
+        ended_at = coalesce(a.ended_at, greatest(a.dialed_at, least($1,
+            (SELECT l.acquired_at FROM account_leases l
+             WHERE l.account_id = a.account_id AND l.epoch > a.lease_epoch))))
+    WHERE a.outcome IS NULL
+      AND CASE WHEN a.owner = $4 THEN a.dialed_at < $2 AND a.id <> ALL($3::uuid[])
+               ELSE NOT EXISTS (SELECT 1 FROM gateway_peers p
+                                WHERE p.id = a.owner AND p.expires_at > now()) END
+    RETURNING a.campaign_id, a.contact_seq, a.attempt
 ), decision AS (
     SELECT o.campaign_id, o.contact_seq, cp.retry_delay_seconds,
            CASE WHEN o.attempt <= cp.retries_per_contact

@@ -98,9 +98,14 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
         finally:
             slots.release()
 
-    # The claim claims only for the holder of the dialer lock (the gateway has stopped).
-    lock = await asyncpg.connect(url)
-    assert await lock.fetchval(query("dialer_lock.try_lock"))
+    # The claim claims only under a live lease on the campaign's account: this client
+    # takes it (the gateway has stopped, its leases released), as a process of its own.
+    peer = uuid.uuid4()
+    account_id = await connections[0].fetchval(
+        "SELECT account_id FROM campaigns WHERE id = $1", campaign_id)
+    leases = await connections[0].fetch(query("leases.acquire"), peer, [account_id], 3600.0)
+    assert leases, "the account's lease is held by a live process"
+    epoch = leases[0]["epoch"]
     total = await connections[0].fetchval("SELECT contacts_total FROM campaigns WHERE id = $1",
                                           campaign_id)
     writer = asyncio.create_task(recorder())
@@ -114,7 +119,7 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
                 await slots.acquire()
                 taken += 1
             rows = await run("fetch", claim_sql, campaign_id, now(), taken, from_seq,
-                             FRESH_WINDOW, lock.get_server_pid())
+                             FRESH_WINDOW, peer, epoch)
             from_seq = max([from_seq] + [row["seq"] + 1 for row in rows])
             for row in rows:
                 task = asyncio.create_task(call(row))
