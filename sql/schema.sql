@@ -185,6 +185,14 @@ CREATE TABLE public.attempts (
     CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text, 'agent_unavailable'::text])))
 );
 
+CREATE TABLE public.campaign_live_phases (
+    campaign_id uuid NOT NULL,
+    owner uuid NOT NULL,
+    ringing integer NOT NULL,
+    connected integer NOT NULL,
+    updated_at timestamp with time zone NOT NULL
+);
+
 CREATE TABLE public.campaigns (
     id uuid NOT NULL,
     account_id uuid NOT NULL,
@@ -290,6 +298,9 @@ ALTER TABLE ONLY public.attempts
 ALTER TABLE ONLY public.attempts
     ADD CONSTRAINT attempts_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.campaign_live_phases
+    ADD CONSTRAINT campaign_live_phases_pkey PRIMARY KEY (campaign_id);
+
 ALTER TABLE ONLY public.campaigns
     ADD CONSTRAINT campaigns_pkey PRIMARY KEY (id);
 
@@ -364,6 +375,9 @@ ALTER TABLE ONLY public.attempts
 
 ALTER TABLE ONLY public.attempts
     ADD CONSTRAINT attempts_contact_fkey FOREIGN KEY (campaign_id, contact_seq) REFERENCES public.contacts(campaign_id, seq) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.campaign_live_phases
+    ADD CONSTRAINT campaign_live_phases_campaign_id_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.campaigns
     ADD CONSTRAINT campaigns_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;

@@ -8,6 +8,7 @@ its own API key); their agents, numbers and campaigns through the API of any pro
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import timedelta
 from itertools import pairwise
@@ -146,3 +147,22 @@ def check_promises(attempts: list[dict], tenant: Tenant, *, retries: int) -> Non
         last_end = max(a["ended_at"] for a in by_epoch[earlier])
         first_dial = min(a["dialed_at"] for a in by_epoch[later])
         assert last_end <= first_dial, (earlier, later, last_end, first_dial)
+
+
+async def read_events(api, campaign_id: str) -> list[tuple[str, dict]]:
+    """(event type, data) of a campaign's SSE stream, until its ``end`` event."""
+    received: list[tuple[str, dict]] = []
+    async with api.stream("GET", f"/api/v1/campaigns/{campaign_id}/events") as response:
+        assert response.status_code == 200
+        kind, data = "message", None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+            elif line == "" and data is not None:
+                received.append((kind, data))
+                if kind == "end":
+                    break
+                kind, data = "message", None
+    return received

@@ -27,6 +27,7 @@ from lease_cluster import (
     make_tenant,
     owners,
     pid_of,
+    read_events,
     start_all,
     until,
 )
@@ -266,3 +267,34 @@ async def _taken_from(db, tenant, owner) -> bool:
 
 async def _logged(gw, event: str, count: int) -> bool:
     return len(gw.named(event)) >= count
+
+
+@pytest.mark.timeout(90)
+async def test_a_stream_served_by_a_process_that_does_not_dial_shows_the_live_calls(
+        tmp_path, database_url, db):
+    """Live metrics from a process that does not hold the account: the phases of the
+    calls (ringing, then connected to the agent) published by the one that dials them,
+    the counts from the database, to the end of the campaign."""
+    dialer = gateway(tmp_path, database_url, "dialer", TALK % 1.5,
+                     GATEWAY_SSE_TICK_SECONDS="0.2")
+    server = gateway(tmp_path, database_url, "server", TALK % 1.5,
+                     GATEWAY_SSE_TICK_SECONDS="0.2")
+    try:
+        await start_all([dialer])
+        tenant = await make_tenant(db, dialer, "s", contacts=6, concurrent_max=3, retries=0)
+        await start_all([server])
+        held = await owners(db)
+        assert pid_of(held[tenant.account_id]) == dialer.proc.pid
+        async with server.client(tenant.api_key) as api:
+            with trio.fail_after(30):
+                events = await read_events(api, tenant.campaign_id)
+    finally:
+        await dialer.kill()
+        await server.kill()
+    snapshots = [data for kind, data in events if kind == "message"]
+    assert events[-1][0] == "end"
+    assert any(s["connected"] == 3 and s["in_flight"] == 3 for s in snapshots), snapshots
+    assert all(s["ringing"] + s["connected"] <= s["in_flight"] for s in snapshots)
+    final = snapshots[-1]
+    assert final["status"] == "completed" and final["outcomes"]["answered"] == 6
+    assert (final["ringing"], final["connected"], final["in_flight"]) == (0, 0, 0)

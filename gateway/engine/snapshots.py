@@ -40,18 +40,25 @@ def _no_handles(campaign_id: uuid.UUID) -> CampaignHandle | None:
 
 def snapshot_from_row(row: Mapping[str, Any], handle: CampaignHandle | None = None) -> dict:
     """The snapshot of a ``snapshots.snapshot`` row. The live phases of the calls
-    (``ringing``, ``connected``) are known only to the process that dials them, from the
-    campaign's ``handle``: 0 for a campaign that does not run here."""
+    (``ringing``, ``connected``) come from the campaign's ``handle`` when it runs here,
+    else from what the process that dials it published (:mod:`gateway.engine.phases`)."""
     contacts, outcomes = row["contacts"], row["outcomes"]
     live = outcomes.get("live", 0)
+    if handle is None:
+        # Published up to half a second ago: never more than the live calls counted now
+        # (calls that ended since are not ringing or connected any more).
+        ringing = min(row["ringing"], live)
+        connected = min(row["connected"], live - ringing)
+    else:
+        ringing, connected = handle.ringing, handle.connected
     return {
         "campaign_id": str(row["campaign_id"]),
         "status": row["status"],
         "total": row["total"],
         **{status: contacts.get(status, 0) for status in ContactStatus},
         "in_flight": live,
-        "ringing": 0 if handle is None else handle.ringing,
-        "connected": 0 if handle is None else handle.connected,
+        "ringing": ringing,
+        "connected": connected,
         "attempts": sum(outcomes.values()),
         "outcomes": {outcome: outcomes.get(outcome, 0) for outcome in Outcome},
         "max_concurrent_calls": row["max_concurrent_calls"],

@@ -17,7 +17,8 @@ time) has its actors cancelled at once: calls hang up before another process can
 An account handed over stops dialing; its lease is released once its calls have ended.
 
 Two nurseries: one for the service tasks (the lease actor, the control listener, the
-poll loop, the inbox, the orphan sweep), and nested in it one for the campaign actors.
+poll loop, the inbox, the orphan sweep, the publication of the calls' live phases
+(:mod:`gateway.engine.phases`)), and nested in it one for the campaign actors.
 :meth:`Supervisor.drain` (shutdown) tells every actor to dial nothing new and gives the
 actors' nursery a deadline, the grace period: the actors end as their calls end (each
 account's lease released as its last call ends, so another process takes it over), and
@@ -44,6 +45,7 @@ from gateway.engine.deps import EngineDeps
 from gateway.engine.handle import CampaignHandle
 from gateway.engine.leases import Leases
 from gateway.engine.orphans import run_sweeps, sweep_once
+from gateway.engine.phases import publish_phases
 from gateway.logs import get_logger
 from gateway.store import dialing, leases, lifecycle
 from gateway.store.campaigns import InvalidReference, WrongStatus
@@ -142,6 +144,8 @@ class Supervisor:
                     self._actors = actors
                     services.start_soon(self._poll_loop)
                     services.start_soon(self._read_inbox)
+                    services.start_soon(publish_phases, self._deps.db, self._deps.fence.peer_id,
+                                        self._handles.values)
                     await services.start(run_sweeps, self._deps, self._poke_campaigns)
                     task_status.started(self)
                     await self._drain_requested.wait()

@@ -39,3 +39,15 @@ CREATE INDEX account_leases_owner ON account_leases (owner) WHERE owner IS NOT N
 ALTER TABLE attempts
     ADD COLUMN owner uuid,
     ADD COLUMN lease_epoch bigint;
+
+-- The live phases of a campaign's calls (ringing, connected to the agent) are known only
+-- to the process that dials it: it publishes them here as they change, so a live-metrics
+-- stream served by any process shows them. A row counts only while its owner holds a live
+-- lease on the campaign's account (a dead owner's figures are not shown).
+CREATE TABLE campaign_live_phases (
+    campaign_id uuid PRIMARY KEY REFERENCES campaigns (id) ON DELETE CASCADE,
+    owner uuid NOT NULL,
+    ringing integer NOT NULL,
+    connected integer NOT NULL,
+    updated_at timestamptz NOT NULL
+);
