@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from conftest import contacts_csv, multipart
 from engine_helpers import check_attempt_invariants, max_overlap
 from gateway_process import GatewayProcess, clean_env
 from ports import free_tcp_port
+from test_engine_faults import most_in_a_window
 
 from gateway.store import accounts
 
@@ -127,13 +127,7 @@ def check_promises(attempts: list[dict], tenant: Tenant, *, retries: int) -> Non
     check_attempt_invariants(attempts, retries_per_contact=retries)
     assert all(a["ended_at"] is not None for a in attempts)
     assert max_overlap(attempts) <= tenant.concurrent_max, tenant
-    dialed = sorted(a["dialed_at"] for a in attempts)
-    window = timedelta(seconds=60)
-    start = 0
-    for end, at in enumerate(dialed):
-        while dialed[start] <= at - window:
-            start += 1
-        assert end - start + 1 <= tenant.calls_per_minute
+    assert most_in_a_window(attempts) <= tenant.calls_per_minute
     assert all(a["owner"] is not None and a["lease_epoch"] is not None for a in attempts)
     # One epoch, one owner; and every call of an epoch ended before the first dial of a
     # later one: one process at a time.

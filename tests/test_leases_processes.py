@@ -32,6 +32,7 @@ from lease_cluster import (
     until,
 )
 from tcp_proxy import TcpProxy
+from test_engine_faults import most_in_a_window
 
 TALK = '[{pattern="*", outcome="answered", ring_seconds=0.05, talk_seconds=%s}]'
 
@@ -298,3 +299,34 @@ async def test_a_stream_served_by_a_process_that_does_not_dial_shows_the_live_ca
     final = snapshots[-1]
     assert final["status"] == "completed" and final["outcomes"]["answered"] == 6
     assert (final["ringing"], final["connected"], final["in_flight"]) == (0, 0, 0)
+
+
+@pytest.mark.timeout(90)
+async def test_calls_per_minute_holds_across_a_takeover(tmp_path, database_url, db):
+    """The owner dials the account's whole minute of dials (8) and is killed with those
+    calls live. The process that takes the account over starts its rate window with them,
+    whoever dialed them: it dials the interrupted contacts' retries only as the window
+    allows, 8 dials in any 60 s in all."""
+    rules = TALK % 3
+    first = gateway(tmp_path, database_url, "first", rules)
+    second = gateway(tmp_path, database_url, "second", rules)
+    try:
+        await start_all([first])
+        tenant = await make_tenant(db, first, "rate", contacts=30, concurrent_max=8,
+                                   calls_per_minute=8, retries=1)
+        with trio.fail_after(20):
+            await until(lambda: _open_at_least(db, tenant, 8))
+        await start_all([second])
+        lease = await db.fetchrow("testing_engine.lease", uuid.UUID(tenant.account_id))
+        first.proc.kill()
+        with trio.fail_after(LEASE_SECONDS + 10):
+            await until(lambda: _taken_from(db, tenant, lease["owner"]))
+        # Long enough for a window not rebuilt to dial again (at once, 3 s calls).
+        await trio.sleep(4)
+    finally:
+        await first.kill()
+        await second.kill()
+    attempts = await history(db, tenant)
+    assert len(attempts) == 8, attempts  # the minute's 8, none more within the minute
+    assert {a["outcome"] for a in attempts} == {"interrupted"}
+    assert most_in_a_window(attempts) <= 8

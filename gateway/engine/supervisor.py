@@ -102,6 +102,9 @@ class Supervisor:
         self.leases.stop_taking()
         for handle in list(self._handles.values()):
             handle.stop_dialing()
+        idle = {a for a in self.leases.held if not self.busy(a)}
+        if idle and self._services is not None:  # nothing to wait for: another may take them
+            self._services.start_soon(self.leases.release, idle)
         self._drain_deadline = trio.current_time() + grace_seconds
         self._drain_requested.set()
         await self._stopped.wait()
