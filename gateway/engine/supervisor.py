@@ -36,20 +36,17 @@ from typing import TypeVar
 import attrs
 import trio
 
-from gateway.clock import trio_deadline, utcnow
 from gateway.db import DatabaseUnavailable
 from gateway.engine import control
-from gateway.engine.budget import RATE_WINDOW_SECONDS
 from gateway.engine.campaign import run_campaign
+from gateway.engine.caps import refresh_agent_caps, refresh_caps, start_due_campaigns
 from gateway.engine.deps import EngineDeps
 from gateway.engine.handle import CampaignHandle
 from gateway.engine.leases import Leases
 from gateway.engine.orphans import run_sweeps, sweep_once
 from gateway.engine.phases import publish_phases
 from gateway.logs import get_logger
-from gateway.store import dialing, leases, lifecycle
-from gateway.store.campaigns import InvalidReference, WrongStatus
-from gateway.store.lifecycle import BudgetExceeded
+from gateway.store import dialing, leases
 from gateway.vocabulary import CampaignStatus
 
 log = get_logger(__name__)
@@ -229,7 +226,7 @@ class Supervisor:
             handle.stop_dialing()
 
     async def _spawn(self, campaign_id: uuid.UUID, account_id: uuid.UUID) -> None:
-        await self._refresh_caps({account_id})
+        await refresh_caps(self._deps, {account_id})
         actors = self._actors
         if actors is None or self._draining:
             return  # the dialing phase ended, or shutdown began, while the caps were read
@@ -278,84 +275,22 @@ class Supervisor:
             if not self._draining:
                 try:
                     held = sorted(self.leases.held)
-                    await self._start_due_campaigns(held)
+                    for campaign_id in await start_due_campaigns(self._deps, held,
+                                                                 self._waiting_for_budget):
+                        await self._reconcile(_Look(campaign_id, here=False))
                     for campaign_id, _ in await dialing.running(self._deps.db, held):
                         if campaign_id not in self._handles:
                             self._post(_Look(campaign_id, here=False))
                     if trio.current_time() >= caps_due:
-                        await self._refresh_caps({h.account_id for h in self._handles.values()})
-                        await self._refresh_agent_caps()
+                        await refresh_caps(self._deps,
+                                           {h.account_id for h in self._handles.values()})
+                        await refresh_agent_caps(self._deps, list(self._handles))
                         caps_due = trio.current_time() + settings.caps_refresh_seconds
                 except DatabaseUnavailable:
                     log.warning("supervisor.waiting_for_database")
                 except Exception as exc:  # logged and retried next poll: never fatal
                     log.error("supervisor.poll_failed", exc_info=exc)
             await trio.sleep(settings.scheduler_poll_seconds)
-
-    async def _start_due_campaigns(self, held: list[uuid.UUID]) -> None:
-        for campaign_id, account_id in await dialing.due_scheduled(self._deps.db, utcnow(),
-                                                                   held):
-            try:
-                started = await lifecycle.start(
-                    self._deps.db, account_id, campaign_id, utcnow(),
-                    allowed=(CampaignStatus.SCHEDULED,),
-                    agent_sip_uri_required=self._deps.agent_sip_uri_required)
-            except BudgetExceeded as exc:
-                if campaign_id not in self._waiting_for_budget:
-                    self._waiting_for_budget.add(campaign_id)
-                    log.info("campaign.schedule_waiting_for_budget",
-                             campaign_id=str(campaign_id), reason=str(exc))
-                continue
-            except InvalidReference as exc:
-                await _fail_scheduled(self._deps, account_id, campaign_id, exc.message)
-                continue
-            except WrongStatus:
-                continue
-            self._waiting_for_budget.discard(campaign_id)
-            if started:
-                log.info("campaign.started", campaign_id=str(campaign_id),
-                         account_id=str(account_id), trigger="schedule")
-                await self._reconcile(_Look(campaign_id, here=False))
-
-    async def _refresh_caps(self, account_ids: set[uuid.UUID]) -> None:
-        if not account_ids:
-            return
-        budget = self._deps.budget
-        new = [account_id for account_id in account_ids if not budget.knows_account(account_id)]
-        if new:  # the dials of the previous process's last 60 s stay in the rate window
-            recent = await dialing.recent_dials(self._deps.db, new, utcnow(),
-                                                RATE_WINDOW_SECONDS)
-            for account_id, dials in recent.items():
-                budget.seed_dials(account_id, [trio_deadline(at) for at in dials])
-        # Dials granted but not yet written are not in the database's count of today's:
-        # the budget subtracts those not confirmed before this mark.
-        marks = {account_id: budget.counted_mark(account_id) for account_id in account_ids}
-        for caps in await dialing.caps(self._deps.db, list(account_ids), utcnow()):
-            budget.set_account_caps(
-                caps.account_id, concurrent_max=caps.concurrent_max,
-                calls_per_minute=caps.calls_per_minute, dials_left_today=caps.dials_left_today,
-                counted_mark=marks[caps.account_id])
-
-    async def _refresh_agent_caps(self) -> None:
-        """The agents' caps of the running campaigns, in one query (a PATCH of an agent's
-        max_concurrent_calls): a lowered cap stops new grants at once, live calls finish."""
-        if not self._handles:
-            return
-        caps = await dialing.agent_caps(self._deps.db, list(self._handles))
-        for agent_id, max_concurrent in caps.items():
-            self._deps.budget.set_agent_cap(agent_id, max_concurrent)
-
-
-async def _fail_scheduled(deps: EngineDeps, account_id: uuid.UUID, campaign_id: uuid.UUID,
-                          reason: str) -> None:
-    try:
-        failed = await lifecycle.finish(deps.db, account_id, campaign_id, utcnow(),
-                                        status=CampaignStatus.FAILED, reason=reason,
-                                        allowed=(CampaignStatus.SCHEDULED,))
-    except WrongStatus:
-        return
-    if failed:
-        log.warning("campaign.failed", campaign_id=str(campaign_id), reason=reason)
 
 
 async def _until_reachable(fn: Callable[..., Awaitable[T]], *args: object) -> T:

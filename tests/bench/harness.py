@@ -248,9 +248,10 @@ class Gateway:
 async def gateway_process(database_url_: str, *, sim_rules: list[dict] | None = None,
                           concurrent_max: int = 100_000,
                           calls_per_minute: int = UNBOUNDED_RATE, env: dict | None = None,
-                          start_timeout: float = 60):
+                          start_timeout: float = 60, log_suffix: str = ""):
     """Start a gateway on ``database_url_`` and a free port; stop it (SIGTERM, then
-    SIGKILL) on the way out. Logs at ``warning`` go to a file in a temporary directory."""
+    SIGKILL) on the way out. Logs at ``warning`` go to a file in a temporary directory.
+    ``log_suffix`` tells apart the logs of several gateways on one database."""
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     port = free_tcp_port()
     full_env = {key: value for key, value in os.environ.items()
@@ -272,7 +273,7 @@ async def gateway_process(database_url_: str, *, sim_rules: list[dict] | None = 
     full_env.update(env or {})
     # Each gateway's log (warnings and errors) is kept after the run, for post-mortems.
     LOGS.mkdir(exist_ok=True)
-    log_path = LOGS / f"{database_url_.rsplit('/', 1)[1]}.log"
+    log_path = LOGS / f"{database_url_.rsplit('/', 1)[1]}{log_suffix}.log"
     log_file = open(log_path, "wb")
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "gateway", "serve"], env=full_env, cwd=str(workdir),
