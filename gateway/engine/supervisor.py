@@ -274,13 +274,15 @@ class Supervisor:
         while True:
             if not self._draining:
                 try:
-                    held = sorted(self.leases.held)
-                    for campaign_id in await start_due_campaigns(self._deps, held,
-                                                                 self._waiting_for_budget):
-                        await self._reconcile(_Look(campaign_id, here=False))
-                    for campaign_id, _ in await dialing.running(self._deps.db, held):
-                        if campaign_id not in self._handles:
-                            self._post(_Look(campaign_id, here=False))
+                    # Holding nothing, there is nothing to look for (the lease actor
+                    # looks for accounts to take): an idle process costs no queries here.
+                    if held := sorted(self.leases.held):
+                        for campaign_id in await start_due_campaigns(
+                                self._deps, held, self._waiting_for_budget):
+                            await self._reconcile(_Look(campaign_id, here=False))
+                        for campaign_id, _ in await dialing.running(self._deps.db, held):
+                            if campaign_id not in self._handles:
+                                self._post(_Look(campaign_id, here=False))
                     if trio.current_time() >= caps_due:
                         await refresh_caps(self._deps,
                                            {h.account_id for h in self._handles.values()})
