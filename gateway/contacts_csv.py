@@ -41,7 +41,7 @@ import phonenumbers
 from gateway import contacts_lines
 from gateway.contacts_lines import LineTooLong, NulByte
 from gateway.phone_fast import e164_validity, valid_e164_in
-from gateway.phone_national import FORMATTING, national_e164, national_fast_path
+from gateway.phone_national import FORMATTING_CHARS, national_e164, national_fast_path
 from gateway.vocabulary import RejectionReason
 
 __all__ = ["COPY_COLUMNS", "MAX_COLUMNS", "MAX_LISTED_REJECTIONS", "REJECTION_REASONS",
@@ -282,7 +282,10 @@ class ContactsImport:
             usual = national_fast_path(self.region)
             national_accept, national_max, cc_plus = (usual.accept, usual.max_chars,
                                                       usual.e164_prefix)
-            formatting = FORMATTING
+            # The formatting characters dropped as bytes: half the cost of str.translate
+            # (the text came from strict UTF-8 decoding, so it encodes back; UTF-8 never
+            # puts an ASCII byte inside another character, so the result is the same).
+            drop, formatting = bytes.translate, FORMATTING_CHARS.encode()
             is_valid, fmt, e164_format = (phonenumbers.is_valid_number,
                                           phonenumbers.format_number, _E164)
             region = self.region
@@ -336,7 +339,8 @@ class ContactsImport:
                     valid = True if accept(raw) else fast_validity(raw)
                     e164 = raw  # if valid: plain E.164 that phonenumbers leaves unchanged
                 elif len(raw) <= national_max and national_accept(
-                        digits := raw.translate(formatting)):
+                        digits := raw if raw.isdigit()
+                        else drop(raw.encode(), None, formatting).decode()):
                     valid, e164 = True, cc_plus + digits
                 else:
                     valid = None

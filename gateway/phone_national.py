@@ -39,7 +39,8 @@ from gateway.phone_fast import deciding_validators, e164_validity, never_matches
 
 __all__ = ["NationalFastPath", "national_e164", "national_fast_path"]
 
-_FORMATTING = str.maketrans("", "", " ()-.")
+FORMATTING_CHARS = " ()-."  # what the usual ways of writing a number put between digits
+_FORMATTING = str.maketrans("", "", FORMATTING_CHARS)
 _MAX_INPUT = 250  # phonenumberutil._MAX_INPUT_STRING_LENGTH: longer input is TOO_LONG
 _MIN_NSN, _MAX_NSN = 2, 17  # parse raises outside these (TOO_SHORT_NSN, TOO_LONG)
 # After a national prefix is stripped, parse keeps the stripped number unless its length
