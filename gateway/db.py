@@ -277,24 +277,10 @@ async def _acquired(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 class SessionConnection:
     """One connection outside any pool, for session state held as long as it lives (a
-    LISTEN). Queries by name, errors translated, used from trio."""
+    LISTEN). Errors translated, used from trio."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
-
-    @property
-    def pid(self) -> int:
-        """Its server process id (``pg_locks.pid`` of what this session holds)."""
-        return self._conn.get_server_pid()
-
-    async def fetchval(self, name: str, *args: Any) -> Any:
-        conn, sql = self._conn, query(name)
-
-        @_translated
-        async def run() -> Any:
-            return await conn.fetchval(sql, *args, timeout=CONNECT_TIMEOUT_SECONDS)
-
-        return await trio_asyncio.aio_as_trio(run)()
 
     async def listen(self, channel: str, on_message: Callable[[str], None],
                      on_closed: Callable[[], None]) -> None:
