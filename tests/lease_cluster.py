@@ -8,18 +8,17 @@ its own API key); their agents, numbers and campaigns through the API of any pro
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from itertools import pairwise
 from pathlib import Path
 
 import attrs
-import trio
 from conftest import contacts_csv, multipart
 from engine_helpers import check_attempt_invariants, max_overlap
 from gateway_process import GatewayProcess, clean_env
 from ports import free_tcp_port
 from test_engine_faults import most_in_a_window
+from test_events import _read
 
 from gateway.store import accounts
 
@@ -98,11 +97,10 @@ def by_pid(gateways: list[GatewayProcess]) -> dict[int, GatewayProcess]:
     return {gw.proc.pid: gw for gw in gateways if gw.proc is not None}
 
 
-async def until(check, *, poll: float = 0.05):
-    """Poll until ``check()`` is truthy (the test's fail_after bounds it)."""
-    while not (value := await check()):
-        await trio.sleep(poll)
-    return value
+async def kill_all(gateways: list[GatewayProcess]) -> None:
+    """Safety net for ``finally``: no gateway left behind."""
+    for gw in gateways:
+        await gw.kill()
 
 
 async def finished(db, tenants: list[Tenant]) -> bool:
@@ -143,20 +141,7 @@ def check_promises(attempts: list[dict], tenant: Tenant, *, retries: int) -> Non
         assert last_end <= first_dial, (earlier, later, last_end, first_dial)
 
 
+
 async def read_events(api, campaign_id: str) -> list[tuple[str, dict]]:
     """(event type, data) of a campaign's SSE stream, until its ``end`` event."""
-    received: list[tuple[str, dict]] = []
-    async with api.stream("GET", f"/api/v1/campaigns/{campaign_id}/events") as response:
-        assert response.status_code == 200
-        kind, data = "message", None
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-            elif line == "" and data is not None:
-                received.append((kind, data))
-                if kind == "end":
-                    break
-                kind, data = "message", None
-    return received
+    return [(kind, data) for _, kind, _, data in await _read(api, campaign_id)]

@@ -24,15 +24,15 @@ from lease_cluster import (
     finished,
     gateway,
     history,
+    kill_all,
     make_tenant,
     owners,
     pid_of,
     read_events,
     start_all,
-    until,
 )
 from tcp_proxy import TcpProxy
-from test_engine_faults import most_in_a_window
+from test_engine_faults import most_in_a_window, until
 
 TALK = '[{pattern="*", outcome="answered", ring_seconds=0.05, talk_seconds=%s}]'
 
@@ -90,8 +90,7 @@ async def test_accounts_spread_over_the_processes_and_any_process_controls_them(
         with trio.fail_after(60):
             await until(lambda: finished(db, tenants), poll=0.2)
     finally:
-        for gw in gateways:
-            await gw.kill()
+        await kill_all(gateways)
     for tenant in tenants:
         attempts = await history(db, tenant)
         assert len({a["contact_id"] for a in attempts}) == 40
@@ -139,8 +138,7 @@ async def test_repeated_kill_9_of_owners_loses_no_contact_and_breaks_no_cap(
         with trio.fail_after(90):
             await until(lambda: finished(db, tenants), poll=0.2)
     finally:
-        for gw in gateways:
-            await gw.kill()
+        await kill_all(gateways)
     interrupted = 0
     for tenant in tenants:
         attempts = await history(db, tenant)
@@ -194,8 +192,7 @@ async def test_a_rolling_restart_loses_no_call(tmp_path, database_url, db):
         with trio.fail_after(60):
             await until(lambda: finished(db, tenants), poll=0.2)
     finally:
-        for gw in gateways:
-            await gw.kill()
+        await kill_all(gateways)
     for tenant in tenants:
         attempts = await history(db, tenant)
         assert len(attempts) == 80 and all(a["outcome"] == "answered" for a in attempts)

@@ -99,9 +99,7 @@ class Supervisor:
         self.leases.stop_taking()
         for handle in list(self._handles.values()):
             handle.stop_dialing()
-        idle = {a for a in self.leases.held if not self.busy(a)}
-        if idle and self._services is not None:  # nothing to wait for: another may take them
-            self._services.start_soon(self.leases.release, idle)
+        self._release_idle(self.leases.held)  # nothing to wait for: another may take them
         self._drain_deadline = trio.current_time() + grace_seconds
         self._drain_requested.set()
         await self._stopped.wait()
@@ -121,6 +119,11 @@ class Supervisor:
         for handle in list(self._handles.values()):
             if handle.account_id in account_ids:
                 handle.stop_dialing()
+        self._release_idle(account_ids)
+
+    def _release_idle(self, account_ids: set[uuid.UUID]) -> None:
+        """Release those of the accounts that have no actor here (the others are released
+        as their last actor ends: :meth:`_account_idle`)."""
         idle = {a for a in account_ids if not self.busy(a)}
         if idle and self._services is not None:
             self._services.start_soon(self.leases.release, idle)
@@ -264,8 +267,7 @@ class Supervisor:
         """The account's last actor here has ended: a lease being handed over (or given up
         at shutdown) is released now; one lost is forgotten by the budget."""
         if not self.leases.holds(account_id) or self._draining:
-            if self._services is not None and account_id in self._deps.fence.epochs:
-                self._services.start_soon(self.leases.release, {account_id})
+            self._release_idle({account_id})  # a lease no longer held is left alone
             self._deps.budget.forget_account(account_id)
 
     async def _poll_loop(self) -> None:
