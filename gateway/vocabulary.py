@@ -12,8 +12,10 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-__all__ = ["RETRYABLE", "TERMINAL", "AgentStatus", "CampaignStatus", "ContactStatus",
-           "HangupBy", "Outcome", "RejectionReason", "SimulatedAgentOutcome", "SimulatedOutcome"]
+__all__ = ["DO_NOT_CALL_OUTCOME", "MAX_ATTEMPTS", "POLICY_OUTCOMES", "RETRYABLE", "TERMINAL",
+           "WEEKDAYS", "AgentStatus", "CampaignStatus", "ContactStatus", "Disposition",
+           "DncSource", "HangupBy", "Outcome", "RejectionReason", "SimulatedAgentOutcome",
+           "SimulatedOutcome"]
 
 
 class CampaignStatus(enum.StrEnum):
@@ -36,7 +38,8 @@ class ContactStatus(enum.StrEnum):
     RETRY_PENDING = "retry_pending"  # waits for next_attempt_at
     COMPLETED = "completed"          # answered
     FAILED = "failed"                # no attempts left, or not retryable
-    SKIPPED = "skipped"              # the campaign was stopped before it was dialed
+    SKIPPED = "skipped"              # never dialed: the campaign was stopped, or the
+                                     # number is on the do-not-call list
 
 
 class AgentStatus(enum.StrEnum):
@@ -63,6 +66,39 @@ RETRYABLE: frozenset[Outcome] = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outc
                                            Outcome.INTERRUPTED, Outcome.AGENT_UNAVAILABLE})
 
 
+# A skipped contact's last_outcome when its number was on the do-not-call list at its
+# turn (no attempt was made, so it is not an Outcome).
+DO_NOT_CALL_OUTCOME = "do_not_call"
+
+
+class Disposition(enum.StrEnum):
+    """How the agent says an answered call went (the API, or X-Disposition on its BYE)."""
+
+    COMPLETED = "completed"            # done: the contact is completed
+    VOICEMAIL = "voicemail"            # reached a voicemail: retried by the policy
+    CALLBACK = "callback"              # call again at callback_at
+    DO_NOT_CALL = "do_not_call"        # the number goes on the do-not-call list
+    NOT_INTERESTED = "not_interested"  # done: the contact is completed
+
+
+# The outcomes a campaign's retry_policy may give their own delay and attempts to
+# (voicemail: an answered call the agent marked so).
+POLICY_OUTCOMES: tuple[str, ...] = (Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED,
+                                    Outcome.AGENT_UNAVAILABLE, Disposition.VOICEMAIL)
+# No contact is dialed more than this many times, whatever the policy or callbacks.
+MAX_ATTEMPTS = 6
+# A calling window's days, as the API writes them (Monday first, as ISO numbers them).
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class DncSource(enum.StrEnum):
+    """How a number got on the do-not-call list."""
+
+    API = "api"                  # POST /api/v1/dnc with JSON
+    UPLOAD = "upload"            # POST /api/v1/dnc with a CSV
+    DISPOSITION = "disposition"  # the agent's do_not_call disposition
+
+
 class HangupBy(enum.StrEnum):
     """Who ended a call that was answered."""
 
@@ -77,6 +113,8 @@ class RejectionReason(enum.StrEnum):
     INVALID_NUMBER = "invalid_number"  # not a valid number (in the default region)
     DUPLICATE = "duplicate"            # the same E.164 number as an earlier row
     COLUMN_COUNT = "column_count"      # more cells than the header has columns
+    DO_NOT_CALL = "do_not_call"        # the number is on the account's do-not-call list
+    INVALID_TIMEZONE = "invalid_timezone"  # the timezone cell is not an IANA zone name
 
 
 # What the simulated carrier can be told to produce: every outcome of the carrier's (not

@@ -11,18 +11,25 @@ BEGIN
         SELECT campaign_id, kind, count(*) FROM (
             SELECT campaign_id, 'dialed' AS kind FROM new_rows
             UNION ALL
-            SELECT campaign_id, outcome FROM new_rows WHERE outcome IS NOT NULL) AS added
+            SELECT campaign_id, outcome FROM new_rows WHERE outcome IS NOT NULL
+            UNION ALL
+            SELECT campaign_id, 'disposition:' || disposition FROM new_rows
+            WHERE disposition IS NOT NULL) AS added
         GROUP BY campaign_id, kind ORDER BY campaign_id, kind
         ON CONFLICT (campaign_id, kind) DO UPDATE SET n = ac.n + EXCLUDED.n;
     ELSIF TG_OP = 'UPDATE' THEN
-        -- Only outcomes change here ('dialed' nets out unless an attempt changed
-        -- campaign, which nothing does).
         INSERT INTO attempt_counts AS ac (campaign_id, kind, n)
         SELECT campaign_id, kind, sum(delta) FROM (
             SELECT campaign_id, outcome AS kind, -1 AS delta FROM old_rows
             WHERE outcome IS NOT NULL
             UNION ALL
             SELECT campaign_id, outcome, 1 FROM new_rows WHERE outcome IS NOT NULL
+            UNION ALL
+            SELECT campaign_id, 'disposition:' || disposition, -1 FROM old_rows
+            WHERE disposition IS NOT NULL
+            UNION ALL
+            SELECT campaign_id, 'disposition:' || disposition, 1 FROM new_rows
+            WHERE disposition IS NOT NULL
             UNION ALL
             SELECT campaign_id, 'dialed', -1 FROM old_rows
             UNION ALL
@@ -35,7 +42,10 @@ BEGIN
         FROM (SELECT campaign_id, kind, count(*) AS n FROM (
                   SELECT campaign_id, 'dialed' AS kind FROM old_rows
                   UNION ALL
-                  SELECT campaign_id, outcome FROM old_rows WHERE outcome IS NOT NULL) AS rows
+                  SELECT campaign_id, outcome FROM old_rows WHERE outcome IS NOT NULL
+                  UNION ALL
+                  SELECT campaign_id, 'disposition:' || disposition FROM old_rows
+                  WHERE disposition IS NOT NULL) AS rows
               GROUP BY campaign_id, kind ORDER BY campaign_id, kind) AS gone
         WHERE ac.campaign_id = gone.campaign_id AND ac.kind = gone.kind;
     END IF;
@@ -47,17 +57,70 @@ CREATE FUNCTION public.campaign_attempt_counts(campaign uuid) RETURNS jsonb
     AS $$
     SELECT coalesce(jsonb_object_agg(kind, n) FILTER (WHERE n > 0), '{}')
     FROM (SELECT kind, n FROM attempt_counts
-          WHERE campaign_id = campaign AND kind <> 'dialed'
+          WHERE campaign_id = campaign AND kind <> 'dialed' AND kind NOT LIKE 'disposition:%'
           UNION ALL
           SELECT 'live', sum(CASE WHEN kind = 'dialed' THEN n ELSE -n END)::bigint
-          FROM attempt_counts WHERE campaign_id = campaign) AS counts
+          FROM attempt_counts
+          WHERE campaign_id = campaign AND kind NOT LIKE 'disposition:%') AS counts
+$$;
+
+CREATE FUNCTION public.campaign_attempts_max(policy jsonb, retries integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT least(6, greatest(1 + retries,
+                             (SELECT max((entry ->> 'max_attempts')::int)
+                              FROM jsonb_each(policy) AS rules(kind, entry))))
 $$;
 
 CREATE FUNCTION public.campaign_contact_counts(campaign uuid) RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
-    SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM contact_counts
-    WHERE campaign_id = campaign AND n > 0
+    SELECT coalesce(jsonb_object_agg(status, n), '{}')
+    FROM (SELECT status, sum(n)::bigint AS n FROM contact_counts
+          WHERE campaign_id = campaign GROUP BY status HAVING sum(n) > 0) AS counts
+$$;
+
+CREATE FUNCTION public.campaign_disposition_counts(campaign uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(jsonb_object_agg(substr(kind, 13), n) FILTER (WHERE n > 0), '{}')
+    FROM attempt_counts WHERE campaign_id = campaign AND kind LIKE 'disposition:%'
+$$;
+
+CREATE FUNCTION public.campaign_next_window_open(campaign uuid, at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT min(window_next_open(w.win, z.names, at))
+    FROM campaign_zones z, (SELECT campaign_window(campaign) AS win) AS w
+    WHERE z.campaign_id = campaign AND w.win IS NOT NULL
+      AND NOT window_open(w.win, z.names, at)
+      AND EXISTS (SELECT 1 FROM contact_counts cc
+                  WHERE cc.campaign_id = campaign AND cc.zone = z.zone AND cc.n > 0
+                    AND cc.status IN ('pending', 'retry_pending'))
+$$;
+
+CREATE FUNCTION public.campaign_waiting_for_window(campaign uuid, at timestamp with time zone) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+    WITH closed AS (
+        SELECT z.zone FROM campaign_zones z
+        WHERE z.campaign_id = campaign
+          AND NOT window_open(campaign_window(campaign), z.names, at)
+    )
+    SELECT (SELECT coalesce(sum(n), 0) FROM contact_counts
+            WHERE campaign_id = campaign AND status = 'pending'
+              AND zone IN (SELECT zone FROM closed))::bigint
+         + (SELECT count(*) FROM contacts
+            WHERE campaign_id = campaign AND status = 'retry_pending'
+              AND next_attempt_at <= at AND zone IN (SELECT zone FROM closed))
+$$;
+
+CREATE FUNCTION public.campaign_window(campaign uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(cp.calling_window, a.calling_window)
+    FROM campaigns cp JOIN accounts a ON a.id = cp.account_id
+    WHERE cp.id = campaign
 $$;
 
 CREATE FUNCTION public.campaigns_delete_contacts() RETURNS trigger
@@ -73,19 +136,20 @@ CREATE FUNCTION public.contact_counts_apply() RETURNS trigger
     AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        INSERT INTO contact_counts AS cc (campaign_id, status, n)
-        SELECT campaign_id, status, sum(delta) FROM (
-            SELECT campaign_id, status, -1 AS delta FROM old_rows
+        INSERT INTO contact_counts AS cc (campaign_id, status, zone, n)
+        SELECT campaign_id, status, zone, sum(delta) FROM (
+            SELECT campaign_id, status, zone, -1 AS delta FROM old_rows
             UNION ALL
-            SELECT campaign_id, status, 1 FROM new_rows) AS changes
-        GROUP BY campaign_id, status HAVING sum(delta) <> 0
-        ORDER BY campaign_id, status
-        ON CONFLICT (campaign_id, status) DO UPDATE SET n = cc.n + EXCLUDED.n;
+            SELECT campaign_id, status, zone, 1 FROM new_rows) AS changes
+        GROUP BY campaign_id, status, zone HAVING sum(delta) <> 0
+        ORDER BY campaign_id, status, zone
+        ON CONFLICT (campaign_id, status, zone) DO UPDATE SET n = cc.n + EXCLUDED.n;
     ELSE  -- DELETE (inserts are counted by the import)
         UPDATE contact_counts AS cc SET n = cc.n - gone.n
-        FROM (SELECT campaign_id, status, count(*) AS n FROM old_rows
-              GROUP BY campaign_id, status ORDER BY campaign_id, status) AS gone
-        WHERE cc.campaign_id = gone.campaign_id AND cc.status = gone.status;
+        FROM (SELECT campaign_id, status, zone, count(*) AS n FROM old_rows
+              GROUP BY campaign_id, status, zone ORDER BY campaign_id, status, zone) AS gone
+        WHERE cc.campaign_id = gone.campaign_id AND cc.status = gone.status
+          AND cc.zone = gone.zone;
     END IF;
     RETURN NULL;
 END $$;
@@ -100,6 +164,90 @@ CREATE FUNCTION public.contact_id(prefix uuid, seq integer) RETURNS uuid
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$
     SELECT encode(overlay(uuid_send(prefix) PLACING int4send(seq) FROM 13 FOR 4), 'hex')::uuid
+$$;
+
+CREATE FUNCTION public.retry_delay_seconds(policy jsonb, kind text, delay integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT coalesce((policy -> kind ->> 'delay_seconds')::int, delay)
+$$;
+
+CREATE FUNCTION public.retry_max_attempts(policy jsonb, kind text, retries integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT least(6, coalesce((policy -> kind ->> 'max_attempts')::int, 1 + retries))
+$$;
+
+CREATE FUNCTION public.window_next_open(win jsonb, zones text[], at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$
+DECLARE
+    candidate timestamptz := at;
+    latest timestamptz;
+    unknown boolean;
+BEGIN
+    IF win IS NULL THEN
+        RETURN at;
+    END IF;
+    -- Each closed zone stays closed until its next opening: none of them is open
+    -- before the latest of those, so jump there and look again.
+    FOR i IN 1..64 LOOP
+        SELECT max(next), bool_or(next IS NULL) INTO latest, unknown
+        FROM (SELECT window_next_open_in(win, zone, candidate) AS next
+              FROM unnest(zones) AS zone) AS nexts;
+        IF unknown THEN
+            RETURN NULL;
+        END IF;
+        IF latest IS NULL OR latest = candidate THEN
+            RETURN candidate;
+        END IF;
+        candidate := latest;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.window_next_open_in(win jsonb, zone text, at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$
+DECLARE
+    local timestamp := at AT TIME ZONE zone;
+    day date := local::date;
+    opens timestamp;
+    closes timestamp;
+BEGIN
+    FOR i IN 0..7 LOOP
+        IF (win -> 'days') ? (ARRAY['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])
+                                 [extract(isodow FROM day)::int] THEN
+            opens := day + (win ->> 'start')::time;
+            closes := CASE WHEN win ->> 'end' = '24:00' THEN day + 1
+                           ELSE day + (win ->> 'end')::time END;
+            IF local < closes THEN
+                IF local >= opens THEN
+                    RETURN at;
+                END IF;
+                RETURN opens AT TIME ZONE zone;
+            END IF;
+        END IF;
+        day := day + 1;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.window_open(win jsonb, zones text[], at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT win IS NULL OR coalesce(bool_and(window_open_in(win, zone, at)), true)
+    FROM unnest(zones) AS zone
+$$;
+
+CREATE FUNCTION public.window_open_in(win jsonb, zone text, at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT (win -> 'days') ? (ARRAY['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])
+                                 [extract(isodow FROM local)::int]
+           AND local::time >= (win ->> 'start')::time
+           AND (win ->> 'end' = '24:00' OR local::time < (win ->> 'end')::time)
+    FROM (SELECT at AT TIME ZONE zone AS local) AS here
 $$;
 
 CREATE TABLE public.account_leases (
@@ -120,6 +268,7 @@ CREATE TABLE public.accounts (
     daily_minutes_max integer,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    calling_window jsonb,
     CONSTRAINT accounts_calls_per_minute_check CHECK ((calls_per_minute >= 0)),
     CONSTRAINT accounts_concurrent_max_check CHECK ((concurrent_max >= 0)),
     CONSTRAINT accounts_daily_calls_max_check CHECK ((daily_calls_max >= 0)),
@@ -180,7 +329,12 @@ CREATE TABLE public.attempts (
     agent_sip_call_id text,
     owner uuid,
     lease_epoch bigint,
+    disposition text,
+    callback_at timestamp with time zone,
+    disposition_notes text,
+    disposition_at timestamp with time zone,
     CONSTRAINT attempts_attempt_check CHECK (((attempt >= 1) AND (attempt <= 6))),
+    CONSTRAINT attempts_disposition_check CHECK ((disposition = ANY (ARRAY['completed'::text, 'voicemail'::text, 'callback'::text, 'do_not_call'::text, 'not_interested'::text]))),
     CONSTRAINT attempts_hangup_by_check CHECK ((hangup_by = ANY (ARRAY['contact'::text, 'agent'::text, 'gateway'::text]))),
     CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text, 'agent_unavailable'::text])))
 );
@@ -191,6 +345,14 @@ CREATE TABLE public.campaign_live_phases (
     ringing integer NOT NULL,
     connected integer NOT NULL,
     updated_at timestamp with time zone NOT NULL
+);
+
+CREATE TABLE public.campaign_zones (
+    campaign_id uuid NOT NULL,
+    zone smallint NOT NULL,
+    names text[] NOT NULL,
+    CONSTRAINT campaign_zones_names_check CHECK ((cardinality(names) >= 1)),
+    CONSTRAINT campaign_zones_zone_check CHECK ((zone >= 0))
 );
 
 CREATE TABLE public.campaigns (
@@ -214,6 +376,8 @@ CREATE TABLE public.campaigns (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     contact_id_prefix uuid,
     custom_field_names text[] DEFAULT '{}'::text[] NOT NULL,
+    calling_window jsonb,
+    retry_policy jsonb DEFAULT '{}'::jsonb NOT NULL,
     CONSTRAINT campaigns_check CHECK (((status <> 'scheduled'::text) OR (scheduled_at IS NOT NULL))),
     CONSTRAINT campaigns_contacts_total_check CHECK ((contacts_total >= 0)),
     CONSTRAINT campaigns_max_concurrent_calls_check CHECK (((max_concurrent_calls >= 1) AND (max_concurrent_calls <= 100))),
@@ -226,7 +390,8 @@ CREATE TABLE public.campaigns (
 CREATE TABLE public.contact_counts (
     campaign_id uuid NOT NULL,
     status text NOT NULL,
-    n bigint NOT NULL
+    n bigint NOT NULL,
+    zone smallint DEFAULT 0 NOT NULL
 );
 
 CREATE TABLE public.contacts (
@@ -242,8 +407,20 @@ CREATE TABLE public.contacts (
     last_attempt_at timestamp with time zone,
     next_attempt_at timestamp with time zone,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    zone smallint DEFAULT 0 NOT NULL,
+    disposition text,
     CONSTRAINT contacts_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT contacts_disposition_check CHECK ((disposition = ANY (ARRAY['completed'::text, 'voicemail'::text, 'callback'::text, 'do_not_call'::text, 'not_interested'::text]))),
     CONSTRAINT contacts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'retry_pending'::text, 'completed'::text, 'failed'::text, 'skipped'::text])))
+);
+
+CREATE TABLE public.dnc_numbers (
+    account_id uuid NOT NULL,
+    number text NOT NULL,
+    source text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT dnc_numbers_number_check CHECK ((number ~ '^\+[1-9][0-9]{1,14}$'::text)),
+    CONSTRAINT dnc_numbers_source_check CHECK ((source = ANY (ARRAY['api'::text, 'upload'::text, 'disposition'::text])))
 );
 
 CREATE TABLE public.gateway_peers (
@@ -301,14 +478,20 @@ ALTER TABLE ONLY public.attempts
 ALTER TABLE ONLY public.campaign_live_phases
     ADD CONSTRAINT campaign_live_phases_pkey PRIMARY KEY (campaign_id);
 
+ALTER TABLE ONLY public.campaign_zones
+    ADD CONSTRAINT campaign_zones_pkey PRIMARY KEY (campaign_id, zone);
+
 ALTER TABLE ONLY public.campaigns
     ADD CONSTRAINT campaigns_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.contact_counts
-    ADD CONSTRAINT contact_counts_pkey PRIMARY KEY (campaign_id, status);
+    ADD CONSTRAINT contact_counts_pkey PRIMARY KEY (campaign_id, status, zone);
 
 ALTER TABLE ONLY public.contacts
     ADD CONSTRAINT contacts_pkey PRIMARY KEY (campaign_id, seq);
+
+ALTER TABLE ONLY public.dnc_numbers
+    ADD CONSTRAINT dnc_numbers_pkey PRIMARY KEY (account_id, number);
 
 ALTER TABLE ONLY public.gateway_peers
     ADD CONSTRAINT gateway_peers_pkey PRIMARY KEY (id);
@@ -379,6 +562,9 @@ ALTER TABLE ONLY public.attempts
 ALTER TABLE ONLY public.campaign_live_phases
     ADD CONSTRAINT campaign_live_phases_campaign_id_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.campaign_zones
+    ADD CONSTRAINT campaign_zones_campaign_id_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.campaigns
     ADD CONSTRAINT campaigns_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;
 
@@ -393,6 +579,9 @@ ALTER TABLE ONLY public.campaigns
 
 ALTER TABLE ONLY public.contact_counts
     ADD CONSTRAINT contact_counts_campaign_id_fkey FOREIGN KEY (campaign_id) REFERENCES public.campaigns(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.dnc_numbers
+    ADD CONSTRAINT dnc_numbers_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.phone_numbers
     ADD CONSTRAINT phone_numbers_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;

@@ -14,6 +14,8 @@ from gateway.vocabulary import (
     AgentStatus,
     CampaignStatus,
     ContactStatus,
+    Disposition,
+    DncSource,
     HangupBy,
     Outcome,
     RejectionReason,
@@ -29,7 +31,8 @@ def _words(check: str) -> set[str]:
 @pytest.mark.parametrize(("table", "column", "enum"), [
     ("campaigns", "status", CampaignStatus), ("contacts", "status", ContactStatus),
     ("agents", "status", AgentStatus), ("attempts", "outcome", Outcome),
-    ("attempts", "hangup_by", HangupBy)])
+    ("attempts", "hangup_by", HangupBy), ("attempts", "disposition", Disposition),
+    ("contacts", "disposition", Disposition), ("dnc_numbers", "source", DncSource)])
 async def test_the_database_accepts_exactly_the_enum(db, table, column, enum):
     checks = await db.fetch("testing.check_constraints", table)
     mine = [row["definition"] for row in checks if f"({column} = ANY" in row["definition"]

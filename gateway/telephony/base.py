@@ -19,7 +19,7 @@ from typing import Protocol
 
 import attrs
 
-from gateway.vocabulary import HangupBy, Outcome
+from gateway.vocabulary import Disposition, HangupBy, Outcome
 
 
 @attrs.frozen
@@ -46,6 +46,11 @@ class CallResult:
     hangup_by: HangupBy | None = None      # who ended an answered call
     agent_sip_status: int | None = None    # the agent's final response to its INVITE
     agent_sip_call_id: str | None = None
+    # What the agent said of the call when it hung up (X-Disposition on its BYE; the
+    # simulated agent's rules): None when it said nothing.
+    disposition: Disposition | None = None
+    callback_at: datetime | None = None    # with a callback disposition: when to call
+    disposition_notes: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:

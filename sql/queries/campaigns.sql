@@ -102,4 +102,6 @@ FROM (SELECT * FROM contacts
 ORDER BY c.seq;
 
 -- name: count_contacts_by_status
-SELECT coalesce((SELECT n FROM contact_counts WHERE campaign_id = $1 AND status = $2), 0);
+-- (One row per zone of the campaign: 0008.)
+SELECT coalesce((SELECT sum(n) FROM contact_counts WHERE campaign_id = $1 AND status = $2),
+                0)::bigint;
