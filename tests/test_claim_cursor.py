@@ -11,7 +11,7 @@ from gateway.clock import utcnow
 from gateway.contacts_csv import ContactsImport
 from gateway.ids import uuid7
 from gateway.store import accounts, agents, campaigns, dialing, leases, lifecycle, phone_numbers
-from gateway.store.dialing import FRESH_WINDOW, CampaignRow, Claim, ClaimCursor, LeaseRef
+from gateway.store.dialing import FRESH_WINDOW, CampaignRow, ClaimCursor, LeaseRef
 
 
 def _row(total: int) -> CampaignRow:
@@ -21,18 +21,13 @@ def _row(total: int) -> CampaignRow:
                        agent_max_concurrent_calls=None)
 
 
-def _claim(seq: int, attempt: int) -> Claim:
-    return Claim(attempt_id=uuid.uuid4(), contact_id=uuid.uuid4(), seq=seq, attempt=attempt,
-                 phone_number="+12125550100", custom_fields={})
-
-
 def test_only_new_contacts_move_the_cursor_and_never_back():
     cursor = ClaimCursor(_row(5000), from_seq=10)
-    cursor.advance([_claim(900, 2)])  # a retry far ahead: not a new contact
+    cursor.advance([])  # only retries claimed (a retry's seq may lie far ahead)
     assert cursor.from_seq == 10
-    cursor.advance([_claim(12, 1), _claim(15, 1), _claim(3, 2)])
+    cursor.advance([12, 15])
     assert cursor.from_seq == 16
-    cursor.advance([_claim(11, 1)])  # one found behind (after a rescan): no step back
+    cursor.advance([11])  # one found behind (after a rescan): no step back
     assert cursor.from_seq == 16
 
 
@@ -49,7 +44,7 @@ def test_a_rescan_is_located_again_before_the_next_claim():
     cursor.rescan()
     assert cursor.from_seq is None
     assert not cursor.next_window()  # nothing to move until it is located
-    cursor.advance([_claim(3, 1)])
+    cursor.advance([3])
     assert cursor.from_seq is None
 
 
@@ -57,13 +52,13 @@ async def test_locate_starts_at_the_first_pending_contact(db, api, create_campai
     created = (await create_campaign(contacts_csv(30))).json()
     row = await dialing.campaign(db, uuid.UUID(created["id"]))
     cursor = ClaimCursor(row)
-    assert await cursor.locate(db) == 0
+    assert await cursor.locate(db, utcnow()) == 0
     await db.execute("testing.set_contact_status", row.id, 0, 12, "completed")
     cursor.rescan()
-    assert await cursor.locate(db) == 12
+    assert await cursor.locate(db, utcnow()) == 12
     await db.execute("testing.set_contact_status", row.id, 12, 30, "skipped")
     cursor.rescan()
-    assert await cursor.locate(db) == 30  # none left: contacts_total
+    assert await cursor.locate(db, utcnow()) == 30  # none left: contacts_total
 
 
 async def test_a_claim_names_its_contacts_and_their_fields(db, database_url):
@@ -96,9 +91,9 @@ async def test_a_claim_names_its_contacts_and_their_fields(db, database_url):
     assert (row.agent_id, row.agent_max_concurrent_calls) == (agent.id, None)
     # Under another epoch (a lease taken since) or another owner, nothing is claimed.
     for stale in (LeaseRef(peer, epochs[account] + 1), LeaseRef(uuid7(), epochs[account])):
-        assert await dialing.claim(db, utcnow(), 5, ClaimCursor(row), stale) == []
-    claims = await dialing.claim(db, utcnow(), 5, ClaimCursor(row),
-                                 LeaseRef(peer, epochs[account]))
+        assert (await dialing.claim(db, utcnow(), 5, ClaimCursor(row), stale)).found == 0
+    claims = (await dialing.claim(db, utcnow(), 5, ClaimCursor(row),
+                                  LeaseRef(peer, epochs[account]))).claims
     assert [c.custom_fields for c in claims] == [{"city": "Köln, Mitte", "first_name": "Ann"},
                                                  {"city": "Paris", "first_name": ""}]
     assert [list(c.custom_fields) for c in claims] == [["city", "first_name"]] * 2

@@ -182,8 +182,8 @@ async def test_a_claim_whose_answer_was_lost_is_recovered_while_running(database
         await until(lambda: _live_calls(db, campaign_id))
         lease = await db.fetchrow("testing_engine.campaign_lease", campaign_id)
         row = await dialing.campaign(db, uuid.UUID(campaign_id))
-        lost = await dialing.claim(db, utcnow(), 3, dialing.ClaimCursor(row, 0),
-                                   dialing.LeaseRef(lease["owner"], lease["epoch"]))
+        lost = (await dialing.claim(db, utcnow(), 3, dialing.ClaimCursor(row, 0),
+                                    dialing.LeaseRef(lease["owner"], lease["epoch"]))).claims
         assert len(lost) == 3  # committed: in_progress, attempts open, nobody dials them
         done = await until(lambda: finished(db, campaign_id))
     assert done["status"] == "completed"

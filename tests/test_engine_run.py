@@ -27,6 +27,7 @@ from engine_helpers import (
     wait_status,
 )
 
+from gateway.clock import utcnow
 from gateway.engine.snapshots import snapshot_from_row
 from gateway.store import dialing
 
@@ -64,7 +65,7 @@ async def test_thousand_contacts_complete_with_the_counts_the_rules_imply(api, d
                                         "invalid_number": 100}
     # The counts the triggers kept while 1,800 attempts were claimed and recorded in
     # concurrent batches are the ones the attempts themselves give.
-    snapshot = snapshot_from_row(await db.fetchrow("snapshots.snapshot", created["id"]))
+    snapshot = snapshot_from_row(await db.fetchrow("snapshots.snapshot", created["id"], utcnow()))
     assert snapshot["outcomes"] == {**outcome_counts(attempts), "interrupted": 0}
     assert (snapshot["attempts"], snapshot["in_flight"]) == (1800, 0)
     assert (snapshot["ringing"], snapshot["connected"]) == (0, 0)  # not dialing any more

@@ -7,7 +7,12 @@ it cannot rebuild from PostgreSQL: a restart claims where this one left off.
 Loop: wait for a budget slot (plus any others free at once, up to a batch), claim that
 many due contacts in one statement, start a call per claim, give back unused slots. With
 nothing due: finish the campaign if nothing is left, else sleep until the next retry is
-due or a call ends.
+due, the next calling window opens for contacts that wait for it, or a call ends.
+
+Calling windows are the claim's to enforce (it takes only contacts inside theirs); the
+actor only decides when to look again, and rescans from the first claimable contact
+every WINDOW_RESCAN_SECONDS while a window applies, so contacts whose window opened
+behind its cursor are reached while it dials others.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 REFERENCE_CHECK_SECONDS = 2.0
 DATABASE_RETRY_SECONDS = 1.0
+WINDOW_RESCAN_SECONDS = 60.0
 
 
 class _FailureStreak:
@@ -121,6 +127,7 @@ class CampaignActor:
     calls: trio.Nursery
     refs: dialing.References | None = None
     refs_checked: float = -math.inf  # trio time of the last reference check
+    rescanned: float = -math.inf  # trio time the cursor last went back to the start
     cursor: dialing.ClaimCursor = attrs.field(init=False)
     streak: _FailureStreak = attrs.field(init=False)
 
@@ -152,9 +159,13 @@ class CampaignActor:
     async def _step(self) -> None:
         """One claim (and its calls), or the decision of what to do without one."""
         handle = self.handle
-        await self.cursor.locate(self.deps.db)
         if not await self._references_ok():
             return
+        assert self.refs is not None
+        if self.refs.windowed and \
+                trio.current_time() - self.rescanned >= WINDOW_RESCAN_SECONDS:
+            self._rescan()  # contacts whose window opened may be behind the cursor
+        await self.cursor.locate(self.deps.db, utcnow())
         batch = await self._dial_batch()
         if batch.claimed or not handle.dialing or handle.failure_reason is not None:
             return
@@ -162,7 +173,11 @@ class CampaignActor:
             return  # no new contact in this window: the next one
         if await self._idle():
             self.refs_checked = -math.inf  # contacts are due but none was claimable: why?
-            self.cursor.rescan()  # and one that was locked when the cursor passed it is found
+            self._rescan()  # and one that was locked when the cursor passed it is found
+
+    def _rescan(self) -> None:
+        self.cursor.rescan()
+        self.rescanned = trio.current_time()
 
     async def _references_ok(self) -> bool:
         """Every REFERENCE_CHECK_SECONDS: can the campaign still dial (its agent active,
@@ -203,8 +218,9 @@ class CampaignActor:
         now = utcnow()
         try:
             with deps.live.claiming(now):
-                claims = await dialing.claim(deps.db, now, len(slots), self.cursor,
+                claimed = await dialing.claim(deps.db, now, len(slots), self.cursor,
                                               deps.fence.lease(row.account_id))
+                claims = claimed.claims
                 deps.live.ids.update(claim.attempt_id for claim in claims)
         except BaseException:
             # It may have committed with its answer lost: its dials count (the sweep
@@ -223,19 +239,23 @@ class CampaignActor:
             slot = slots.pop()
             budget.confirm(slot)
             self.calls.start_soon(run_call, deps, handle, request, slot, claim, self._on_result)
-        for unused in slots:  # the claim came back short: these were never dialed
+        for unused in slots:  # the claim came back short (or skipped do-not-call numbers)
             budget.release(unused, dialed=False)
-        return _Batch(tried=True, claimed=len(claims))
+        if claimed.skipped:
+            log.info("campaign.skipped_do_not_call", campaign_id=str(row.id),
+                     contacts=claimed.skipped)
+        return _Batch(tried=True, claimed=claimed.found)
 
     async def _idle(self) -> bool:
         """Nothing was claimed: finish, stop, or sleep until something can be dialed.
 
-        True when new contacts are waiting yet none was claimable (the agent or number
-        just became unusable, or another claimer holds them): the caller re-checks the
+        True when new contacts remain (inside their window yet none was claimable: the
+        agent or number just became unusable, or another claimer holds them; or outside
+        it, and their window may have opened meanwhile): the caller re-checks the
         references and rescans.
         """
         deps, handle, row = self.deps, self.handle, self.row
-        progress = await dialing.progress(deps.db, row.id)
+        progress = await dialing.progress(deps.db, row.id, utcnow())
         if progress is None or progress.status != CampaignStatus.RUNNING:
             handle.stop_dialing()  # paused, stopped or failed under us: drain and end
             return False
@@ -246,10 +266,13 @@ class CampaignActor:
             handle.stop_dialing()
             return False
         deadline = math.inf
-        if progress.pending > 0:
+        if progress.claimable_pending > 0:
             deadline = trio.current_time() + DATABASE_RETRY_SECONDS
-        elif progress.next_retry_at is not None:
-            deadline = trio_deadline(progress.next_retry_at)
+        # Contacts outside their window (new ones, and retries that came due outside it)
+        # are looked at again when the next window opens for them: no polling meanwhile.
+        for when in (progress.next_retry_at, progress.next_window_at):
+            if when is not None:
+                deadline = min(deadline, trio_deadline(when))
         await handle.wait(deadline)
         return progress.pending > 0
 

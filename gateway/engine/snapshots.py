@@ -24,7 +24,7 @@ from gateway.clock import utcnow
 from gateway.db import Database, DatabaseUnavailable
 from gateway.engine.handle import CampaignHandle
 from gateway.logs import get_logger
-from gateway.vocabulary import TERMINAL, ContactStatus, Outcome
+from gateway.vocabulary import TERMINAL, ContactStatus, Disposition, Outcome
 
 log = get_logger(__name__)
 DELETED = "deleted"  # the status published when a watched campaign's row is gone
@@ -61,6 +61,9 @@ def snapshot_from_row(row: Mapping[str, Any], handle: CampaignHandle | None = No
         "connected": connected,
         "attempts": sum(outcomes.values()),
         "outcomes": {outcome: outcomes.get(outcome, 0) for outcome in Outcome},
+        # Contacts due but outside their calling window now.
+        "waiting_for_window": row["waiting_for_window"],
+        "dispositions": {name: row["dispositions"].get(name, 0) for name in Disposition},
         "max_concurrent_calls": row["max_concurrent_calls"],
         "started_at": _iso(row["started_at"]),
         "completed_at": _iso(row["completed_at"]),
@@ -155,7 +158,7 @@ class Snapshots:
 
     async def load(self, campaign_id: uuid.UUID) -> dict | None:
         """A fresh snapshot from the database (None if the campaign does not exist)."""
-        row = await self._db.fetchrow("snapshots.snapshot", campaign_id)
+        row = await self._db.fetchrow("snapshots.snapshot", campaign_id, utcnow())
         return None if row is None else snapshot_from_row(row, self._handles(campaign_id))
 
     async def publish(self, campaign_id: uuid.UUID, snapshot: dict | None) -> None:

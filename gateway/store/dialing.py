@@ -58,6 +58,7 @@ class References:
     agent_sip_uri: str | None
     from_number: str
     number_ok: bool
+    windowed: bool  # a calling window applies (the campaign's or its account's)
 
 
 @attrs.frozen
@@ -66,11 +67,18 @@ class Progress:
     pending: int
     retry_pending: int
     in_progress: int
-    next_retry_at: datetime | None
+    next_retry_at: datetime | None  # the first retry still to come
+    next_window_at: datetime | None  # the first opening of a closed zone with contacts
+    waiting_pending: int  # new contacts outside their window now
 
     @property
     def finished(self) -> bool:
         return self.pending == self.retry_pending == self.in_progress == 0
+
+    @property
+    def claimable_pending(self) -> int:
+        """New contacts inside their window now."""
+        return self.pending - self.waiting_pending
 
 
 @attrs.frozen
@@ -101,18 +109,18 @@ class ClaimCursor:
     campaign: CampaignRow
     from_seq: int | None = None  # None: locate before the next claim
 
-    async def locate(self, db: Database) -> int:
-        """The seq the next claim starts from (the first new contact's after a rescan;
-        ``contacts_total`` when none is left)."""
+    async def locate(self, db: Database, now: datetime) -> int:
+        """The seq the next claim starts from (after a rescan, that of the first new
+        contact inside its calling window at ``now``; ``contacts_total`` when none is)."""
         if self.from_seq is None:
             self.from_seq = await db.fetchval("dialing.first_pending_seq", self.campaign.id,
-                                              self.campaign.contacts_total)
+                                              self.campaign.contacts_total, now)
         return self.from_seq
 
-    def advance(self, claims: list[Claim]) -> None:
-        """Past the new contacts ``claims`` took. Only new contacts move the cursor: a
-        retry's seq may lie past new contacts the cursor has yet to reach."""
-        fresh = [claim.seq for claim in claims if claim.attempt == 1]
+    def advance(self, fresh: list[int]) -> None:
+        """Past the new contacts at seqs ``fresh`` (claimed, or skipped as on the
+        do-not-call list). Only new contacts move the cursor: a retry's seq may lie past
+        new contacts the cursor has yet to reach."""
         if fresh and self.from_seq is not None:
             self.from_seq = max(self.from_seq, max(fresh) + 1)
 
@@ -129,25 +137,42 @@ class ClaimCursor:
         self.from_seq = None
 
 
+@attrs.frozen
+class Claimed:
+    """What one claim took: the contacts to dial, and how many due contacts it skipped
+    instead because their number is on the do-not-call list."""
+
+    claims: list[Claim]
+    skipped: int = 0
+
+    @property
+    def found(self) -> int:
+        """Due contacts the claim decided (dialed or skipped)."""
+        return len(self.claims) + self.skipped
+
+
 async def claim(db: Database, now: datetime, limit: int, cursor: ClaimCursor,
-                lease: LeaseRef | None) -> list[Claim]:
-    """Claim up to ``limit`` due contacts of the cursor's campaign: retries first, then
-    new contacts in the cursor's window (located first if need be), and advance the
-    cursor past them. Nothing is claimed unless ``lease`` is the live lease on the
-    campaign's account (None: this process holds none, so nothing is)."""
+                lease: LeaseRef | None) -> Claimed:
+    """Claim up to ``limit`` due contacts of the cursor's campaign that are inside their
+    calling window: retries first, then new contacts in the cursor's window (located
+    first if need be), and advance the cursor past them; contacts on the do-not-call list
+    among them are skipped, not dialed. Nothing is claimed unless ``lease`` is the live
+    lease on the campaign's account (None: this process holds none, so nothing is)."""
     if lease is None:
-        return []
+        return Claimed([])
     campaign = cursor.campaign
-    from_seq = await cursor.locate(db)
+    from_seq = await cursor.locate(db, now)
     rows = await db.fetch("dialing.claim", campaign.id, now, limit, from_seq, FRESH_WINDOW,
                           lease.owner, lease.epoch)
     names = campaign.custom_field_names
     claims = [Claim(attempt_id=row["attempt_id"], contact_id=row["contact_id"],
                     seq=row["seq"], attempt=row["attempt"], phone_number=row["phone_number"],
                     custom_fields=dict(zip(names, row["custom_fields"], strict=True)))
-              for row in rows]
-    cursor.advance(claims)
-    return claims
+              for row in rows if row["attempt_id"] is not None]
+    # New contacts: a first attempt claimed, or a contact never dialed skipped.
+    cursor.advance([row["seq"] for row in rows
+                    if row["attempt"] == (1 if row["attempt_id"] is not None else 0)])
+    return Claimed(claims, len(rows) - len(claims))
 
 
 async def recent_dials(db: Database, account_ids: list[uuid.UUID], now: datetime,
@@ -174,14 +199,15 @@ async def record_many(db: Database, results: list[tuple[uuid.UUID, CallResult]]
     already recorded are absent)."""
     columns = list(zip(*[(attempt_id, r.outcome, r.answered_at, r.ended_at,
                           r.duration_seconds, r.sip_call_id, r.sip_status, r.connected_at,
-                          r.hangup_by, r.agent_sip_status, r.agent_sip_call_id)
+                          r.hangup_by, r.agent_sip_status, r.agent_sip_call_id,
+                          r.disposition, r.callback_at, r.disposition_notes)
                          for attempt_id, r in results], strict=True))
     rows = await db.fetch("dialing.record_results", *columns, _RETRYABLE)
     return {row["attempt_id"]: row["status"] for row in rows}
 
 
-async def progress(db: Database, campaign_id: uuid.UUID) -> Progress | None:
-    row = await db.fetchrow("dialing.progress", campaign_id)
+async def progress(db: Database, campaign_id: uuid.UUID, now: datetime) -> Progress | None:
+    row = await db.fetchrow("dialing.progress", campaign_id, now)
     return None if row is None else Progress(**dict(row))
 
 

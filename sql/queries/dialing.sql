@@ -9,11 +9,18 @@
 -- claimer's process and its lease epoch on the campaign's account (leases.sql): nothing
 -- is claimed under a lease that is not that one or has expired (fencing: another process
 -- may hold the account now), and the attempts record both.
+-- Compliance (0008): only contacts inside their calling window at $2 are taken (the zones
+-- open now are computed here, once per claim); a contact whose number is on the
+-- account's do-not-call list is not dialed but skipped (last_outcome do_not_call), and
+-- returned with a NULL attempt_id so the caller knows the claim found it.
 WITH campaign AS (
     -- Nothing is claimed unless the campaign runs with an active agent and an enabled
     -- number, so a deactivation stops dialing at once, not at the actor's next check.
-    SELECT cp.id, cp.account_id, cp.retries_per_contact, cp.contact_id_prefix
+    SELECT cp.id, cp.account_id, cp.contact_id_prefix,
+           campaign_attempts_max(cp.retry_policy, cp.retries_per_contact) AS attempts_max,
+           coalesce(cp.calling_window, ac.calling_window) AS win
     FROM campaigns cp
+    JOIN accounts ac ON ac.id = cp.account_id
     JOIN agents ag ON ag.id = cp.agent_id AND ag.status = 'active' AND ag.deleted_at IS NULL
     JOIN phone_numbers pn ON pn.id = cp.phone_number_id
          AND pn.outbound_enabled AND pn.deleted_at IS NULL
@@ -21,12 +28,22 @@ WITH campaign AS (
       AND EXISTS (SELECT 1 FROM account_leases l
                   WHERE l.account_id = cp.account_id AND l.owner = $6 AND l.epoch = $7
                     AND l.expires_at > now())
+), gate AS (
+    -- Which contacts' zones are inside the window now (all of them without a window).
+    SELECT campaign.win IS NULL AS open_all,
+           ARRAY(SELECT z.zone FROM campaign_zones z
+                 WHERE z.campaign_id = $1 AND campaign.win IS NOT NULL
+                   AND window_open(campaign.win, z.names, $2)) AS zones
+    FROM campaign
 ), retries AS (
     -- campaign_id = $1 (not a join) lets the planner walk the indexes in order and stop
-    -- at the limit, instead of sorting every pending contact.
-    SELECT c.seq FROM contacts c
+    -- at the limit, instead of sorting every pending contact. A callback the agent asked
+    -- for may go past the policy's attempts, never past 6.
+    SELECT c.seq, c.phone_number FROM contacts c
     WHERE c.campaign_id = $1 AND c.status = 'retry_pending' AND c.next_attempt_at <= $2
-      AND c.attempts <= (SELECT retries_per_contact FROM campaign)
+      AND c.attempts < CASE WHEN c.disposition = 'callback' THEN 6
+                            ELSE (SELECT attempts_max FROM campaign) END
+      AND ((SELECT open_all FROM gate) OR c.zone = ANY((SELECT zones FROM gate)::smallint[]))
     ORDER BY c.next_attempt_at
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
@@ -34,30 +51,38 @@ WITH campaign AS (
     -- From seq $4 (the actor's cursor past the contacts it already claimed) to at most
     -- $5 seqs further, on the primary key: pending contacts are not in the status index
     -- (0004), and the window bounds the plan whatever it is, also one that would sort.
-    SELECT c.seq FROM contacts c
+    SELECT c.seq, c.phone_number FROM contacts c
     WHERE c.campaign_id = $1 AND c.seq >= $4 AND c.seq < $4 + $5 AND c.status = 'pending'
-      AND EXISTS (SELECT 1 FROM campaign)
+      AND ((SELECT open_all FROM gate) OR c.zone = ANY((SELECT zones FROM gate)::smallint[]))
     ORDER BY c.seq
     -- A plain LIMIT; the retries taken are subtracted in `due`.
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
 ), due AS (
-    SELECT seq FROM retries
-    UNION ALL
-    (SELECT seq FROM fresh LIMIT $3 - (SELECT count(*) FROM retries))
+    SELECT d.seq, EXISTS (SELECT 1 FROM dnc_numbers n
+                          WHERE n.account_id = (SELECT account_id FROM campaign)
+                            AND n.number = d.phone_number) AS blocked
+    FROM (SELECT seq, phone_number FROM retries
+          UNION ALL
+          (SELECT seq, phone_number FROM fresh LIMIT $3 - (SELECT count(*) FROM retries)))
+         AS d
 ), claimed AS (
     UPDATE contacts c
-    SET status = 'in_progress', attempts = c.attempts + 1, last_attempt_at = $2,
+    SET status = CASE WHEN due.blocked THEN 'skipped' ELSE 'in_progress' END,
+        attempts = c.attempts + CASE WHEN due.blocked THEN 0 ELSE 1 END,
+        last_attempt_at = CASE WHEN due.blocked THEN c.last_attempt_at ELSE $2 END,
+        last_outcome = CASE WHEN due.blocked THEN 'do_not_call' ELSE c.last_outcome END,
         next_attempt_at = NULL, updated_at = now()
     FROM due
     WHERE c.campaign_id = $1 AND c.seq = due.seq
-    RETURNING c.id, c.seq, c.phone_number, c.custom_fields, c.attempts
+    RETURNING c.id, c.seq, c.phone_number, c.custom_fields, c.attempts, due.blocked
 ), named AS (
     -- The contact's id as the API shows it (0005). Its custom_fields stay the array of
     -- values: the store names them with the campaign's custom_field_names, off the
     -- database's CPU, which bounds the dial rate.
     SELECT coalesce(claimed.id, contact_id(campaign.contact_id_prefix, claimed.seq)) AS id,
-           claimed.custom_fields, claimed.seq, claimed.phone_number, claimed.attempts
+           claimed.custom_fields, claimed.seq, claimed.phone_number, claimed.attempts,
+           claimed.blocked
     FROM claimed, campaign
 ), inserted AS (
     INSERT INTO attempts (account_id, campaign_id, contact_id, contact_seq, attempt,
@@ -65,61 +90,117 @@ WITH campaign AS (
     SELECT campaign.account_id, campaign.id, named.id, named.seq, named.attempts,
            named.phone_number, $2, $6, $7
     FROM named, campaign
+    WHERE NOT named.blocked
     RETURNING id, contact_seq, attempt
 )
-SELECT i.id AS attempt_id, c.id AS contact_id, c.seq, i.attempt, c.phone_number,
-       c.custom_fields
-FROM inserted i JOIN named c ON c.seq = i.contact_seq;
+SELECT i.id AS attempt_id, c.id AS contact_id, c.seq, c.attempts AS attempt,
+       c.phone_number, c.custom_fields
+FROM named c LEFT JOIN inserted i ON i.contact_seq = c.seq;
 
 -- name: record_results
--- Finish a batch of attempts (parallel arrays $1..$11) and decide each one's contact:
--- completed when answered (connected to the agent); retry_pending when the outcome is
--- retryable ($12), attempts remain and the campaign can still dial (running or paused);
--- else failed. Retries are due retry_delay_seconds after the call ended. An attempt
--- already finished is left alone.
+-- Finish a batch of attempts (parallel arrays $1..$14) and decide each one's contact.
+-- The attempt keeps a disposition already given through the API over the one its result
+-- brings (the agent's BYE). The decision, by the call's kind (its outcome, or voicemail
+-- for an answered call the agent marked so) and the campaign's retry_policy (0008):
+-- a callback the agent asked for is retried at callback_at (up to 6 attempts); an
+-- answered call is completed; a retryable kind ($15, and voicemail) is retried while the
+-- policy's attempts remain and the campaign can still dial (running or paused), after
+-- the policy's delay, at the first time the contact's window is open; else failed.
+-- A do_not_call disposition puts the number on the account's list. An attempt already
+-- finished is left alone.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
                          $5::float8[], $6::text[], $7::int[], $8::timestamptz[],
-                         $9::text[], $10::int[], $11::text[])
+                         $9::text[], $10::int[], $11::text[], $12::text[],
+                         $13::timestamptz[], $14::text[])
         AS i(id, outcome, answered_at, ended_at, duration_seconds, sip_call_id, sip_status,
-             connected_at, hangup_by, agent_sip_status, agent_sip_call_id)
+             connected_at, hangup_by, agent_sip_status, agent_sip_call_id, disposition,
+             callback_at, disposition_notes)
 ), attempt AS (
     UPDATE attempts a
     SET outcome = i.outcome, answered_at = i.answered_at, ended_at = i.ended_at,
         duration_seconds = i.duration_seconds, sip_call_id = i.sip_call_id,
         sip_status = i.sip_status, connected_at = i.connected_at, hangup_by = i.hangup_by,
-        agent_sip_status = i.agent_sip_status, agent_sip_call_id = i.agent_sip_call_id
+        agent_sip_status = i.agent_sip_status, agent_sip_call_id = i.agent_sip_call_id,
+        disposition = coalesce(a.disposition, i.disposition),
+        callback_at = CASE WHEN a.disposition IS NULL THEN i.callback_at ELSE a.callback_at END,
+        disposition_notes = CASE WHEN a.disposition IS NULL THEN i.disposition_notes
+                                 ELSE a.disposition_notes END,
+        disposition_at = CASE WHEN a.disposition IS NULL AND i.disposition IS NOT NULL
+                              THEN i.ended_at ELSE a.disposition_at END
     FROM input i
     WHERE a.id = i.id AND a.outcome IS NULL
-    RETURNING a.id, a.campaign_id, a.contact_seq, a.attempt, a.outcome, a.ended_at
+    RETURNING a.id, a.account_id, a.campaign_id, a.contact_seq, a.attempt, a.outcome,
+              a.ended_at, a.phone_number, a.disposition, a.callback_at
+), listed AS (
+    INSERT INTO dnc_numbers (account_id, number, source)
+    SELECT DISTINCT account_id, phone_number, 'disposition' FROM attempt
+    WHERE disposition = 'do_not_call'
+    ON CONFLICT DO NOTHING
+), kinds AS (
+    SELECT a.*, cp.status AS campaign_status, cp.retry_policy, cp.retries_per_contact,
+           cp.retry_delay_seconds, coalesce(cp.calling_window, ac.calling_window) AS win,
+           CASE WHEN a.outcome = 'answered' AND a.disposition = 'voicemail' THEN 'voicemail'
+                ELSE a.outcome END AS kind
+    FROM attempt a
+    JOIN campaigns cp ON cp.id = a.campaign_id
+    JOIN accounts ac ON ac.id = cp.account_id
 ), decision AS (
-    SELECT a.id AS attempt_id, a.campaign_id, a.contact_seq, a.outcome, a.ended_at,
-           cp.retry_delay_seconds,
-           CASE WHEN a.outcome = 'answered' THEN 'completed'
-                WHEN a.outcome = ANY($12::text[]) AND a.attempt <= cp.retries_per_contact
-                     AND cp.status IN ('running', 'paused') THEN 'retry_pending'
-                ELSE 'failed' END AS status
-    FROM attempt a JOIN campaigns cp ON cp.id = a.campaign_id
+    SELECT k.id AS attempt_id, k.campaign_id, k.contact_seq, k.outcome, k.disposition,
+           k.win,
+           CASE WHEN k.status = 'retry_pending' AND k.kind = 'answered'
+                THEN greatest(k.callback_at, k.ended_at)
+                ELSE k.ended_at + make_interval(secs => retry_delay_seconds(
+                         k.retry_policy, k.kind, k.retry_delay_seconds)) END AS due_at,
+           k.status
+    FROM (SELECT kinds.*,
+                 CASE WHEN kinds.campaign_status NOT IN ('running', 'paused')
+                      THEN CASE WHEN kinds.outcome = 'answered' THEN 'completed'
+                                ELSE 'failed' END
+                      WHEN kinds.kind = 'answered' AND kinds.disposition = 'callback'
+                           AND kinds.callback_at IS NOT NULL AND kinds.attempt < 6
+                      THEN 'retry_pending'
+                      WHEN kinds.kind = 'answered' THEN 'completed'
+                      WHEN (kinds.kind = ANY($15::text[]) OR kinds.kind = 'voicemail')
+                           AND kinds.attempt < retry_max_attempts(
+                               kinds.retry_policy, kinds.kind, kinds.retries_per_contact)
+                      THEN 'retry_pending'
+                      ELSE 'failed' END AS status
+          FROM kinds) AS k
 )
 UPDATE contacts c
-SET status = d.status, last_outcome = d.outcome, updated_at = now(),
-    next_attempt_at = CASE WHEN d.status = 'retry_pending'
-                           THEN d.ended_at + make_interval(secs => d.retry_delay_seconds) END
+SET status = d.status, last_outcome = d.outcome, disposition = d.disposition,
+    updated_at = now(),
+    next_attempt_at = CASE WHEN d.status <> 'retry_pending' THEN NULL
+                           WHEN d.win IS NULL THEN d.due_at
+                           ELSE coalesce(window_next_open(d.win,
+                                    (SELECT z.names FROM campaign_zones z
+                                     WHERE z.campaign_id = c.campaign_id AND z.zone = c.zone),
+                                    d.due_at), d.due_at) END
 FROM decision d
 WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
 RETURNING d.attempt_id, c.status;
 
 -- name: progress
--- What is left of campaign $1, and its status (the actor stops when it is not running).
--- The counts come from contact_counts (kept by triggers), the next retry from its index.
+-- What is left of campaign $1 at $2, and its status (the actor stops when it is not
+-- running). The counts come from contact_counts (kept by triggers), the next retry from
+-- its index: the first one still to come (a retry due but outside its window waits for
+-- the window, which next_window_at gives: the first opening of a zone that has contacts
+-- waiting). waiting: the contacts due but outside their window (the new ones among them
+-- are waiting_pending).
 SELECT cp.status,
        coalesce(sum(cc.n) FILTER (WHERE cc.status = 'pending'), 0)::bigint AS pending,
        coalesce(sum(cc.n) FILTER (WHERE cc.status = 'retry_pending'), 0)::bigint AS retry_pending,
        coalesce(sum(cc.n) FILTER (WHERE cc.status = 'in_progress'), 0)::bigint AS in_progress,
        (SELECT min(next_attempt_at) FROM contacts
-        WHERE campaign_id = cp.id AND status = 'retry_pending') AS next_retry_at
+        WHERE campaign_id = cp.id AND status = 'retry_pending' AND next_attempt_at > $2)
+           AS next_retry_at,
+       campaign_next_window_open(cp.id, $2) AS next_window_at,
+       coalesce(sum(cc.n) FILTER (WHERE cc.status = 'pending' AND NOT window_open(
+           campaign_window(cp.id), z.names, $2)), 0)::bigint AS waiting_pending
 FROM campaigns cp
 LEFT JOIN contact_counts cc ON cc.campaign_id = cp.id
+LEFT JOIN campaign_zones z ON z.campaign_id = cc.campaign_id AND z.zone = cc.zone
 WHERE cp.id = $1
 GROUP BY cp.id;
 
@@ -134,9 +215,11 @@ RETURNING id;
 -- name: references
 -- Can campaign $1 still dial: its agent active and its number enabled (neither deleted)?
 -- The agent's name and sip_uri name it in a failure_reason.
+-- windowed: a calling window applies (the campaign's or its account's).
 SELECT ag.id AS agent_id, ag.status = 'active' AND ag.deleted_at IS NULL AS agent_ok,
        ag.name AS agent_name, ag.sip_uri AS agent_sip_uri,
-       pn.number AS from_number, pn.outbound_enabled AND pn.deleted_at IS NULL AS number_ok
+       pn.number AS from_number, pn.outbound_enabled AND pn.deleted_at IS NULL AS number_ok,
+       campaign_window(cp.id) IS NOT NULL AS windowed
 FROM campaigns cp
 JOIN agents ag ON ag.id = cp.agent_id
 JOIN phone_numbers pn ON pn.id = cp.phone_number_id
@@ -181,11 +264,20 @@ SELECT a.id, a.concurrent_max, a.calls_per_minute, a.daily_calls_max, a.daily_mi
 FROM accounts a WHERE a.id = ANY($1::uuid[]);
 
 -- name: first_pending_seq
--- The seq of campaign $1's first new contact ($2, one past the last seq, when none is
--- left): where the actor's cursor starts, so a resume late in a big campaign does not
--- walk it window by window. One pass over the key up to that contact (pending contacts
--- are not in the status index: 0004).
-SELECT coalesce((SELECT seq FROM contacts WHERE campaign_id = $1 AND status = 'pending'
+-- The seq of campaign $1's first new contact inside its calling window at $3 ($2, one
+-- past the last seq, when none is): where the actor's cursor starts, so a resume late in
+-- a big campaign does not walk it window by window. One pass over the key up to that
+-- contact (pending contacts are not in the status index: 0004).
+WITH gate AS (
+    SELECT w.win IS NULL AS open_all,
+           ARRAY(SELECT z.zone FROM campaign_zones z
+                 WHERE z.campaign_id = $1 AND w.win IS NOT NULL
+                   AND window_open(w.win, z.names, $3)) AS zones
+    FROM (SELECT campaign_window($1) AS win) AS w
+)
+SELECT coalesce((SELECT seq FROM contacts
+                 WHERE campaign_id = $1 AND status = 'pending'
+                   AND ((SELECT open_all FROM gate) OR zone = ANY((SELECT zones FROM gate)::smallint[]))
                  ORDER BY seq LIMIT 1), $2);
 
 -- name: recent_dials
@@ -218,8 +310,11 @@ WITH open AS (
                                 WHERE p.id = a.owner AND p.expires_at > now()) END
     RETURNING a.campaign_id, a.contact_seq, a.attempt
 ), decision AS (
-    SELECT o.campaign_id, o.contact_seq, cp.retry_delay_seconds,
-           CASE WHEN o.attempt <= cp.retries_per_contact
+    SELECT o.campaign_id, o.contact_seq,
+           retry_delay_seconds(cp.retry_policy, 'interrupted', cp.retry_delay_seconds)
+               AS retry_delay_seconds,
+           CASE WHEN o.attempt < retry_max_attempts(cp.retry_policy, 'interrupted',
+                                                    cp.retries_per_contact)
                      AND cp.status IN ('running', 'paused') THEN 'retry_pending'
                 ELSE 'failed' END AS status
     FROM open o JOIN campaigns cp ON cp.id = o.campaign_id

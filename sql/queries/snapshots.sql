@@ -1,11 +1,13 @@
 -- name: snapshot
--- Everything a live-metrics snapshot shows, in one round trip.
+-- Everything a live-metrics snapshot of campaign $1 at $2 shows, in one round trip.
 -- The live phases of its calls are those its dialing process published (0007), if that
 -- process still holds the account's lease.
 SELECT cp.id AS campaign_id, cp.account_id, cp.status, cp.contacts_total AS total,
        cp.max_concurrent_calls, cp.started_at, cp.completed_at,
        campaign_contact_counts(cp.id) AS contacts,
        campaign_attempt_counts(cp.id) AS outcomes,
+       campaign_disposition_counts(cp.id) AS dispositions,
+       campaign_waiting_for_window(cp.id, $2) AS waiting_for_window,
        coalesce(lp.ringing, 0) AS ringing, coalesce(lp.connected, 0) AS connected
 FROM campaigns cp
 LEFT JOIN (campaign_live_phases lp

@@ -42,3 +42,11 @@ FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c';
 -- name: set_contact_status
 -- Contacts of campaign $1 with seqs in [$2, $3) get status $4 (as if dialed or stopped).
 UPDATE contacts SET status = $4 WHERE campaign_id = $1 AND seq >= $2 AND seq < $3;
+
+-- name: windows_evaluate
+-- window_open and window_next_open (0008) of each case: windows $1 (JSON text), zone
+-- sets $2 (comma-separated), instants $3; in input order.
+SELECT window_open(c.win::jsonb, string_to_array(c.zones, ','), c.at) AS open,
+       window_next_open(c.win::jsonb, string_to_array(c.zones, ','), c.at) AS next_open
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS c(win, zones, at, n)
+ORDER BY c.n;
