@@ -3,13 +3,14 @@
     gateway campaigns create --csv FILE --name N --agent-id ID --phone-number-id ID
                              [--max-concurrent-calls K] [--retries-per-contact R]
                              [--retry-delay-seconds S] [--scheduled-at RFC3339]
+                             [--calling-window JSON|@FILE] [--retry-policy JSON|@FILE]
     gateway campaigns list [--status S] [--page P | --all] [--table]
     gateway campaigns show|start|pause|resume|stop|delete ID
     gateway campaigns contacts ID [--status S] [--page P | --all] [--table]
     gateway campaigns calls ID [--page P | --all] [--table]
     gateway campaigns watch ID
 
-``gateway agents ...`` and ``gateway numbers ...`` are registered here too (see
+``gateway agents|numbers|dnc|settings|calls ...`` are registered here too (see
 gateway/cli_resources.py). Every command takes ``--base-url`` (else ``$GATEWAY_BASE_URL``,
 else http://127.0.0.1:8080) and ``--api-key`` (else ``$GATEWAY_API_KEY``; required).
 
@@ -33,9 +34,15 @@ from gateway.cli_output import (
     print_list,
     run_with_client,
 )
-from gateway.cli_resources import RESOURCE_COMMANDS, add_resource_commands, run_resource
+from gateway.cli_resources import (
+    RESOURCE_COMMANDS,
+    WINDOW_HELP,
+    add_resource_commands,
+    json_argument,
+    run_resource,
+)
 from gateway.client import Client, CreatedCampaign, GatewayError, Snapshot
-from gateway.vocabulary import CampaignStatus, ContactStatus
+from gateway.vocabulary import POLICY_OUTCOMES, CampaignStatus, ContactStatus
 
 # The ``gateway`` commands that are API clients (the server's settings don't matter).
 CLIENT_COMMANDS = ("campaigns", *RESOURCE_COMMANDS)
@@ -44,13 +51,14 @@ TABLE_COLUMNS = {
              "contact_counts.failed", "created_at"),
     "contacts": ("id", "phone_number", "status", "attempts", "last_outcome",
                  "next_attempt_at"),
-    "calls": ("id", "phone_number", "attempt", "outcome", "dialed_at", "duration_seconds"),
+    "calls": ("id", "phone_number", "attempt", "outcome", "dialed_at", "duration_seconds",
+              "disposition"),
 }
 
 
 def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``campaigns``, ``agents`` and ``numbers`` command groups to the ``gateway``
-    command's subparsers."""
+    """Add the ``campaigns``, ``agents``, ``numbers``, ``dnc``, ``settings`` and ``calls``
+    command groups to the ``gateway`` command's subparsers."""
     conn = connection_options()
     group = subparsers.add_parser("campaigns", parents=[conn],
                                   help="create, control and watch campaigns (REST client)",
@@ -67,6 +75,13 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--retries-per-contact", type=int)
     create.add_argument("--retry-delay-seconds", type=int)
     create.add_argument("--scheduled-at", help="RFC 3339 time with a zone, in the future")
+    create.add_argument("--calling-window", type=json_argument, metavar="JSON",
+                        help=f"when its contacts may be called: {WINDOW_HELP} (default: the "
+                             "account's window, see 'gateway settings show')")
+    create.add_argument("--retry-policy", type=json_argument, metavar="JSON",
+                        help='retries by outcome, JSON such as \'{"no_answer": '
+                             '{"delay_seconds": 3600, "max_attempts": 3}}\' (outcomes: '
+                             f"{', '.join(POLICY_OUTCOMES)}), or @FILE")
 
     listing = verbs.add_parser("list", parents=[conn], help="list campaigns, newest first")
     listing.add_argument("--status", choices=[status.value for status in CampaignStatus])
@@ -93,8 +108,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_client_command(args: argparse.Namespace, *, stdout: TextIO | None = None,
                        stderr: TextIO | None = None) -> int:
-    """Run a parsed ``gateway campaigns|agents|numbers ...`` command; returns the exit
-    code."""
+    """Run a parsed ``gateway campaigns|agents|numbers|dnc|settings|calls ...`` command;
+    returns the exit code."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     if args.command == "campaigns":
         return run_with_client(args, lambda client: _run(client, args, out, err), err)
@@ -129,7 +144,8 @@ def _create(client: Client, args: argparse.Namespace) -> CreatedCampaign:
             name=args.name, agent_id=args.agent_id, phone_number_id=args.phone_number_id,
             contacts=csv, max_concurrent_calls=args.max_concurrent_calls,
             retries_per_contact=args.retries_per_contact,
-            retry_delay_seconds=args.retry_delay_seconds, scheduled_at=args.scheduled_at)
+            retry_delay_seconds=args.retry_delay_seconds, scheduled_at=args.scheduled_at,
+            calling_window=args.calling_window, retry_policy=args.retry_policy)
 
 
 def _list(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
@@ -210,8 +226,8 @@ def _counts(snapshot: Snapshot) -> str:
 
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
-    """``python -m gateway.cli_client campaigns|agents|numbers ...``: the same commands on
-    their own."""
+    """``python -m gateway.cli_client campaigns|agents|numbers|dnc|settings|calls ...``: the
+    same commands on their own."""
     parser = argparse.ArgumentParser(prog="gateway")
     add_client_commands(parser.add_subparsers(dest="command", required=True))
     return run_client_command(parser.parse_args(argv), stdout=stdout, stderr=stderr)

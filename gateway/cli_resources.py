@@ -1,5 +1,6 @@
-"""``gateway agents ...`` and ``gateway numbers ...``: voice agents and caller IDs from the
-command line, through the SDK.
+"""``gateway agents ...``, ``gateway numbers ...``, ``gateway dnc ...``, ``gateway settings
+...`` and ``gateway calls ...``: voice agents, caller IDs, the do-not-call list, the
+account's settings and calls' dispositions from the command line, through the SDK.
 
     gateway agents create --name N [--greeting TEXT] [--status active|inactive]
                           [--sip-uri URI] [--max-concurrent-calls N]
@@ -11,22 +12,35 @@ command line, through the SDK.
     gateway numbers update ID [--label L] [--outbound-enabled | --no-outbound-enabled]
     gateway numbers list [--page P | --all] [--table]
     gateway numbers show|delete ID
+    gateway dnc add NUMBER...
+    gateway dnc upload FILE
+    gateway dnc list [--number N] [--page P | --all] [--table]
+    gateway dnc delete NUMBER
+    gateway settings show
+    gateway settings set --calling-window JSON|@FILE|none
+    gateway calls disposition CALL_ID DISPOSITION [--callback-at RFC3339] [--notes TEXT]
 
 ``update`` changes only the fields given (the API's PATCH); ``none`` clears an agent's
-``sip_uri`` or ``max_concurrent_calls``. Connection options, output and errors are those of
-every client command (gateway/cli_output.py).
+``sip_uri`` or ``max_concurrent_calls``, and the account's calling window. Do-not-call
+numbers are E.164 or national in the server's default region (quote a national number with
+spaces: ``"(212) 555-0100"``). A JSON flag takes the JSON itself or ``@FILE``, a file
+holding it; the server checks its shape (a 400 names the part: ``calling_window.start``).
+Connection options, output and errors are those of every client command
+(gateway/cli_output.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
 
 from gateway.cli_output import UsageError, page_options, print_json, print_list
 from gateway.client import Client
-from gateway.vocabulary import AgentStatus
+from gateway.vocabulary import AgentStatus, Disposition
 
 
 @attrs.frozen
@@ -48,7 +62,13 @@ NUMBERS = Group("numbers", "phone number", "phone_numbers", "iter_phone_numbers"
                 ("number", "outbound_enabled", "label"),
                 ("id", "number", "outbound_enabled", "label", "created_at"))
 GROUPS = {group.command: group for group in (AGENTS, NUMBERS)}
-RESOURCE_COMMANDS = tuple(GROUPS)
+DNC = "dnc"
+DNC_COLUMNS = ("number", "source", "created_at")
+SETTINGS = "settings"
+CALLS = "calls"
+RESOURCE_COMMANDS = (*GROUPS, DNC, SETTINGS, CALLS)
+WINDOW_HELP = ('JSON such as \'{"days": ["mon", "tue", "wed", "thu", "fri"], "start": '
+               '"09:00", "end": "20:00"}\' (each contact\'s local time), or @FILE')
 
 
 def _or_none(text: str) -> str | None:
@@ -66,9 +86,35 @@ def _count_or_none(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"not a whole number or 'none': {text!r}") from None
 
 
+def json_argument(text: str) -> Any:
+    """A JSON flag's value: the JSON text, or ``@FILE`` for the file's; ``none`` (any
+    case) is null. Only the syntax is checked here: the server names what is wrong in it."""
+    if text.lower() == "none":
+        return None
+    source = text
+    if text.startswith("@"):
+        try:
+            source = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]}: {exc.strerror}"
+                                             ) from None
+        except UnicodeDecodeError:
+            raise argparse.ArgumentTypeError(f"{text[1:]} is not UTF-8 text") from None
+    try:
+        return json.loads(source)
+    except json.JSONDecodeError as exc:
+        where = f" in {text[1:]}" if source is not text else ""
+        raise argparse.ArgumentTypeError(f"not JSON{where} ({exc.msg} at character "
+                                         f"{exc.pos}): {source[:80]!r}") from None
+    except (RecursionError, ValueError):  # nested too deeply, or a huge integer
+        raise argparse.ArgumentTypeError("JSON too deeply nested or with too long a "
+                                         "number") from None
+
+
 def add_resource_commands(subparsers: argparse._SubParsersAction,
                           conn: argparse.ArgumentParser) -> None:
-    """Add ``agents`` and ``numbers`` (``conn``: the connection options' parent parser)."""
+    """Add ``agents``, ``numbers``, ``dnc``, ``settings`` and ``calls`` (``conn``: the
+    connection options' parent parser)."""
     agents = _verbs(subparsers, conn, AGENTS,
                     "voice agents: what a connected call hears and where it is sent")
     for verb in ("create", "update"):
@@ -101,6 +147,64 @@ def add_resource_commands(subparsers: argparse._SubParsersAction,
         parser.add_argument("--outbound-enabled", action=argparse.BooleanOptionalAction,
                             default=argparse.SUPPRESS,
                             help="may campaigns dial from it (default on create: yes)")
+    _add_dnc(subparsers, conn)
+    _add_settings(subparsers, conn)
+    _add_calls(subparsers, conn)
+
+
+def _add_dnc(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentParser) -> None:
+    what = "the do-not-call list: numbers no campaign dials"
+    parser = subparsers.add_parser(DNC, parents=[conn], help=f"{what} (REST client)",
+                                   description=f"Add to, list and delete from {what}, "
+                                               "through the gateway's REST API.")
+    verbs = parser.add_subparsers(dest=f"{DNC}_verb", required=True, metavar="VERB")
+    number = "E.164 (+12125550100) or national in the server's default region"
+    verbs.add_parser("add", parents=[conn], help="add numbers (at most 10000 at once)"
+                     ).add_argument("numbers", nargs="+", metavar="NUMBER", help=number)
+    verbs.add_parser("upload", parents=[conn],
+                     help="add the numbers of a CSV file with a phone_number column"
+                     ).add_argument("file", metavar="FILE")
+    listing = verbs.add_parser("list", parents=[conn], help="list the numbers, in order")
+    listing.add_argument("--number", help=f"only this number ({number})")
+    page_options(listing)
+    verbs.add_parser("delete", parents=[conn], help="take a number off the list"
+                     ).add_argument("number", metavar="NUMBER", help=number)
+
+
+def _add_settings(subparsers: argparse._SubParsersAction,
+                  conn: argparse.ArgumentParser) -> None:
+    what = "the account's settings: what its campaigns inherit"
+    parser = subparsers.add_parser(SETTINGS, parents=[conn], help=f"{what} (REST client)",
+                                   description=f"Show and change {what}, through the "
+                                               "gateway's REST API.")
+    verbs = parser.add_subparsers(dest=f"{SETTINGS}_verb", required=True, metavar="VERB")
+    verbs.add_parser("show", parents=[conn], help="show the settings")
+    change = verbs.add_parser("set", parents=[conn],
+                              help="change the settings given: only those")
+    change.add_argument("--calling-window", type=json_argument, default=argparse.SUPPRESS,
+                        metavar="JSON|none",
+                        help=f"the window of campaigns with none of their own: {WINDOW_HELP}; "
+                             "'none' clears it (they call at any hour)")
+
+
+def _add_calls(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(CALLS, parents=[conn],
+                                   help="say how a call went (REST client)",
+                                   description="Give a call's disposition through the "
+                                               "gateway's REST API (the call ids are those "
+                                               "of 'gateway campaigns calls').")
+    verbs = parser.add_subparsers(dest=f"{CALLS}_verb", required=True, metavar="VERB")
+    disposition = verbs.add_parser(
+        "disposition", parents=[conn],
+        help="how an answered call went: once, until 24 hours after it ended")
+    disposition.add_argument("call_id", metavar="CALL_ID")
+    disposition.add_argument("disposition", metavar="DISPOSITION",
+                             choices=[value.value for value in Disposition],
+                             help=", ".join(value.value for value in Disposition))
+    disposition.add_argument("--callback-at", metavar="RFC3339",
+                             help="with callback (only): when to call the contact again, "
+                                  "e.g. 2030-01-15T14:00:00-05:00; at most 30 days ahead")
+    disposition.add_argument("--notes", metavar="TEXT", help="up to 2000 characters")
 
 
 def _verbs(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentParser,
@@ -132,7 +236,23 @@ def _field_verb(verbs: argparse._SubParsersAction, conn: argparse.ArgumentParser
 
 
 def run_resource(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Run a parsed ``gateway agents|numbers ...`` command; returns the exit code."""
+    """Run a parsed ``gateway agents|numbers|dnc|settings|calls ...`` command; returns the
+    exit code."""
+    if args.command == DNC:
+        return _run_dnc(client, args, out, err)
+    if args.command == SETTINGS:
+        if args.settings_verb == "show":
+            print_json(client.settings.get(), out)
+        elif not hasattr(args, "calling_window"):
+            raise UsageError("nothing to set: give --calling-window")
+        else:
+            print_json(client.settings.update(calling_window=args.calling_window), out)
+        return 0
+    if args.command == CALLS:  # its one verb: disposition
+        print_json(client.calls.disposition(args.call_id, args.disposition,
+                                            callback_at=args.callback_at, notes=args.notes),
+                   out)
+        return 0
     group = GROUPS[args.command]
     verb = getattr(args, f"{group.command}_verb")
     resource = getattr(client, group.resource)
@@ -153,6 +273,26 @@ def run_resource(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
     else:
         print_list(args, group.command, getattr(resource, group.walker),
                    lambda: resource.list(page=args.page), group.columns, out, err)
+    return 0
+
+
+def _run_dnc(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    verb, dnc = args.dnc_verb, client.dnc
+    if verb == "add":
+        print_json(dnc.add(args.numbers), out)
+    elif verb == "upload":
+        try:
+            csv = open(args.file, "rb")
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+        with csv:
+            print_json(dnc.upload(csv), out)
+    elif verb == "delete":
+        dnc.delete(args.number)
+        print_json({"number": args.number, "deleted": True}, out)
+    else:
+        print_list(args, "numbers", dnc.iter_dnc,
+                   lambda: dnc.list(page=args.page, number=args.number), DNC_COLUMNS, out, err)
     return 0
 
 

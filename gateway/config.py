@@ -14,9 +14,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from gateway.vocabulary import SimulatedAgentOutcome, SimulatedOutcome
+from gateway.vocabulary import (
+    MAX_CALLBACK_AHEAD_SECONDS,
+    Disposition,
+    SimulatedAgentOutcome,
+    SimulatedOutcome,
+)
 
 ENV_PREFIX = "GATEWAY_"
 # GATEWAY_* variables that are not settings: the config file's path, the bootstrap key, and
@@ -64,6 +77,24 @@ class SimRule(_Section):
     # What the agent does with the call once the contact answers.
     agent_outcome: SimulatedAgentOutcome = "answered"
     hangup_by: SimulatedHangup = "contact"
+    # What the agent says of a call it took, as it hangs up (none: it says nothing); a
+    # callback asks to be called this long after the call ended.
+    disposition: Disposition | None = None
+    callback_after_seconds: float | None = Field(default=None, ge=0,
+                                                 le=MAX_CALLBACK_AHEAD_SECONDS,
+                                                 validate_default=True)
+
+    @field_validator("callback_after_seconds")
+    @classmethod
+    def _with_callback(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if "disposition" not in info.data:  # the disposition is invalid: that is the error
+            return value
+        if info.data["disposition"] == Disposition.CALLBACK:
+            if value is None:
+                raise ValueError("is required with disposition = \"callback\"")
+        elif value is not None:
+            raise ValueError("is only given with disposition = \"callback\"")
+        return value
 
     def matches(self, number: str) -> bool:
         return fnmatch.fnmatchcase(number, self.pattern)

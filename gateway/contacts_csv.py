@@ -2,13 +2,19 @@
 
 The HTTP layer spools the upload to a temporary file; :class:`ContactsImport` reads it in
 a worker thread and yields the payload in chunks while the database COPYs the previous
-ones, ready for ``COPY contacts (campaign_id, seq, row_number, phone_number,
+ones, ready for ``COPY contacts (campaign_id, zone, seq, row_number, phone_number,
 custom_fields) FROM STDIN WITH (FORMAT binary)``: ``custom_fields`` is the JSON array of
 the row's values in header order (the names are the campaign's, `columns`). Binary,
 because the server then takes each value as it is (a third of the COPY's time went to
 reading CSV and numbers as text) and nothing needs quoting. `ContactsFileError` means the
 whole file is unusable (the caller answers 400 and rolls back), while bad rows are skipped
 and counted.
+
+Each contact's zones are its ``timezone`` cell (a zone name of `known_zones`; the column is
+not a custom field) or, when the file has no such column or the cell is blank, its
+number's (:mod:`gateway.timezones`). Each distinct set of zones gets a number, 0, 1, ... in
+order of first appearance: the row's ``zone``, with `zone_sets` and `zone_counts` to
+store. A number of `dnc_keys` (the account's do-not-call list) is rejected.
 
 The file's delimiter is ``,`` unless the header row only has a ``phone_number`` cell when
 split on ``;`` or on a tab (then that one): see :mod:`gateway.contacts_lines`.
@@ -38,7 +44,7 @@ import uuid
 import attrs
 import phonenumbers
 
-from gateway import contacts_lines
+from gateway import contacts_lines, timezones
 from gateway.contacts_lines import LineTooLong, NulByte
 from gateway.phone_fast import e164_validity, valid_e164_in
 from gateway.phone_national import FORMATTING_CHARS, national_e164, national_fast_path
@@ -48,8 +54,9 @@ __all__ = ["COPY_COLUMNS", "MAX_COLUMNS", "MAX_LISTED_REJECTIONS", "REJECTION_RE
            "ContactsFileError", "ContactsImport", "ParsedContacts", "RejectedRow",
            "parse_contacts"]
 
-COPY_COLUMNS: tuple[str, ...] = ("campaign_id", "seq", "row_number", "phone_number",
-                                 "custom_fields")
+# zone right after campaign_id: a row's start is the same for every row of a zone.
+COPY_COLUMNS: tuple[str, ...] = ("campaign_id", "zone", "seq", "row_number",
+                                 "phone_number", "custom_fields")
 # Rows per payload chunk: ~1 MB, large enough that the hand-over between threads is
 # noise. The first chunk is smaller, so the database starts copying a few ms in. A chunk
 # is also cut once it holds CHUNK_BYTES (wide rows: many columns, long cells).
@@ -58,6 +65,7 @@ FIRST_CHUNK_ROWS = 1_000
 CHUNK_BYTES = 1 << 20
 
 PHONE_COLUMN = "phone_number"
+ZONE_COLUMN = "timezone"
 REJECTION_REASONS = tuple(RejectionReason)
 # The report lists this many rejected rows (the first ones); the counts cover them all.
 MAX_LISTED_REJECTIONS = 1_000
@@ -70,8 +78,10 @@ MAX_COLUMNS = 1_000
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 COPY_TRAILER = b"\xff\xff"
 _INT4 = struct.Struct(">i")
-# After a row's constant start (field count 5, the campaign id): seq, row_number and the
-# phone number's length, each field with its own length first.
+# A row starts with its field count, the campaign id and its zone (a smallint): the same
+# for every row of a zone. Then seq, row_number and the phone number's length, each field
+# with its own length first.
+_ROW_START = struct.Struct(">hi16sih")
 _ROW_NUMBERS = struct.Struct(">iiiii")
 
 # Past this the COPY payload moves from memory to disk, so a 100k-row import doesn't
@@ -105,6 +115,8 @@ class ParsedContacts:
     columns: list[str]  # the custom field names, in header order (phone_number excluded)
     copy_data: typing.IO[bytes]  # binary COPY payload, positioned at 0; the caller closes it
     rejected_counts: dict[str, int] = attrs.field(factory=dict)  # every rejection, by reason
+    zone_sets: list[tuple[str, ...]] = attrs.field(factory=list)  # by zone number
+    zone_counts: list[int] = attrs.field(factory=list)  # accepted contacts, by zone number
 
     @property
     def rows_rejected(self) -> int:
@@ -119,14 +131,16 @@ class ContactsFileError(Exception):
         self.message = message
 
 
-def parse_contacts(source: typing.BinaryIO, *, campaign_id: str,
-                   default_region: str) -> ParsedContacts:
+def parse_contacts(source: typing.BinaryIO, *, campaign_id: str | uuid.UUID,
+                   default_region: str, known_zones: frozenset[str] | None = None,
+                   dnc_keys: set[int] | frozenset[int] = frozenset()) -> ParsedContacts:
     """Read the CSV from `source` (a binary file positioned at 0) and build the whole import.
 
     The same as :class:`ContactsImport` with its chunks collected in a spooled file (for
     callers that want the payload at once: tests, the benchmark's database share).
     """
-    contacts = ContactsImport(source, campaign_id=campaign_id, default_region=default_region)
+    contacts = ContactsImport(source, campaign_id=campaign_id, default_region=default_region,
+                              known_zones=known_zones, dnc_keys=dnc_keys)
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX_SIZE, mode="w+b")
     try:
         for chunk in contacts.chunks():
@@ -137,7 +151,8 @@ def parse_contacts(source: typing.BinaryIO, *, campaign_id: str,
         raise
     return ParsedContacts(accepted=contacts.accepted, rejected=contacts.rejected,
                           columns=contacts.columns, copy_data=spool,
-                          rejected_counts=dict(contacts.rejected_counts))
+                          rejected_counts=dict(contacts.rejected_counts),
+                          zone_sets=contacts.zone_sets, zone_counts=contacts.zone_counts)
 
 
 class _Rejections:
@@ -193,18 +208,24 @@ class ContactsImport:
     payload a few thousand rows at a time, so parsing (this thread) and COPY (the
     database's core) overlap. When the iterator is exhausted, `accepted`, `rejected`
     (the first `MAX_LISTED_REJECTIONS` rejected rows), `rejected_counts` (all of them, by
-    reason), `rows_rejected` and `columns` are final; it raises `ContactsFileError` for a
-    file-level problem, including a file whose rows were all rejected, after which nothing
-    it yielded may be kept.
+    reason), `rows_rejected`, `columns`, `zone_sets` (each zone number's sorted zone names)
+    and `zone_counts` (its accepted contacts) are final; it raises `ContactsFileError` for
+    a file-level problem, including a file whose rows were all rejected, after which
+    nothing it yielded may be kept.
 
     `default_region` (e.g. "US") is used for numbers written without a leading "+".
-    Raises `ValueError` for a bad `campaign_id` or `default_region` (the caller's bugs,
-    not the tenant's). The caller owns `source` (it is left open).
+    `known_zones`: the names a timezone cell may hold (the database's; None: Python's).
+    `dnc_keys`: the account's do-not-call list, each number as ``int(e164[1:])``; both may
+    also be set as attributes before `chunks`. Raises `ValueError` for a bad
+    `campaign_id` or `default_region` (the caller's bugs, not the tenant's). The caller
+    owns `source` (it is left open).
     """
 
     def __init__(self, source: typing.BinaryIO, *, campaign_id: str | uuid.UUID,
                  default_region: str, chunk_rows: int = CHUNK_ROWS,
-                 max_listed: int = MAX_LISTED_REJECTIONS) -> None:
+                 max_listed: int = MAX_LISTED_REJECTIONS,
+                 known_zones: frozenset[str] | None = None,
+                 dnc_keys: set[int] | frozenset[int] = frozenset()) -> None:
         self.campaign = str(uuid.UUID(str(campaign_id)))
         if default_region not in phonenumbers.SUPPORTED_REGIONS:
             # Otherwise every national number would be rejected as invalid_number and the
@@ -217,6 +238,20 @@ class ContactsImport:
         self.columns: list[str] = []
         self.delimiter = ","
         self._rejections = _Rejections(max_listed)
+        self.known_zones = known_zones
+        self.dnc_keys = dnc_keys
+        self.zone_sets: list[tuple[str, ...]] = []
+        self.zone_counts: list[int] = []
+        self._zone_ids: dict[tuple[str, ...], int] = {}
+        self._row_starts: list[bytes] = []  # by zone number: see _ROW_START
+        # Zone numbers: by the first digits of the phone number (key // _divisor: the zone
+        # number and the range of keys with those digits) when they decide it (see
+        # gateway.timezones); the first digits that don't; by timezone cell.
+        self._divisor = 1
+        self._by_prefix: dict[int, tuple[int, int, int]] = {}
+        self._undecided: set[int] = set()
+        self._by_name: dict[str, int] = {}
+        self._zone_names_by_case: dict[str, str] | None = None
 
     @property
     def rejected(self) -> list[RejectedRow]:
@@ -268,9 +303,9 @@ class ContactsImport:
         """Validate rows from `reader`, yield accepted ones as COPY payload chunks."""
         row_number = -1  # -1 while reading the header
         try:
-            names, phone_idx = _check_header(next(reader, None), self.delimiter)
+            names, phone_idx, zone_idx = _check_header(next(reader, None), self.delimiter)
             row_number = 0
-            ncols = len(names) + 1
+            ncols = len(names) + 1 + (zone_idx is not None)
             self.columns = names.copy()
 
             # Local aliases: this loop runs once per contact (up to ~100k times).
@@ -294,15 +329,33 @@ class ContactsImport:
                 # No quote, backslash or control character anywhere in the file: every value
                 # is its own JSON string body.
                 template = "[" + ",".join(['"%s"'] * len(names)) + "]"
-            # Every row starts with its field count and the campaign id (16 bytes).
-            row_start = struct.pack(">hi16s", 5, 16, uuid.UUID(self.campaign).bytes)
             numbers, length = _ROW_NUMBERS.pack, _INT4.pack
             out = bytearray(COPY_SIGNATURE)  # the payload since the last chunk
             # Duplicates: a set of int(E.164 digits) (half the memory of the strings, and
             # no value objects: a 10 MB file of 800k distinct numbers stays ~8x its size);
-            # the row each listed duplicate repeats is looked up once, at the end.
-            seen: set[int] = set()
+            # the row each listed duplicate repeats is looked up once, at the end. The
+            # do-not-call numbers are in it from the start: one lookup finds both, and
+            # only a number found tells which it is.
+            dnc = self.dnc_keys
+            seen: set[int] = set(dnc)
             add_seen = seen.add
+            # A contact's zone number: by the first digits of its number, key // divisor
+            # (+1 and the area code for a number of the default region's usual length;
+            # more digits for a longer one, fewer for a shorter one: their count tells
+            # the length too); `_number_zone` when they are new to the import. Files
+            # often come sorted or grouped: while the numbers stay in the range of keys
+            # with the same first digits (low <= key < high), the zone stays and nothing
+            # is looked up, and the rows of a run of one zone are counted when it ends
+            # (by seq): a lookup and a count cost ~5% of a row, the comparison ~1%.
+            divisor = self._divisor = timezones.prefix_divisor(region)
+            zone_by_prefix, number_zone = self._by_prefix.get, self._number_zone
+            zone_counts, starts = self.zone_counts, self._row_starts
+            run_zone, run_seq, row_start = -1, 0, b""
+            low = high = 0
+            if zone_idx is not None:
+                named_zone, zone_named = self._by_name.get, self._named_zone
+                # An accepted row loses its phone_number and timezone cells, the last first.
+                drop_last, drop_first = max(phone_idx, zone_idx), min(phone_idx, zone_idx)
             keys_by_seq, rows_by_seq = array.array("q"), array.array("I")
             add_key, add_row = keys_by_seq.append, rows_by_seq.append
             rejections = self._rejections
@@ -370,12 +423,42 @@ class ContactsImport:
                         continue
                 key = int(e164[1:])
                 if key in seen:
-                    rejections.add_duplicate(row_number, e164, key)
+                    if key in dnc:
+                        reject(row_number, RejectionReason.DO_NOT_CALL,
+                               "Row %d: %s is on the do-not-call list.", row_number, e164)
+                    else:
+                        rejections.add_duplicate(row_number, e164, key)
                     continue
+                if zone_idx is not None and (name := row[zone_idx].strip()):
+                    named = named_zone(name)
+                    if named is None and (named := zone_named(name, row_number)) is None:
+                        continue
+                    zone = named
+                    if zone != run_zone:
+                        if run_zone >= 0:
+                            zone_counts[run_zone] += seq - run_seq
+                        run_zone, run_seq, row_start = zone, seq, starts[zone]
+                    low = high = 0  # the run's zone is not the range's any more
+                    del row[drop_last]
+                    del row[drop_first]
+                else:
+                    if not low <= key < high:
+                        hit = zone_by_prefix(key // divisor)
+                        if hit is None:
+                            hit = number_zone(e164, key)
+                        zone, low, high = hit
+                        if zone != run_zone:
+                            if run_zone >= 0:
+                                zone_counts[run_zone] += seq - run_seq
+                            run_zone, run_seq, row_start = zone, seq, starts[zone]
+                    if zone_idx is None:
+                        del row[phone_idx]
+                    else:
+                        del row[drop_last]
+                        del row[drop_first]
                 add_seen(key)
                 add_key(key)
                 add_row(row_number)
-                del row[phone_idx]
                 if simple:
                     fields = (template % tuple(row)).encode()
                 else:
@@ -405,6 +488,8 @@ class ContactsImport:
                 "The file contains NUL bytes; is it really a CSV text file?") from None
 
         self.accepted = seq
+        if run_zone >= 0:
+            zone_counts[run_zone] += seq - run_seq
         rejections.resolve_duplicates(keys_by_seq, rows_by_seq)
         if not seq:
             total = rejections.total
@@ -420,6 +505,64 @@ class ContactsImport:
         out += COPY_TRAILER
         yield bytes(out)
 
+    def _zone(self, zones: tuple[str, ...]) -> int:
+        """The import's number for the set of zones (sorted names), a new one if need be
+        (a smallint: there are a few thousand sets at most, the prefix table's and the
+        zone names')."""
+        zone = self._zone_ids.get(zones)
+        if zone is None:
+            zone = self._zone_ids[zones] = len(self.zone_sets)
+            self.zone_sets.append(zones)
+            self.zone_counts.append(0)
+            self._row_starts.append(_ROW_START.pack(len(COPY_COLUMNS), 16,
+                                                    uuid.UUID(self.campaign).bytes, 2, zone))
+        return zone
+
+    def _number_zone(self, e164: str, key: int) -> tuple[int, int, int]:
+        """The zone number of a number whose first digits (key // divisor) are new to
+        this import, or don't decide its zones; and the range of keys it holds for
+        (empty: this number's own)."""
+        start = key // self._divisor
+        if start and start not in self._undecided:  # 0: as many digits as the divisor
+            zones = timezones.prefix_zones(f"+{start}", len(e164))
+            if zones is not None:
+                found = self._by_prefix[start] = (self._zone(zones), start * self._divisor,
+                                                  (start + 1) * self._divisor)
+                return found
+            self._undecided.add(start)
+        # A longer prefix decides (an area code of two zones decides by the exchange):
+        # the range of keys it starts, for the next rows (remembered by gateway.timezones).
+        zones, end = timezones.deciding_prefix(e164)
+        if not end:
+            return self._zone(zones), 0, 0
+        divisor = 10 ** (len(e164) - end)
+        low = key // divisor * divisor
+        return self._zone(zones), low, low + divisor
+
+    def _named_zone(self, name: str, row_number: int) -> int | None:
+        """The zone number of a timezone cell met for the first time, or None (the row is
+        rejected: not a zone name the database knows)."""
+        known = self.known_zones
+        if known is None:
+            known = self.known_zones = timezones.default_known_zones()
+        if name in known:
+            zone = self._by_name[name] = self._zone((name,))
+            return zone
+        if self._zone_names_by_case is None:
+            self._zone_names_by_case = {known_name.lower(): known_name for known_name in known}
+        right = self._zone_names_by_case.get(name.lower())
+        shown = repr(name if len(name) <= 40 else name[:40] + "…")
+        if right is not None:
+            self._rejections.add(row_number, RejectionReason.INVALID_TIMEZONE,
+                                 "Row %d: timezone %s is not a time zone name; did you mean"
+                                 " %r? (names are case-sensitive)", row_number, shown, right)
+        else:
+            self._rejections.add(row_number, RejectionReason.INVALID_TIMEZONE,
+                                 "Row %d: timezone %s is not a time zone name; give an IANA"
+                                 " name such as 'America/New_York', or leave the cell blank"
+                                 " for the phone number's zones.", row_number, shown)
+        return None
+
 
 def _csv_error_message(error: str, row_number: int, reader: typing.Iterator[list[str]]) -> str:
     hint = ""
@@ -433,8 +576,10 @@ def _csv_error_message(error: str, row_number: int, reader: typing.Iterator[list
     return f"The file is not valid CSV: {error}{hint}, in {row} (read up to line {line})."
 
 
-def _check_header(header: list[str] | None, delimiter: str) -> tuple[list[str], int]:
-    """Return (custom field names in order, index of phone_number) or raise ContactsFileError."""
+def _check_header(header: list[str] | None,
+                  delimiter: str) -> tuple[list[str], int, int | None]:
+    """Return (custom field names in order, index of phone_number, index of timezone or
+    None) or raise ContactsFileError."""
     if header is None:
         raise ContactsFileError(
             "The file is empty; expected a header row with a phone_number column."
@@ -466,8 +611,8 @@ def _check_header(header: list[str] | None, delimiter: str) -> tuple[list[str], 
             )
         seen[name] = position
     phone_idx = names.index(PHONE_COLUMN)
-    del names[phone_idx]
-    return names, phone_idx
+    zone_idx = names.index(ZONE_COLUMN) if ZONE_COLUMN in names else None
+    return [name for name in names if name not in (PHONE_COLUMN, ZONE_COLUMN)], phone_idx, zone_idx
 
 
 def _is_blank(row: list[str]) -> bool:

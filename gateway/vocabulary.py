@@ -12,7 +12,8 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-__all__ = ["DO_NOT_CALL_OUTCOME", "MAX_ATTEMPTS", "POLICY_OUTCOMES", "RETRYABLE", "TERMINAL",
+__all__ = ["DO_NOT_CALL_OUTCOME", "MAX_ATTEMPTS", "MAX_CALLBACK_AHEAD_SECONDS",
+           "MAX_DISPOSITION_NOTES_CHARS", "POLICY_OUTCOMES", "RETRYABLE", "TERMINAL",
            "WEEKDAYS", "AgentStatus", "CampaignStatus", "ContactStatus", "Disposition",
            "DncSource", "HangupBy", "Outcome", "RejectionReason", "SimulatedAgentOutcome",
            "SimulatedOutcome"]
@@ -87,6 +88,9 @@ POLICY_OUTCOMES: tuple[str, ...] = (Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAI
                                     Outcome.AGENT_UNAVAILABLE, Disposition.VOICEMAIL)
 # No contact is dialed more than this many times, whatever the policy or callbacks.
 MAX_ATTEMPTS = 6
+# How far ahead an agent may ask to be called back, and how long its notes may be.
+MAX_CALLBACK_AHEAD_SECONDS = 30 * 24 * 3600
+MAX_DISPOSITION_NOTES_CHARS = 2_000
 # A calling window's days, as the API writes them (Monday first, as ISO numbers them).
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

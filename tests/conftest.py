@@ -226,3 +226,31 @@ def create_campaign(api, agent_id, number_id):
                                           headers={"Content-Type": content_type})
 
     return create
+
+
+class Raw:
+    """Plain SQL on a connection of its own (rows written as the engine would have, or
+    read beside the gateway's pool)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args) -> str:
+        return await trio_asyncio.aio_as_trio(self.conn.execute)(sql, *args)
+
+    async def fetch(self, sql: str, *args) -> list:
+        return await trio_asyncio.aio_as_trio(self.conn.fetch)(sql, *args)
+
+    async def fetchrow(self, sql: str, *args):
+        return await trio_asyncio.aio_as_trio(self.conn.fetchrow)(sql, *args)
+
+    async def fetchval(self, sql: str, *args):
+        return await trio_asyncio.aio_as_trio(self.conn.fetchval)(sql, *args)
+
+
+@pytest.fixture
+async def raw(aio_loop, database_url):
+    conn = await trio_asyncio.aio_as_trio(asyncpg.connect)(database_url)
+    yield Raw(conn)
+    with trio.CancelScope(shield=True):
+        await trio_asyncio.aio_as_trio(conn.close)()

@@ -39,7 +39,8 @@ async def test_contact_pages(api, campaign):
     assert numbers == [us_number(i) for i in range(250)]
     first = pages[0]["data"][0]
     assert set(first) == {"id", "row_number", "phone_number", "custom_fields", "status",
-                          "attempts", "last_outcome", "last_attempt_at", "next_attempt_at"}
+                          "attempts", "last_outcome", "last_attempt_at", "next_attempt_at",
+                          "disposition"}
     assert first["custom_fields"] == {"first_name": "name0"}
     # Contact ids: one UUIDv7 prefix for the import, the contact's place in it after it.
     ids = [uuid.UUID(c["id"]) for p in pages for c in p["data"]]
@@ -128,7 +129,8 @@ class _BrokenImport:
         yield self._row(1, b"not-json") + COPY_TRAILER
 
     def _row(self, seq: int, fields: bytes) -> bytes:
-        values = (self.campaign_id.bytes, struct.pack(">i", seq), struct.pack(">i", seq + 1),
+        values = (self.campaign_id.bytes, struct.pack(">h", 0), struct.pack(">i", seq),
+                  struct.pack(">i", seq + 1),
                   f"+1202555014{seq}".encode(), fields)
         return struct.pack(">h", len(values)) + b"".join(
             struct.pack(">i", len(value)) + value for value in values)

@@ -64,7 +64,7 @@ def test_fixture_numbers_are_valid():
 
 
 def test_copy_columns():
-    assert COPY_COLUMNS == ("campaign_id", "seq", "row_number", "phone_number",
+    assert COPY_COLUMNS == ("campaign_id", "zone", "seq", "row_number", "phone_number",
                             "custom_fields")
 
 
@@ -208,7 +208,8 @@ def test_the_first_rejections_are_listed_in_file_order_and_all_are_counted():
     assert result.accepted == 1
     assert [r.row for r in result.rejected] == list(range(1, 1001))
     assert result.rejected_counts == {"empty": 0, "invalid_number": 3000, "duplicate": 0,
-                                      "column_count": 0}
+                                      "column_count": 0, "do_not_call": 0,
+                                      "invalid_timezone": 0}
     assert result.rows_rejected == 3000
 
 
@@ -324,17 +325,20 @@ def test_copy_payload_round_trips_and_matches_the_binary_format_and_json_dumps()
     expected = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
     for seq, (phone, values) in enumerate([(NY, awkward), (SF, awkward[::-1])]):
         fields = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
-        expected += struct.pack(">h", 5)
-        for value in (uuid.UUID(CAMPAIGN).bytes, struct.pack(">i", seq),
+        expected += struct.pack(">h", 6)
+        # The zone: New York's is the import's first set of zones (0), Los Angeles' the next.
+        for value in (uuid.UUID(CAMPAIGN).bytes, struct.pack(">h", seq), struct.pack(">i", seq),
                       struct.pack(">i", seq + 1), phone.encode(), fields):
             expected += struct.pack(">i", len(value)) + value
     assert payload == expected + b"\xff\xff"
 
     names = header[1:]
     assert result.columns == names
-    assert copy_payload.decode(payload, names) == [
-        [CAMPAIGN, 0, 1, NY, dict(zip(names, awkward, strict=True))],
-        [CAMPAIGN, 1, 2, SF, dict(zip(names, awkward[::-1], strict=True))]]
+    assert copy_payload.decode(payload, names, zones=True) == [
+        [CAMPAIGN, 0, 0, 1, NY, dict(zip(names, awkward, strict=True))],
+        [CAMPAIGN, 1, 1, 2, SF, dict(zip(names, awkward[::-1], strict=True))]]
+    assert result.zone_sets == [("America/New_York",), ("America/Los_Angeles",)]
+    assert result.zone_counts == [1, 1]
 
 
 def test_large_payload_spills_to_disk_and_stays_readable():

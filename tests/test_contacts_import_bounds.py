@@ -72,7 +72,8 @@ def test_report_lists_the_first_1000_and_counts_every_reason_exactly():
     assert error is None
     assert contacts.accepted == 2
     assert contacts.rejected_counts == {"empty": 9000, "invalid_number": 3000,
-                                        "duplicate": 2999, "column_count": 3000}
+                                        "duplicate": 2999, "column_count": 3000,
+                                        "do_not_call": 0, "invalid_timezone": 0}
     assert contacts.rows_rejected == 17_999 and contacts.rejected_truncated
     full, _, _ = run(("\n".join(lines) + "\n").encode(), max_listed=10**9)
     assert contacts.rejected == full.rejected[:MAX_LISTED_REJECTIONS]
@@ -84,7 +85,8 @@ def test_not_truncated_when_everything_is_listed():
     contacts, _, error = run(f"phone_number\n{NY}\nbogus\n{NY}\n".encode())
     assert error is None and not contacts.rejected_truncated
     assert contacts.rejected_counts == {"empty": 0, "invalid_number": 1, "duplicate": 1,
-                                        "column_count": 0}
+                                        "column_count": 0, "do_not_call": 0,
+                                        "invalid_timezone": 0}
 
 
 def test_no_valid_rows_message_counts_every_row_even_past_the_list():

@@ -53,7 +53,8 @@ def test_semicolon_file_with_commas_in_cells_reads_like_a_comma_file():
     assert results[","][0] == results[";"][0] == results["\t"][0]
     report = results[";"][0]
     assert report[1] == 2 and report[4] == ["name", "note"]
-    assert report[3] == {"empty": 0, "invalid_number": 1, "duplicate": 1, "column_count": 0}
+    assert report[3] == {"empty": 0, "invalid_number": 1, "duplicate": 1, "column_count": 0,
+                         "do_not_call": 0, "invalid_timezone": 0}
 
 
 def test_unquoted_semicolon_file_takes_the_fast_reader_and_agrees(monkeypatch):

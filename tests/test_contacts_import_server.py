@@ -67,7 +67,8 @@ async def test_9_mb_of_blank_rows_gives_a_bounded_report_without_stalling_the_lo
     report = response.json()["import_report"]
     assert report["rows_accepted"] == 1 and report["rows_rejected"] == blanks
     assert report["rejected_counts"] == {"empty": blanks, "invalid_number": 0,
-                                         "duplicate": 0, "column_count": 0}
+                                         "duplicate": 0, "column_count": 0,
+                                         "do_not_call": 0, "invalid_timezone": 0}
     assert report["rejected_truncated"] is True and report["delimiter"] == ","
     assert [r["row"] for r in report["rejected"]] == list(range(1, 1001))
     assert len(response.content) < 200_000

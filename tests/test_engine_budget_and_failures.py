@@ -485,7 +485,8 @@ async def test_an_inactive_agent_cannot_start_and_fails_a_scheduled_campaign(
 
 CALL_FIELDS = {"id", "contact_id", "phone_number", "attempt", "outcome", "dialed_at",
                "answered_at", "connected_at", "ended_at", "duration_seconds", "hangup_by",
-               "sip_call_id", "sip_status", "agent_sip_status", "agent_sip_call_id"}
+               "sip_call_id", "sip_status", "agent_sip_status", "agent_sip_call_id",
+               "disposition", "callback_at", "disposition_notes"}
 
 
 @pytest.mark.parametrize("settings_overrides", [

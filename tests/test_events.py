@@ -19,7 +19,7 @@ TICK, HEARTBEAT = 0.1, 0.35
 SNAPSHOT_KEYS = {"campaign_id", "status", "total", "pending", "in_progress", "retry_pending",
                  "completed", "failed", "skipped", "in_flight", "ringing", "connected",
                  "attempts", "outcomes", "max_concurrent_calls", "started_at", "completed_at",
-                 "updated_at"}
+                 "updated_at", "waiting_for_window", "dispositions"}
 # The sim carrier's phases, each many ticks long: ringing, the agent answering, talking.
 RING, AGENT_ANSWER, TALK = 0.6, 0.6, 0.6
 

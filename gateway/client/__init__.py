@@ -15,9 +15,11 @@
 
 **Return values** are the API's JSON as plain ``dict``/``list`` (``campaign["id"]``),
 exactly the shapes documented in the README and ``/openapi.json``; deletes return None.
-Each shape is a ``TypedDict`` of ``gateway.client.types`` (re-exported here): ``Campaign``,
-``CreatedCampaign`` (with its ``ImportReport``), ``Contact``, ``CallAttempt``, ``Agent``,
-``PhoneNumber``, ``CallLimits``, ``Snapshot``; statuses and outcomes are the words of
+Each shape is a ``TypedDict`` of ``gateway.client.types`` (re-exported here): ``Campaign``
+(with its ``CallingWindow`` and its ``RetryRule`` by outcome), ``CreatedCampaign`` (with its
+``ImportReport``), ``Contact``, ``CallAttempt``, ``Agent``, ``PhoneNumber``, ``DncEntry``,
+``DncAdded``, ``DncUploadReport``, ``CallLimits``, ``AccountSettings``, ``Snapshot``;
+statuses, outcomes and dispositions are the words of
 ``gateway.vocabulary``. Lists return one page, a ``Page[Agent]`` and so on: ``{"data",
 "page", "page_size", "total", "has_more"}``; the ``iter_*`` generators walk every page.
 Wherever an object is named, its id (str or UUID) or the object's dict itself is accepted:
@@ -28,9 +30,11 @@ coroutine and the generators are async generators):
 
 - ``client.campaigns``: ``create(name, agent_id, phone_number_id, contacts,
   max_concurrent_calls=None, retries_per_contact=None, retry_delay_seconds=None,
-  scheduled_at=None)`` (``contacts``: binary file, bytes or path; ``scheduled_at``: RFC 3339
-  str or aware datetime), ``get``, ``list(status=None, page=0)``, ``start``, ``pause``,
-  ``resume``, ``stop``, ``delete``, ``contacts(id, status=None, page=0)``,
+  scheduled_at=None, calling_window=None, retry_policy=None)`` (``contacts``: binary file,
+  bytes or path; ``scheduled_at``: RFC 3339 str or aware datetime; ``calling_window``:
+  ``{"days": [...], "start": "HH:MM", "end": "HH:MM"}``; ``retry_policy``: ``{outcome:
+  {"delay_seconds"?, "max_attempts"?}}``), ``get``, ``list(status=None, page=0)``,
+  ``start``, ``pause``, ``resume``, ``stop``, ``delete``, ``contacts(id, status=None, page=0)``,
   ``calls(id, page=0)``, ``iter_contacts(id, status=None)``, ``iter_calls(id)``,
   ``iter_campaigns(status=None)``, ``stream_events(id)``.
 - ``client.agents``: ``create(name, status=None, greeting=None, sip_uri=None,
@@ -40,6 +44,14 @@ coroutine and the generators are async generators):
 - ``client.phone_numbers``: ``create(number, outbound_enabled=None, label=None)``, ``get``,
   ``list(page=0)``, ``update(id, outbound_enabled=..., label=...)`` (only the fields
   passed), ``delete``, ``iter_phone_numbers()``.
+- ``client.dnc``: the do-not-call list: ``add(numbers)`` (1 to 10,000; E.164 or national),
+  ``upload(csv)`` (binary file, bytes or path; a ``phone_number`` column), ``list(page=0,
+  number=None)``, ``delete(number)``, ``iter_dnc()``.
+- ``client.calls``: one call by its id (a ``CallAttempt``'s ``id``):
+  ``disposition(call, disposition, callback_at=None, notes=None)`` (``callback_at``: RFC 3339
+  str or aware datetime, with ``callback`` only); returns the call.
+- ``client.settings``: the account's settings: ``get()``, ``update(calling_window=...)``
+  (only what is passed changes; ``calling_window=None`` clears the account's window).
 - ``client.call_limits()``: the account's caps (a method, not a resource).
 
 **Events**: ``stream_events(id)`` yields each metrics snapshot (a ``Snapshot``) and returns after
@@ -73,9 +85,11 @@ from gateway.client.errors import (
     ValidationError,
 )
 from gateway.client.types import (
+    AccountSettings,
     Agent,
     AgentStatusValue,
     CallAttempt,
+    CallingWindow,
     CallLimits,
     Campaign,
     CampaignStatusValue,
@@ -84,8 +98,16 @@ from gateway.client.types import (
     ContactStatusValue,
     CreatedCampaign,
     Delimiter,
+    DispositionCounts,
+    DispositionValue,
+    DncAdded,
+    DncEntry,
+    DncRejectedCounts,
+    DncSourceValue,
+    DncUploadReport,
     EndEvent,
     ImportReport,
+    LastOutcomeValue,
     OutcomeCounts,
     OutcomeValue,
     Page,
@@ -93,18 +115,22 @@ from gateway.client.types import (
     RejectedCounts,
     RejectedRow,
     RejectionReasonValue,
+    RetryRule,
     Snapshot,
+    WeekdayValue,
 )
 
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
+    "AccountSettings",
     "Agent",
     "AgentStatusValue",
     "AsyncClient",
     "AuthenticationError",
     "CallAttempt",
     "CallLimits",
+    "CallingWindow",
     "Campaign",
     "CampaignStatusValue",
     "Client",
@@ -114,9 +140,17 @@ __all__ = [
     "ContactStatusValue",
     "CreatedCampaign",
     "Delimiter",
+    "DispositionCounts",
+    "DispositionValue",
+    "DncAdded",
+    "DncEntry",
+    "DncRejectedCounts",
+    "DncSourceValue",
+    "DncUploadReport",
     "EndEvent",
     "GatewayError",
     "ImportReport",
+    "LastOutcomeValue",
     "NotFoundError",
     "OutcomeCounts",
     "OutcomeValue",
@@ -128,8 +162,10 @@ __all__ = [
     "RejectedCounts",
     "RejectedRow",
     "RejectionReasonValue",
+    "RetryRule",
     "ServerError",
     "ServiceUnavailableError",
     "Snapshot",
     "ValidationError",
+    "WeekdayValue",
 ]

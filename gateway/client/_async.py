@@ -24,9 +24,12 @@ from gateway.client._common import (
 )
 from gateway.client._resources import (
     AgentsResource,
+    CallsResource,
     CampaignsResource,
     ClientBase,
+    DncResource,
     PhoneNumbersResource,
+    SettingsResource,
 )
 from gateway.client.errors import APIConnectionError, map_transport_errors
 from gateway.client.types import (
@@ -36,6 +39,7 @@ from gateway.client.types import (
     CampaignStatusValue,
     Contact,
     ContactStatusValue,
+    DncEntry,
     Page,
     PhoneNumber,
     Snapshot,
@@ -67,6 +71,13 @@ class AsyncAgents(AgentsResource[Awaiting]):
 class AsyncPhoneNumbers(PhoneNumbersResource[Awaiting]):
     def iter_phone_numbers(self) -> AsyncIterator[PhoneNumber]:
         """Every phone number (oldest first), page after page (``async for``)."""
+        return _walk(lambda page: self.list(page=page))
+
+
+class AsyncDnc(DncResource[Awaiting]):
+    def iter_dnc(self) -> AsyncIterator[DncEntry]:
+        """Every number on the do-not-call list (number order), page after page
+        (``async for``)."""
         return _walk(lambda page: self.list(page=page))
 
 
@@ -127,6 +138,9 @@ class AsyncClient(ClientBase[Awaiting]):
 
     agents: AsyncAgents
     phone_numbers: AsyncPhoneNumbers
+    dnc: AsyncDnc
+    settings: SettingsResource[Awaiting]
+    calls: CallsResource[Awaiting]
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -137,6 +151,9 @@ class AsyncClient(ClientBase[Awaiting]):
         self.campaigns = AsyncCampaigns(self)
         self.agents = AsyncAgents(self._send)
         self.phone_numbers = AsyncPhoneNumbers(self._send)
+        self.dnc = AsyncDnc(self._send)
+        self.settings = SettingsResource(self._send)
+        self.calls = CallsResource(self._send)
 
     async def _send(self, call: Call[Any]) -> Any:
         with map_transport_errors(self.base_url):

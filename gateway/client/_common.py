@@ -167,31 +167,45 @@ def given(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not OMIT}
 
 
-def rfc3339(value: str | datetime | None) -> str | None:
+def rfc3339(value: str | datetime | None, name: str = "scheduled_at") -> str | None:
+    """A time for the API: an RFC 3339 string as given, or an aware datetime's ISO form
+    (``name``: the argument, for errors)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("scheduled_at must be timezone-aware (RFC 3339 needs a zone)")
+            raise ValueError(f"{name} must be timezone-aware (RFC 3339 needs a zone)")
         return value.isoformat()
-    raise TypeError(f"scheduled_at must be a str or a datetime, not {type(value).__name__}")
+    raise TypeError(f"{name} must be a str or a datetime, not {type(value).__name__}")
+
+
+def json_text(value: Any) -> str | None:
+    """A form field holding JSON (``calling_window``, ``retry_policy``): the value's JSON
+    text, None for None. Not checked here: the server's 400 names what is wrong in it."""
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def contacts_part(contacts: Contacts) -> tuple[str, Any, str]:
-    """The multipart file tuple of the contacts CSV. A path is read into memory here (at
-    most ``limits.max_csv_bytes``, 10 MiB by default); a file object is streamed by httpx."""
-    if isinstance(contacts, (bytes, bytearray, memoryview)):
-        return ("contacts.csv", bytes(contacts), "text/csv")
-    if isinstance(contacts, (str, os.PathLike)):
-        path = Path(contacts)
+    """The multipart file tuple of the contacts CSV (see `csv_part`)."""
+    return csv_part(contacts, "contacts")
+
+
+def csv_part(source: Contacts, what: str) -> tuple[str, Any, str]:
+    """The multipart file tuple of a CSV (``what``: its name in errors, and its file name
+    when it has none). A path is read into memory here (at most ``limits.max_csv_bytes``,
+    10 MiB by default); a file object is streamed by httpx."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return (f"{what}.csv", bytes(source), "text/csv")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
         return (path.name, path.read_bytes(), "text/csv")
-    if isinstance(contacts, io.TextIOBase):
-        raise TypeError("open the contacts file in binary mode: open(path, 'rb')")
-    if hasattr(contacts, "read"):
-        name = os.path.basename(str(getattr(contacts, "name", "") or "contacts.csv"))
-        return (name, contacts, "text/csv")
-    raise TypeError("contacts must be a binary file object, bytes, or a path, "
-                    f"not {type(contacts).__name__}")
+    if isinstance(source, io.TextIOBase):
+        raise TypeError(f"open the {what} file in binary mode: open(path, 'rb')")
+    if hasattr(source, "read"):
+        name = os.path.basename(str(getattr(source, "name", "") or f"{what}.csv"))
+        return (name, source, "text/csv")
+    raise TypeError(f"{what} must be a binary file object, bytes, or a path, "
+                    f"not {type(source).__name__}")
 
 
 def stream_kwargs(timeout: httpx.Timeout, read_timeout: float | None) -> dict[str, Any]:

@@ -7,9 +7,10 @@ on ``AsyncClient`` (``Mode``: ``Blocking`` or ``Awaiting``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from gateway.client._common import (
     API,
@@ -21,25 +22,39 @@ from gateway.client._common import (
     Sender,
     compact,
     contacts_part,
+    csv_part,
     endpoint,
     given,
+    json_text,
     ref,
     rfc3339,
 )
 from gateway.client.types import (
+    AccountSettings,
     Agent,
     AgentStatusValue,
     CallAttempt,
+    CallingWindow,
     CallLimits,
     Campaign,
     CampaignStatusValue,
     Contact,
     ContactStatusValue,
     CreatedCampaign,
+    DispositionValue,
+    DncAdded,
+    DncEntry,
+    DncUploadReport,
     Page,
     PhoneNumber,
+    RetryRule,
 )
-from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus
+from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus, Disposition
+
+# A calling window or retry policy as a caller may write one: the TypedDict, or any mapping
+# of the same shape.
+WindowIn = CallingWindow | Mapping[str, Any]
+PolicyIn = Mapping[str, RetryRule | Mapping[str, int]]
 
 
 class Resource(Sender[Mode]):
@@ -128,19 +143,28 @@ class CampaignsResource(Resource[Mode]):
     def create(self, name: str, agent_id: Ref, phone_number_id: Ref, contacts: Contacts,
                max_concurrent_calls: int | None = None, retries_per_contact: int | None = None,
                retry_delay_seconds: int | None = None,
-               scheduled_at: str | datetime | None = None) -> Call[CreatedCampaign]:
+               scheduled_at: str | datetime | None = None,
+               calling_window: WindowIn | None = None,
+               retry_policy: PolicyIn | None = None) -> Call[CreatedCampaign]:
         """Upload a contacts CSV (``multipart/form-data``) and create the campaign.
 
         ``contacts``: a file opened in binary mode, bytes, or a path. ``scheduled_at``: an
         RFC 3339 string or an aware datetime; with it the campaign is ``scheduled``, else
-        ``draft``. Options left as None take the server's defaults. Returns the campaign
-        with its ``import_report`` (rows accepted, rows rejected and why).
+        ``draft``. ``calling_window``: ``{"days": ["mon", ...], "start": "09:00", "end":
+        "20:00"}`` in each contact's local time (None: the account's window, if any).
+        ``retry_policy``: by outcome (``busy``, ``no_answer``, ``failed``,
+        ``agent_unavailable``, ``voicemail``), ``{"delay_seconds"?, "max_attempts"?}``.
+        Options left as None take the server's defaults; a bad window or policy is a
+        ``ValidationError`` naming the part (``calling_window.start``). Returns the
+        campaign with its ``import_report`` (rows accepted, rows rejected and why).
         """
         form = compact(name=name, agent_id=ref(agent_id), phone_number_id=ref(phone_number_id),
                        max_concurrent_calls=max_concurrent_calls,
                        retries_per_contact=retries_per_contact,
                        retry_delay_seconds=retry_delay_seconds,
-                       scheduled_at=rfc3339(scheduled_at))
+                       scheduled_at=rfc3339(scheduled_at),
+                       calling_window=json_text(calling_window),
+                       retry_policy=json_text(retry_policy))
         return Call("POST", f"{API}/campaigns",
                     data={key: str(value) for key, value in form.items()},
                     files={"contacts": contacts_part(contacts)})
@@ -201,11 +225,83 @@ class CampaignsResource(Resource[Mode]):
         return f"{API}/campaigns/{ref(campaign)}/events"
 
 
+class DncResource(Resource[Mode]):
+    """``/api/v1/dnc``: the account's do-not-call list, numbers no campaign dials. Numbers
+    are E.164 or national in the server's default region; the server normalises them."""
+
+    @endpoint
+    def add(self, numbers: Iterable[str]) -> Call[DncAdded]:
+        """List 1 to 10,000 numbers (a single str is one number); returns ``{"added",
+        "already_listed"}``. One invalid number: ``ValidationError`` whose ``field`` names
+        it (``numbers[3]``), and nothing is added."""
+        items = [numbers] if isinstance(numbers, str) else list(numbers)
+        return Call("POST", f"{API}/dnc", json={"numbers": items})
+
+    @endpoint
+    def upload(self, csv: Contacts) -> Call[DncUploadReport]:
+        """List the numbers of a CSV with a ``phone_number`` column (a binary file, bytes
+        or a path; other columns are ignored). Bad rows are reported, not fatal: returns
+        ``{"added", "already_listed", "rows_rejected", "rejected", "rejected_counts"}``."""
+        return Call("POST", f"{API}/dnc", files={"file": csv_part(csv, "dnc")})
+
+    @endpoint
+    def list(self, page: int = 0, number: str | None = None) -> Call[Page[DncEntry]]:
+        """One page, in number order; ``number``: only that number (none or one entry)."""
+        return Call("GET", f"{API}/dnc", params=compact(page=page, number=number))
+
+    @endpoint
+    def delete(self, number: str | Mapping[str, object]) -> Call[None]:
+        """Take a number (or an entry's dict) off the list; returns None
+        (``NotFoundError`` if it was not on it)."""
+        text = str(number["number"] if isinstance(number, Mapping) else number)
+        if not text:
+            raise ValueError("a number is required")
+        return Call("DELETE", f"{API}/dnc/{quote(text, safe='')}")
+
+
+class SettingsResource(Resource[Mode]):
+    """``/api/v1/settings``: what the account's campaigns inherit."""
+
+    @endpoint
+    def get(self) -> Call[AccountSettings]:
+        """``{"calling_window": {...} | None}``."""
+        return Call("GET", f"{API}/settings")
+
+    @endpoint
+    def update(self, *, calling_window: WindowIn | None = OMIT) -> Call[AccountSettings]:
+        """Change the settings passed; returns them all. ``calling_window``: the window of
+        the campaigns that have none of their own; ``None`` clears it (they call at any
+        hour)."""
+        return Call("PATCH", f"{API}/settings", json=given(calling_window=calling_window))
+
+
+class CallsResource(Resource[Mode]):
+    """``/api/v1/calls``: one call (an attempt of ``campaigns.calls``), by its id."""
+
+    @endpoint
+    def disposition(self, call: Ref, disposition: Disposition | DispositionValue, *,
+                    callback_at: str | datetime | None = None,
+                    notes: str | None = None) -> Call[CallAttempt]:
+        """Say how an answered call went, once, while it is live or up to 24 hours after
+        it ended; returns the call. ``callback``: call the contact again at
+        ``callback_at`` (RFC 3339 str or aware datetime; required with it, refused with
+        the others; at most 30 days ahead); ``voicemail``: retry as the campaign's
+        ``retry_policy`` says; ``do_not_call``: list the number. ``notes``: up to 2,000
+        characters. ``ConflictError`` when it is too late, already said, or the call was
+        not answered."""
+        body = compact(disposition=disposition,
+                       callback_at=rfc3339(callback_at, "callback_at"), notes=notes)
+        return Call("POST", f"{API}/calls/{ref(call)}/disposition", json=body)
+
+
 class ClientBase(Sender[Mode]):
     """What both clients expose besides their resources' generators."""
 
     agents: AgentsResource[Mode]
     phone_numbers: PhoneNumbersResource[Mode]
+    dnc: DncResource[Mode]
+    settings: SettingsResource[Mode]
+    calls: CallsResource[Mode]
 
     @endpoint
     def call_limits(self) -> Call[CallLimits]:

@@ -23,9 +23,12 @@ from gateway.client._common import (
 )
 from gateway.client._resources import (
     AgentsResource,
+    CallsResource,
     CampaignsResource,
     ClientBase,
+    DncResource,
     PhoneNumbersResource,
+    SettingsResource,
 )
 from gateway.client.errors import APIConnectionError, map_transport_errors
 from gateway.client.types import (
@@ -35,6 +38,7 @@ from gateway.client.types import (
     CampaignStatusValue,
     Contact,
     ContactStatusValue,
+    DncEntry,
     Page,
     PhoneNumber,
     Snapshot,
@@ -65,6 +69,12 @@ class Agents(AgentsResource[Blocking]):
 class PhoneNumbers(PhoneNumbersResource[Blocking]):
     def iter_phone_numbers(self) -> Iterator[PhoneNumber]:
         """Every phone number (oldest first), page after page."""
+        return _walk(lambda page: self.list(page=page))
+
+
+class Dnc(DncResource[Blocking]):
+    def iter_dnc(self) -> Iterator[DncEntry]:
+        """Every number on the do-not-call list (number order), page after page."""
         return _walk(lambda page: self.list(page=page))
 
 
@@ -124,6 +134,9 @@ class Client(ClientBase[Blocking]):
 
     agents: Agents
     phone_numbers: PhoneNumbers
+    dnc: Dnc
+    settings: SettingsResource[Blocking]
+    calls: CallsResource[Blocking]
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -134,6 +147,9 @@ class Client(ClientBase[Blocking]):
         self.campaigns = Campaigns(self)
         self.agents = Agents(self._send)
         self.phone_numbers = PhoneNumbers(self._send)
+        self.dnc = Dnc(self._send)
+        self.settings = SettingsResource(self._send)
+        self.calls = CallsResource(self._send)
 
     def _send(self, call: Call[Any]) -> Any:
         with map_transport_errors(self.base_url):

@@ -9,6 +9,9 @@ is the text of a ``CampaignStatus`` member, and so on. They are ``Literal`` type
 checker knows the words; the members are ``str``, so ``campaign["status"] ==
 CampaignStatus.RUNNING`` holds as well. ``tests/test_sdk_types.py`` checks that each
 ``Literal`` lists exactly its enum's values, in order.
+
+A campaign's ``calling_window`` and ``retry_policy`` read back as the server stored them:
+the window's days in week order, the policy with only the outcomes and keys it was given.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 from typing import Generic, Literal, TypedDict, TypeVar
 
 __all__ = [
+    "AccountSettings",
     "Agent",
     "AgentStatusValue",
     "CallAttempt",
     "CallLimits",
+    "CallingWindow",
     "Campaign",
     "CampaignStatusValue",
     "Contact",
@@ -27,9 +32,17 @@ __all__ = [
     "ContactStatusValue",
     "CreatedCampaign",
     "Delimiter",
+    "DispositionCounts",
+    "DispositionValue",
+    "DncAdded",
+    "DncEntry",
+    "DncRejectedCounts",
+    "DncSourceValue",
+    "DncUploadReport",
     "EndEvent",
     "HangupByValue",
     "ImportReport",
+    "LastOutcomeValue",
     "OutcomeCounts",
     "OutcomeValue",
     "Page",
@@ -37,7 +50,9 @@ __all__ = [
     "RejectedCounts",
     "RejectedRow",
     "RejectionReasonValue",
+    "RetryRule",
     "Snapshot",
+    "WeekdayValue",
 ]
 
 # The words of gateway.vocabulary, as the JSON spells them.
@@ -47,8 +62,17 @@ ContactStatusValue = Literal["pending", "in_progress", "retry_pending", "complet
 AgentStatusValue = Literal["active", "inactive"]
 OutcomeValue = Literal["answered", "busy", "no_answer", "failed", "invalid_number",
                        "interrupted", "agent_unavailable"]
+# A contact's last_outcome: an Outcome, or do_not_call for a contact skipped because its
+# number was on the do-not-call list when its turn came (it was never dialed).
+LastOutcomeValue = Literal["answered", "busy", "no_answer", "failed", "invalid_number",
+                           "interrupted", "agent_unavailable", "do_not_call"]
 HangupByValue = Literal["contact", "agent", "gateway"]
-RejectionReasonValue = Literal["empty", "invalid_number", "duplicate", "column_count"]
+RejectionReasonValue = Literal["empty", "invalid_number", "duplicate", "column_count",
+                               "do_not_call", "invalid_timezone"]
+DncSourceValue = Literal["api", "upload", "disposition"]
+DispositionValue = Literal["completed", "voicemail", "callback", "do_not_call",
+                           "not_interested"]
+WeekdayValue = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # The delimiters a contacts file may use (the header row decides).
 Delimiter = Literal[",", ";", "\t"]
 
@@ -99,6 +123,31 @@ class ContactCounts(TypedDict):
     skipped: int
 
 
+class CallingWindow(TypedDict):
+    """When contacts may be called, in each contact's local time: on ``days``, from
+    ``start`` (``"00:00"`` to ``"23:59"``) to ``end`` (``"00:01"`` to ``"24:00"``, after
+    start; not included). A number that spans zones is called only while the window is
+    open in all of them."""
+
+    days: list[WeekdayValue]  # each once, in week order (Monday first)
+    start: str  # "HH:MM"
+    end: str  # "HH:MM"
+
+
+class RetryRule(TypedDict, total=False):
+    """How a campaign retries contacts after one outcome; a key left out follows the
+    campaign's ``retry_delay_seconds`` / ``retries_per_contact``."""
+
+    delay_seconds: int  # after the call, before the next attempt
+    max_attempts: int  # attempts in all, the first dial included (1 to 6)
+
+
+class AccountSettings(TypedDict):
+    """The account's settings (``settings.get``): what its campaigns inherit."""
+
+    calling_window: CallingWindow | None  # for campaigns with none of their own
+
+
 class Campaign(TypedDict):
     id: str
     name: str
@@ -116,6 +165,10 @@ class Campaign(TypedDict):
     created_by: str | None  # the id of the API key that created it
     failure_reason: str | None
     contact_counts: ContactCounts
+    calling_window: CallingWindow | None  # its own; None: the account's (if any) applies
+    # By outcome (busy, no_answer, failed, agent_unavailable, voicemail); {}: none.
+    retry_policy: dict[str, RetryRule]
+    waiting_for_window: int  # contacts due now but outside their calling window
 
 
 class RejectedRow(TypedDict):
@@ -131,6 +184,8 @@ class RejectedCounts(TypedDict):
     invalid_number: int
     duplicate: int
     column_count: int
+    do_not_call: int
+    invalid_timezone: int
 
 
 class ImportReport(TypedDict):
@@ -159,9 +214,10 @@ class Contact(TypedDict):
     custom_fields: dict[str, str]  # the CSV's other columns
     status: ContactStatusValue
     attempts: int
-    last_outcome: OutcomeValue | None
+    last_outcome: LastOutcomeValue | None
     last_attempt_at: str | None
     next_attempt_at: str | None
+    disposition: DispositionValue | None  # what the agent said of its latest answered call
 
 
 class CallAttempt(TypedDict):
@@ -182,6 +238,45 @@ class CallAttempt(TypedDict):
     sip_status: int | None  # the final SIP status code (SIP adapter only)
     agent_sip_status: int | None  # the agent's final SIP status code (SIP adapter only)
     agent_sip_call_id: str | None  # the agent leg's Call-ID (SIP adapter only)
+    disposition: DispositionValue | None  # how the agent said it went (None: not said)
+    callback_at: str | None  # with the callback disposition: when it is called again
+    disposition_notes: str | None  # the agent's notes
+
+
+class DncEntry(TypedDict):
+    """A number on the do-not-call list (``dnc.list``)."""
+
+    number: str  # E.164
+    source: DncSourceValue  # api (JSON), upload (CSV), disposition (an agent's do_not_call)
+    created_at: str
+
+
+class DncAdded(TypedDict):
+    """What ``dnc.add`` returns: ``added + already_listed`` is the number of items given
+    (an item repeating an earlier one counts as already listed)."""
+
+    added: int
+    already_listed: int
+
+
+class DncRejectedCounts(TypedDict):
+    """Every rejected row of a do-not-call upload, by reason."""
+
+    empty: int
+    invalid_number: int
+    duplicate: int
+    column_count: int
+
+
+class DncUploadReport(TypedDict):
+    """What ``dnc.upload`` returns: the distinct valid numbers added or listed already,
+    and the rows that were not taken (a row repeating an earlier one is a duplicate)."""
+
+    added: int
+    already_listed: int
+    rows_rejected: int  # every rejected row, listed or not
+    rejected: list[RejectedRow]  # the first 1,000, in file order
+    rejected_counts: DncRejectedCounts
 
 
 class CallLimits(TypedDict):
@@ -205,6 +300,16 @@ class OutcomeCounts(TypedDict):
     agent_unavailable: int
 
 
+class DispositionCounts(TypedDict):
+    """A campaign's calls by the disposition the agent gave them."""
+
+    completed: int
+    voicemail: int
+    callback: int
+    do_not_call: int
+    not_interested: int
+
+
 class Snapshot(TypedDict):
     """A campaign's live metrics: what ``campaigns.stream_events`` yields. The contact
     counts are by status, as in ``ContactCounts``."""
@@ -223,6 +328,8 @@ class Snapshot(TypedDict):
     connected: int  # live calls connected to the agent (likewise)
     attempts: int  # every call attempt so far, live ones included
     outcomes: OutcomeCounts
+    waiting_for_window: int  # contacts due now but outside their calling window
+    dispositions: DispositionCounts
     max_concurrent_calls: int
     started_at: str | None
     completed_at: str | None

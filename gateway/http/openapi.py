@@ -2,7 +2,8 @@
 
 quart-schema documents the success bodies given with ``document_response``; the errors a
 route can answer are declared next to it with :func:`errors` (each is the one ``ErrorOut``
-shape), and responses without a JSON body (204, the SSE stream) with :func:`raw_response`.
+shape), responses without a JSON body (204, the SSE stream) with :func:`raw_response`, and
+a second media type of a request body (JSON or a form) with :func:`also_accepts`.
 A client generator then sees every status, and the schemathesis suite checks each answer
 against its documented schema.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from quart_schema import document_response
+from quart_schema import DataSource, document_response
 from quart_schema.openapi import OpenAPIProvider
 from werkzeug.routing import Rule
 from werkzeug.routing.converters import BaseConverter, UUIDConverter
@@ -22,6 +23,7 @@ from gateway.http.schemas import ErrorOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 _RAW_RESPONSES = "_gateway_raw_responses"
+_OTHER_REQUESTS = "_gateway_other_request_bodies"
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: `error.field` names it and the message starts with it.",
@@ -61,6 +63,17 @@ def raw_response(status: int, description: str, media_type: str | None = None,
     return decorator
 
 
+def also_accepts(model: type, source: DataSource) -> Callable[[F], F]:
+    """Document another media type of the request body, besides ``document_request``'s:
+    for a route that reads either, as the Content-Type says."""
+
+    def decorator(func: F) -> F:
+        setattr(func, _OTHER_REQUESTS, [*getattr(func, _OTHER_REQUESTS, []), (model, source)])
+        return func
+
+    return decorator
+
+
 class GatewayOpenAPI(OpenAPIProvider):
     """quart-schema's provider plus the raw responses, error descriptions, the
     ``Retry-After`` header of 503s and uuid path parameters.
@@ -85,8 +98,15 @@ class GatewayOpenAPI(OpenAPIProvider):
         paths, components = super().build_paths(rule)
         func = self._app.view_functions[rule.endpoint]
         raw = getattr(func, _RAW_RESPONSES, {})
+        bodies = [self.build_request_body(model, source)
+                  for model, source in getattr(func, _OTHER_REQUESTS, [])]
+        for _, definitions in bodies:
+            components.update(definitions)
         for operations in paths.values():
             for operation in operations.values():
+                for body, _ in bodies:
+                    operation.setdefault("requestBody", {"content": {}})["content"].update(
+                        body["content"])
                 responses = {str(status): response
                              for status, response in operation["responses"].items()}
                 responses.update({str(status): dict(response) for status, response in raw.items()})

@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import phonenumbers
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from quart_schema.pydantic import File
 
 from gateway.store.pages import PAGE_SIZE
 from gateway.vocabulary import (
+    MAX_ATTEMPTS,
+    POLICY_OUTCOMES,
+    WEEKDAYS,
     AgentStatus,
     CampaignStatus,
     ContactStatus,
+    Disposition,
     HangupBy,
     Outcome,
     RejectionReason,
 )
+from gateway.windows import CallingWindow, WindowError
 
 # Bounds of the numeric and time inputs (they show in /openapi.json). Each keeps the value
 # inside its column's type: a value past one would otherwise reach PostgreSQL and fail there.
@@ -159,6 +179,140 @@ class PhoneNumberOut(BaseModel):
     updated_at: datetime
 
 
+def _invalid(part: str, message: str, value: Any) -> ValidationError:
+    """A validation error at ``part`` of the value a validator is given (``""``: the value
+    itself). Raised inside a validator, pydantic puts the value's own place in front, so the
+    400 names ``calling_window.start`` or ``retry_policy.busy``."""
+    error = PydanticCustomError("invalid", "{message}", {"message": message})
+    return ValidationError.from_exception_data(
+        "invalid", [InitErrorDetails(type=error, loc=(part,) if part else (), input=value)])
+
+
+def _json_text(value: Any) -> Any:
+    """A form field's JSON text, decoded (multipart fields are text; JSON bodies are not)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except RecursionError:
+        raise ValueError("is JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"must be JSON text ({exc.msg} at character {exc.pos})") from None
+    except ValueError:  # an integer past Python's digit limit
+        raise ValueError("must be JSON text with numbers of at most 4,300 digits") from None
+
+
+_WINDOW_EXAMPLE: dict[str, Any] = {"days": ["mon", "tue", "wed", "thu", "fri"],
+                                   "start": "09:00", "end": "20:00"}
+_HHMM = "([01][0-9]|2[0-3]):[0-5][0-9]"
+Weekday = Annotated[str, Field(json_schema_extra={"enum": list(WEEKDAYS)})]
+
+
+class CallingWindowOut(BaseModel):
+    """When contacts may be called, in each contact's local time (the zones of its number,
+    or the CSV's timezone column): on ``days``, from ``start`` to ``end``. A number that
+    spans zones is called only while the window is open in all of them."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_WINDOW_EXAMPLE]})
+
+    days: list[Weekday] = Field(
+        min_length=1, max_length=len(WEEKDAYS), json_schema_extra={"uniqueItems": True},
+        description="Days of the week, each once (shown in week order, Monday first).")
+    start: str = Field(pattern=f"^{_HHMM}$",
+                       description='Local time the window opens, "00:00" to "23:59".')
+    end: str = Field(pattern=f"^({_HHMM}|24:00)$",
+                     description='Local time it closes (not included), after start: "00:01" '
+                                 'to "24:00" (the end of the day; no window runs past '
+                                 'midnight).')
+
+
+class CallingWindowIn(CallingWindowOut):
+    """When contacts may be called, in each contact's local time: on ``days``, from
+    ``start`` to ``end``. Stored as given, days in week order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, value: Any) -> Any:
+        # One definition of a valid window (gateway.windows, which the claim's SQL mirrors);
+        # what is stored is its canonical JSON: days in week order.
+        if isinstance(value, CallingWindowOut):
+            return value
+        try:
+            return CallingWindow.parse(value).to_json()
+        except WindowError as exc:
+            raise _invalid(exc.field, exc.message, value) from None
+
+
+def _known_keys(value: Any, keys: tuple[str, ...], what: str, example: str) -> None:
+    if not isinstance(value, Mapping):
+        raise _invalid("", f"must be an object such as {example}", value)
+    for key in value:
+        if key not in keys:
+            raise _invalid(str(key)[:40], f"is not {what}; they are {', '.join(keys)}", value)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    # An absent key has no value the document could show as its default: it means "as the
+    # campaign's retries_per_contact and retry_delay_seconds say".
+    schema.pop("default", None)
+
+
+def _optional(description: str) -> Any:
+    """An optional key: absent, not null (null is refused), and left out when absent."""
+    return Field(None, exclude_if=lambda value: value is None, json_schema_extra=_no_default,
+                 description=description)
+
+
+class RetryRule(Body):
+    """How contacts are retried after one outcome."""
+
+    delay_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_RETRY_DELAY_SECONDS)] = _optional(
+        "Seconds after the call before the next attempt, from the configured minimum (60 s "
+        f"by default) to 30 days ({MAX_RETRY_DELAY_SECONDS} s). Absent: the campaign's "
+        "retry_delay_seconds.")
+    max_attempts: Annotated[StrictInt, Field(ge=1, le=MAX_ATTEMPTS)] = _optional(
+        f"Attempts in all, the first dial included (1 to {MAX_ATTEMPTS}). Absent: 1 + the "
+        "campaign's retries_per_contact.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        if not isinstance(value, RetryRule):
+            _known_keys(value, ("delay_seconds", "max_attempts"), "a field of a retry rule",
+                        '{"delay_seconds": 600, "max_attempts": 3}')
+        return value
+
+
+class _RetryPolicyBase(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"no_answer": {"delay_seconds": 3600, "max_attempts": 3},
+         "busy": {"delay_seconds": 600}}]})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outcomes(cls, value: Any) -> Any:
+        if not isinstance(value, _RetryPolicyBase):
+            _known_keys(value, POLICY_OUTCOMES, "an outcome a retry policy takes",
+                        '{"no_answer": {"delay_seconds": 3600, "max_attempts": 3}}')
+        return value
+
+
+# Its keys are the vocabulary's POLICY_OUTCOMES, so its fields are made from them (mypy sees
+# the base).
+if TYPE_CHECKING:
+    RetryPolicy = _RetryPolicyBase
+else:
+    RetryPolicy = create_model(
+        "RetryPolicy", __base__=_RetryPolicyBase,
+        __doc__="Retries by outcome: an outcome absent here, or a key absent from its rule, "
+                "follows the campaign's retries_per_contact and retry_delay_seconds. "
+                "voicemail: an answered call the agent marked so.",
+        **{outcome: (RetryRule, _optional(f"How contacts are retried after {outcome}."))
+           for outcome in map(str, POLICY_OUTCOMES)})
+
+
 class CampaignFields(Body):
     """The non-file fields of ``POST /api/v1/campaigns`` (multipart/form-data)."""
 
@@ -174,6 +328,15 @@ class CampaignFields(Body):
     scheduled_at: AwareDatetime | None = Field(
         None, description="RFC 3339 with a zone; in the future, and at most 100 years "
                           "(36,500 days) ahead.")
+    # JSON text in the form (an object part, as OpenAPI encodes one in multipart).
+    calling_window: Annotated[CallingWindowIn | None, BeforeValidator(_json_text)] = Field(
+        None, description="JSON: when its contacts may be called, in their local time. "
+                          "Absent or null: the account's window (GET /api/v1/settings), if "
+                          "any.")
+    retry_policy: Annotated[RetryPolicy, BeforeValidator(_json_text)] = Field(
+        default_factory=RetryPolicy,
+        description="JSON: retries by outcome. Absent: retries_per_contact and "
+                    "retry_delay_seconds for every outcome.")
 
     @field_validator("scheduled_at")
     @classmethod
@@ -223,6 +386,13 @@ class CampaignOut(BaseModel):
     created_by: uuid.UUID | None = Field(description="The id of the API key that created it.")
     failure_reason: str | None
     contact_counts: ContactCounts
+    calling_window: CallingWindowOut | None = Field(
+        description="The campaign's own window; null: the account's (GET /api/v1/settings) "
+                    "applies, if it has one.")
+    retry_policy: RetryPolicy = Field(description="Retries by outcome ({}: none).")
+    waiting_for_window: int = Field(
+        description="Contacts due now (new ones, and retries whose time has come) but "
+                    "outside their calling window now.")
 
 
 class RejectedRowOut(BaseModel):
@@ -238,6 +408,8 @@ class RejectedCounts(BaseModel):
     invalid_number: int = 0
     duplicate: int = 0
     column_count: int = 0
+    do_not_call: int = 0
+    invalid_timezone: int = 0
 
 
 class ImportReport(BaseModel):
@@ -268,6 +440,9 @@ class ContactOut(BaseModel):
     last_outcome: str | None
     last_attempt_at: datetime | None
     next_attempt_at: datetime | None
+    disposition: Disposition | None = Field(
+        description="How the agent said the contact's latest answered call went; null "
+                    "when it has not said.")
 
 
 class CallOut(BaseModel):
@@ -292,6 +467,12 @@ class CallOut(BaseModel):
         description="The agent's final SIP status code (SIP adapter only).")
     agent_sip_call_id: str | None = Field(
         description="The agent leg's SIP Call-ID (SIP adapter only).")
+    disposition: Disposition | None = Field(
+        description="How the agent said the call went (the API, or X-Disposition on its "
+                    "BYE); null when it has not said.")
+    callback_at: datetime | None = Field(
+        description="With the callback disposition: when the contact is called again.")
+    disposition_notes: str | None = Field(description="The agent's notes on the call.")
 
 
 class PageQuery(Body):
@@ -340,6 +521,21 @@ class CallLimits(BaseModel):
     calls_per_minute: int = Field(description="Dials per minute; 0 blocks dialing.")
     daily_calls_max: int | None = Field(description="Dials per UTC day; null: unlimited.")
     daily_minutes_max: int | None = Field(description="Talk minutes per UTC day; null: unlimited.")
+
+
+class AccountSettingsOut(BaseModel):
+    calling_window: CallingWindowOut | None = Field(
+        description="The window of the account's campaigns that have none of their own; "
+                    "null: none (they call at any hour).")
+
+
+class AccountSettingsUpdate(Body):
+    """Only the settings present change; ``calling_window: null`` clears the window."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    calling_window: CallingWindowIn | None = Field(
+        None, description="The account's default calling window, or null for none.")
 
 
 class ErrorDetail(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -22,6 +23,15 @@ class Account:
     daily_calls_max: int | None
     daily_minutes_max: int | None
     created_at: datetime
+
+
+@attrs.frozen
+class AccountSettings:
+    """What an account sets for its campaigns (read fresh: not part of the cached
+    principal)."""
+
+    # Canonical window JSON, validated at the edge; None: no default window.
+    calling_window: dict[str, Any] | None
 
 
 @attrs.frozen
@@ -131,3 +141,16 @@ async def set_limits(db: Database, account_id: uuid.UUID, *,
     args = [None if value is _UNSET else value for value in values]
     row = await db.fetchrow("accounts.set_limits", account_id, *args, *given)
     return None if row is None else from_row(Account, row)
+
+
+async def get_settings(db: Database, account_id: uuid.UUID) -> AccountSettings | None:
+    row = await db.fetchrow("accounts.get_settings", account_id)
+    return None if row is None else from_row(AccountSettings, row)
+
+
+async def set_calling_window(db: Database, account_id: uuid.UUID,
+                             window: dict[str, Any] | None) -> AccountSettings | None:
+    """Set (or, with None, clear) the window of the account's campaigns that have none of
+    their own; None if there is no such account."""
+    row = await db.fetchrow("accounts.set_calling_window", account_id, window)
+    return None if row is None else AccountSettings(calling_window=row["calling_window"])

@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from gateway import timezones
+from gateway.clock import utcnow
 from gateway.contacts_csv import COPY_COLUMNS, ContactsImport
 from gateway.db import Database, Tx
 from gateway.ids import contact_id_prefix
@@ -46,6 +48,10 @@ class CampaignSettings:
     retries_per_contact: int
     retry_delay_seconds: int
     scheduled_at: datetime | None
+    # Canonical JSON, validated at the edge: {"days", "start", "end"}, or None (the
+    # account's applies); and {outcome: {"delay_seconds"?, "max_attempts"?}}.
+    calling_window: dict[str, Any] | None = None
+    retry_policy: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -66,7 +72,11 @@ class Campaign:
     created_at: datetime
     updated_at: datetime
     created_by: uuid.UUID | None
+    calling_window: dict[str, Any] | None
+    retry_policy: dict[str, Any]
     contact_counts: dict[str, int] = attrs.field(factory=dict)
+    # Read with the counts (it costs as much); 0 when they are not read.
+    waiting_for_window: int = 0
 
 
 @attrs.frozen
@@ -80,6 +90,7 @@ class Contact:
     last_outcome: str | None
     last_attempt_at: datetime | None
     next_attempt_at: datetime | None
+    disposition: str | None  # how the agent said its last answered call went
 
 
 # The agent's sip_uri is where the SIP adapter connects the contacts who answer.
@@ -131,6 +142,8 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
     status = (CampaignStatus.SCHEDULED if settings.scheduled_at is not None
               else CampaignStatus.DRAFT)
 
+    zone_names = await timezones.known_zones(db)  # read once per process
+
     async def insert(tx: Tx) -> Row:
         await check_references(tx, account_id, settings,
                                agent_sip_uri_required=agent_sip_uri_required)
@@ -138,39 +151,63 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
             "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
             settings.phone_number_id, status, settings.max_concurrent_calls,
             settings.retries_per_contact, settings.retry_delay_seconds, settings.scheduled_at,
-            0, 0, api_key_id, contact_id_prefix())
+            0, 0, api_key_id, contact_id_prefix(), settings.calling_window,
+            settings.retry_policy)
+        # The list as it is now: a number added later is skipped when its turn comes.
+        contacts.dnc_keys = frozenset(await tx.fetchval("campaigns.import_dnc_keys",
+                                                        account_id))
+        contacts.known_zones = zone_names
         chunks = contacts.chunks()
         copied = await tx.copy_chunks("contacts", COPY_COLUMNS,
                                       functools.partial(next, chunks, None))
         if copied != contacts.accepted:  # a broken payload must not leave a short campaign
             raise RuntimeError(f"copied {copied} contacts, expected {contacts.accepted}")
-        return await tx.fetchone("campaigns.set_totals", campaign_id, copied,
-                                 contacts.rows_rejected, contacts.columns)
+        return await _store_zones(tx, campaign_id, contacts)
 
     # Not re-run on a deadlock: the upload is parsed once, as it is copied.
     row = await db.transaction(insert, rerun=False)
     return _campaign(row, {ContactStatus.PENDING: contacts.accepted})
 
 
+async def _store_zones(tx: Tx, campaign_id: uuid.UUID, contacts: ContactsImport) -> Row:
+    """After the COPY: the campaign's sets of zones (the import's numbering), its totals,
+    and its pending contacts counted by zone."""
+    zones = list(range(len(contacts.zone_sets)))
+    await tx.execute("campaigns.insert_zones", campaign_id, zones,
+                     [",".join(names) for names in contacts.zone_sets])
+    return await tx.fetchone("campaigns.set_totals", campaign_id, contacts.accepted,
+                             contacts.rows_rejected, contacts.columns, zones,
+                             contacts.zone_counts)
+
+
 def _campaign(row: Row, counts: dict[str, int]) -> Campaign:
     full = {status: counts.get(status, 0) for status in ContactStatus}
-    return from_row(Campaign, {**row, "contact_counts": full})
+    return from_row(Campaign, {"waiting_for_window": 0, **row, "contact_counts": full})
 
 
 async def get(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, *,
               counts: bool = True) -> Campaign | None:
     """The campaign if the account owns it, with its contacts by status unless
     ``counts=False``."""
-    row = await db.fetchrow("campaigns.get_with_counts" if counts else "campaigns.get",
-                            campaign_id, account_id)
+    if counts:
+        row = await db.fetchrow("campaigns.get_with_counts", campaign_id, account_id,
+                                utcnow())
+    else:
+        row = await db.fetchrow("campaigns.get", campaign_id, account_id)
     if row is None:
         return None
     return _campaign(row, row["contact_counts"] if counts else {})
 
 
+async def waiting_for_window(db: Database, campaign_id: uuid.UUID) -> int:
+    """The campaign's contacts due now but outside their calling window now."""
+    return await db.fetchval("campaigns.waiting_for_window", campaign_id, utcnow())
+
+
 async def page(db: Database, account_id: uuid.UUID, number: int,
                status: str | None = None) -> Page[Campaign]:
-    rows = await db.fetch("campaigns.page", account_id, status, PAGE_SIZE, offset(number))
+    rows = await db.fetch("campaigns.page", account_id, status, PAGE_SIZE, offset(number),
+                          utcnow())
     total = await db.fetchval("campaigns.count", account_id, status)
     return Page([_campaign(row, row["contact_counts"]) for row in rows], number, total)
 

@@ -7,12 +7,15 @@ try. Ring, agent-answer and talk time are slept on trio's clock, so tests can dr
 A call the contact answers goes on to the agent leg: ``on_answer``, then
 ``agent_answer_seconds`` later either ``on_connect`` and the talk (``answered``, hung up
 by the contact or the agent) or, for an agent that cannot take it, ``agent_unavailable``
-(answered, never connected, hung up by the gateway).
+(answered, never connected, hung up by the gateway). A rule may give the agent a
+disposition for the calls it takes (``callback_at`` ``callback_after_seconds`` after the
+call ended, for a callback), reported in the result as the SIP agent's BYE reports it.
 """
 
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import NamedTuple
 
 import trio
@@ -20,7 +23,7 @@ import trio
 from gateway.clock import utcnow
 from gateway.config import SimSettings
 from gateway.telephony.base import IGNORE_PROGRESS, AnswerCallback, CallResult, DialRequest
-from gateway.vocabulary import HangupBy, Outcome
+from gateway.vocabulary import Disposition, HangupBy, Outcome
 
 
 class SimPlan(NamedTuple):
@@ -33,6 +36,9 @@ class SimPlan(NamedTuple):
     talk_seconds: float
     agent_outcome: Outcome = Outcome.ANSWERED  # answered or agent_unavailable
     hangup_by: HangupBy = HangupBy.CONTACT  # of a call that reached the agent
+    # What the agent says of a call that reached it (rules only).
+    disposition: Disposition | None = None
+    callback_after_seconds: float | None = None
 
 
 class SimAdapter:
@@ -49,7 +55,8 @@ class SimAdapter:
         for rule in self._settings.rules:
             if rule.matches(number):
                 return SimPlan(Outcome(rule.outcome), rule.ring_seconds, rule.talk_seconds,
-                               Outcome(rule.agent_outcome), HangupBy(rule.hangup_by))
+                               Outcome(rule.agent_outcome), HangupBy(rule.hangup_by),
+                               rule.disposition, rule.callback_after_seconds)
         rng = random.Random(f"{self._settings.seed}:{number}:{attempt}")
         outcome = rng.choices(self._outcomes, self._weights)[0]
         ring = rng.uniform(*self._settings.ring_seconds)
@@ -75,5 +82,10 @@ class SimAdapter:
         connected_at = utcnow()
         await on_connect(connected_at)
         await trio.sleep(plan.talk_seconds)
-        return CallResult(Outcome.ANSWERED, answered_at=answered_at, ended_at=utcnow(),
-                          connected_at=connected_at, hangup_by=plan.hangup_by)
+        ended_at = utcnow()
+        callback_at = None
+        if plan.disposition == Disposition.CALLBACK and plan.callback_after_seconds is not None:
+            callback_at = ended_at + timedelta(seconds=plan.callback_after_seconds)
+        return CallResult(Outcome.ANSWERED, answered_at=answered_at, ended_at=ended_at,
+                          connected_at=connected_at, hangup_by=plan.hangup_by,
+                          disposition=plan.disposition, callback_at=callback_at)

@@ -39,6 +39,24 @@ UPDATE accounts SET
 WHERE id = $1
 RETURNING *;
 
+-- name: get_settings
+SELECT calling_window FROM accounts WHERE id = $1;
+
+-- name: set_calling_window
+-- $2: canonical window JSON, or NULL for none. Campaigns without a window of their own
+-- read it through campaign_window() (0008). The account's running campaigns are told
+-- (control.py), so an actor asleep until a window opens looks again at once: the window
+-- may be wider now, or gone.
+WITH changed AS (
+    UPDATE accounts SET calling_window = $2, updated_at = now()
+    WHERE id = $1
+    RETURNING id, calling_window
+), told AS (
+    SELECT pg_notify('gateway', 'campaign ' || cp.id)
+    FROM campaigns cp, changed WHERE cp.account_id = changed.id AND cp.status = 'running'
+)
+SELECT calling_window, (SELECT count(*) FROM told) AS told FROM changed;
+
 -- name: bootstrap_lock
 -- Two gateways starting on one empty database must create one default account, not two.
 SELECT pg_advisory_xact_lock(7231000002);

@@ -155,7 +155,7 @@ WITH input AS (
            k.status
     FROM (SELECT kinds.*,
                  CASE WHEN kinds.campaign_status NOT IN ('running', 'paused')
-                      THEN CASE WHEN kinds.outcome = 'answered' THEN 'completed'
+                      THEN CASE WHEN kinds.kind = 'answered' THEN 'completed'
                                 ELSE 'failed' END
                       WHEN kinds.kind = 'answered' AND kinds.disposition = 'callback'
                            AND kinds.callback_at IS NOT NULL AND kinds.attempt < 6

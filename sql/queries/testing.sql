@@ -50,3 +50,17 @@ SELECT window_open(c.win::jsonb, string_to_array(c.zones, ','), c.at) AS open,
        window_next_open(c.win::jsonb, string_to_array(c.zones, ','), c.at) AS next_open
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS c(win, zones, at, n)
 ORDER BY c.n;
+
+-- name: compliance_attempts
+-- Campaign $1's attempts with the facts the compliance tests check, in dial order.
+SELECT a.id, a.contact_id, a.phone_number, a.attempt, a.outcome, a.dialed_at, a.ended_at,
+       a.disposition, a.callback_at
+FROM attempts a WHERE a.campaign_id = $1::uuid ORDER BY a.dialed_at, a.id;
+
+-- name: compliance_contacts
+-- Campaign $1's contacts with their zone names, in import order.
+SELECT c.phone_number, c.status, c.attempts, c.last_outcome, c.disposition,
+       c.next_attempt_at, z.names AS zone_names
+FROM contacts c
+LEFT JOIN campaign_zones z ON z.campaign_id = c.campaign_id AND z.zone = c.zone
+WHERE c.campaign_id = $1::uuid ORDER BY c.seq;

@@ -28,7 +28,7 @@ from tests.bench.harness import HERE, LOGS, Row, machine
 
 # name -> module (tests.bench.<module>); run in this order.
 BENCHMARKS = {"ingest": "ingest", "dispatch": "dispatch", "scale": "scale", "sse": "sse",
-              "sip": "sip", "api": "api_load", "cluster": "cluster"}
+              "sip": "sip", "api": "api_load", "cluster": "cluster", "compliance": "compliance"}
 
 
 @attrs.define

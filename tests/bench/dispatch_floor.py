@@ -41,6 +41,9 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
     batched = "dialing.record_results" in queries()
     record_sql = query("dialing.record_results" if batched else "dialing.record_result")
     retryable = sorted(RETRYABLE)
+    # Since dispositions (0008) a result also carries the agent's disposition, callback
+    # time and notes.
+    no_disposition = (None, None, None) if "$14::text[]" in record_sql else ()
     idle: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
     connections = [await asyncpg.connect(url) for _ in range(CONNECTIONS)]
     for conn in connections:
@@ -93,7 +96,7 @@ async def main(url: str, campaign_id: uuid.UUID) -> dict:
             # As the engine records an answered sim call: connected at once, the contact
             # hanging up.
             await record((row["attempt_id"], "answered", at, at, 0.0, None, None, at,
-                          "contact", None, None))
+                          "contact", None, None, *no_disposition))
             done += 1
         finally:
             slots.release()

@@ -91,21 +91,31 @@ def _settings_from(form: Form) -> CampaignSettings:
     # An empty optional field is the same as an absent one (HTML forms send them).
     given = {k: v for k, v in form.fields.items()
              if v.strip() or k not in ("max_concurrent_calls", "retries_per_contact",
-                                       "retry_delay_seconds", "scheduled_at")}
+                                       "retry_delay_seconds", "scheduled_at",
+                                       "calling_window", "retry_policy")}
     try:
         fields = CampaignFields.model_validate(given)
     except ValidationError as exc:
         raise describe_validation(exc) from None
     note_inputs(**fields.model_dump())
+    # Canonical: the outcomes and keys given, in vocabulary order (absent ones mean "the
+    # campaign's").
+    policy = fields.retry_policy.model_dump(exclude_none=True)
     minimum = services().settings.limits.min_retry_delay_seconds
     if fields.retry_delay_seconds < minimum:
         raise validation_error("retry_delay_seconds",
                                f"must be at least {minimum} (got {fields.retry_delay_seconds})")
+    for outcome, rule in policy.items():
+        delay = rule.get("delay_seconds")
+        if delay is not None and delay < minimum:
+            raise validation_error(f"retry_policy.{outcome}.delay_seconds",
+                                   f"must be at least {minimum} (got {delay})")
     if fields.scheduled_at is not None and fields.scheduled_at <= datetime.now(UTC):
         raise validation_error("scheduled_at",
                                f"is in the past ({fields.scheduled_at.isoformat()}); "
                                "omit it to create a draft, or give a future time")
-    return CampaignSettings(**fields.model_dump())
+    return CampaignSettings(**fields.model_dump(exclude={"retry_policy"}),
+                            retry_policy=policy)
 
 
 async def _create_from_form(form: Form) -> Response:
@@ -133,6 +143,10 @@ async def _create_from_form(form: Form) -> Response:
         raise validation_error("contacts", exc.message) from None
     except InvalidReference as exc:  # changed between the first check and the insert
         raise validation_error(exc.field, exc.message) from None
+    # Shown as every read of the campaign shows it (its new contacts may be outside their
+    # window already): counted once the import is committed.
+    campaign = attrs.evolve(campaign, waiting_for_window=await campaigns.waiting_for_window(
+        svc.db, campaign.id))
     log.info("campaign.created", campaign_id=str(campaign.id), account_id=str(who.account.id),
              status=campaign.status, contacts=parsed.accepted, rejected=parsed.rows_rejected)
     report = _report(parsed, greeting)

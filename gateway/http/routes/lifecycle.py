@@ -1,4 +1,5 @@
-"""Campaign lifecycle: start, pause, resume, stop; and the call history.
+"""Campaign lifecycle: start, pause, resume, stop; the call history, and the agent's
+disposition of a call.
 
 Handlers never dial: they change the campaign's row in one transaction, then tell the
 supervisor, which starts or winds down the campaign's actor.
@@ -12,7 +13,7 @@ from typing import Any
 
 import attrs
 from quart import Blueprint, Response
-from quart_schema import document_response, validate_querystring
+from quart_schema import document_response, validate_querystring, validate_request
 
 from gateway.clock import utcnow
 from gateway.db import Database
@@ -21,8 +22,10 @@ from gateway.http.errors import ApiError, conflict, not_found
 from gateway.http.openapi import API, errors
 from gateway.http.routes.campaigns import agent_sip_uri_required, campaign_out, owned_campaign
 from gateway.http.schemas import CallOut, CallPage, CampaignOut, PageQuery
+from gateway.http.schemas_dispositions import DispositionIn
 from gateway.logs import get_logger
 from gateway.store import calls, campaigns, lifecycle
+from gateway.store.calls import DispositionRefused
 from gateway.store.campaigns import InvalidReference, WrongStatus
 from gateway.store.lifecycle import BudgetExceeded
 from gateway.vocabulary import CampaignStatus
@@ -104,3 +107,27 @@ async def list_calls(campaign_id: uuid.UUID, query_args: PageQuery) -> Response:
     page = await calls.page(services().db, campaign.id, query_args.page)
     return respond(CallPage(data=[CallOut(**attrs.asdict(c)) for c in page.items],
                             **page_fields(page)))
+
+
+@bp.post("/calls/<uuid:call_id>/disposition")
+@validate_request(DispositionIn)
+@document_response(CallOut)
+@errors(400, 404, 409, 413, *API)
+async def set_disposition(call_id: uuid.UUID, data: DispositionIn) -> Response:
+    """How an answered call went, while it is live or until 24 hours after it ended; once
+    only. A call already recorded has its contact decided again (a voicemail or a callback
+    is retried); do_not_call puts the number on the account's do-not-call list."""
+    account_id = principal().account.id
+    try:
+        disposed = await calls.set_disposition(services().db, account_id, call_id,
+                                               data.disposition, data.callback_at,
+                                               data.notes, utcnow())
+    except DispositionRefused as exc:
+        raise conflict(exc.message) from None
+    if disposed is None:
+        raise not_found("call")
+    # The notes stay out of the log: they may hold what the contact said about themselves.
+    log.info("call.disposition", call_id=str(call_id), campaign_id=str(disposed.campaign_id),
+             account_id=str(account_id), disposition=data.disposition,
+             live=disposed.call.outcome is None, contact_status=disposed.contact_status)
+    return respond(CallOut(**attrs.asdict(disposed.call)))

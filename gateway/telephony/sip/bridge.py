@@ -18,7 +18,10 @@ are, so media flows between the trunk and the agent directly.
 4. Either side's BYE is answered and a BYE sent to the other leg (``hangup_by`` says who
    ended it); ``max_call_seconds`` from the contact's answer ends both legs
    (``gateway``). A re-INVITE or UPDATE from either side is relayed to the other
-   (:mod:`.relay`).
+   (:mod:`.relay`). The agent's BYE may say how the call went (``X-Disposition``,
+   ``X-Callback-At``, ``X-Disposition-Notes``: :func:`.headers.agent_disposition`); an
+   ``answered`` result carries it, and values that cannot be used are ignored (a debug
+   log), never an error.
 
 With ``trunk_offer = "early"`` (trunks that refuse an INVITE without an offer) the agent is
 invited first, without an offer; its 2xx's offer is ACKed with a hold answer
@@ -57,7 +60,7 @@ import trio
 from gateway.clock import utcnow
 from gateway.logs import get_logger
 from gateway.telephony.base import AnswerCallback, CallResult, DialRequest
-from gateway.telephony.sip.headers import parse_uri
+from gateway.telephony.sip.headers import AgentDisposition, agent_disposition, parse_uri
 from gateway.telephony.sip.leg import CHALLENGES, Leg
 from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse
 from gateway.telephony.sip.outcomes import outcome_for_status
@@ -108,6 +111,7 @@ class BridgedCall:
         self.talking = False               # connected: re-INVITE and UPDATE are relayed
         self.relay: Relay | None = None
         self._callback_error: Exception | None = None
+        self.disposition: AgentDisposition | None = None  # from the agent's BYE
         self._log = log.bind(call_id=str(request.call_id), sip_call_id=self.contact.call_id)
 
     async def run(self, on_answer: AnswerCallback, on_connect: AnswerCallback) -> CallResult:
@@ -142,13 +146,18 @@ class BridgedCall:
 
     def _result(self, outcome: Outcome, status: int | None) -> CallResult:
         agent = self.agent
+        # Only an answered call takes a disposition (the API refuses one for the others).
+        said = self.disposition if outcome == Outcome.ANSWERED else None
         return CallResult(
             outcome, answered_at=self.answered_at, ended_at=utcnow(),
             sip_call_id=self.contact.call_id, sip_status=status,
             connected_at=self.connected_at,
             hangup_by=self.hangup_by if self.answered_at else None,
             agent_sip_status=self.agent_status,
-            agent_sip_call_id=agent.call_id if agent is not None and agent.invite else None)
+            agent_sip_call_id=agent.call_id if agent is not None and agent.invite else None,
+            disposition=said.disposition if said else None,
+            callback_at=said.callback_at if said else None,
+            disposition_notes=said.notes if said else None)
 
     async def _callback(self, callback: AnswerCallback, at: datetime) -> None:
         try:
@@ -581,6 +590,8 @@ class BridgedCall:
             self._log.debug("sip.reply_unsendable", method=message.method, error=str(exc))
             return
         if is_bye:
+            if leg is self.agent and not leg.ended:  # not a retransmission
+                self._take_disposition(message)
             leg.ended = True
             if self.hangup_by is None:
                 self.hangup_by = HangupBy.CONTACT if leg is self.contact else HangupBy.AGENT
@@ -589,6 +600,14 @@ class BridgedCall:
             await self.transport.send(data, incoming.source)
         except TransportError as exc:  # a lost reply: the peer retransmits, the call goes on
             self._log.debug("sip.reply_failed", error=str(exc))
+
+    def _take_disposition(self, bye: SipRequest) -> None:
+        said, ignored = agent_disposition(bye, utcnow())
+        if ignored:
+            self._log.debug("sip.disposition_ignored", reasons=ignored)
+        if said is not None:
+            self.disposition = said
+            self._log.debug("sip.agent_disposition", disposition=said.disposition)
 
     async def _abandon(self) -> None:
         """Clean-up after cancellation or an error: leave nothing open at either peer."""

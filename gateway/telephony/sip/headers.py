@@ -3,18 +3,22 @@
 Parsers raise :class:`~gateway.telephony.sip.message.SipParseError` on values they cannot
 read. The ``X-`` header builders are the one place contact data enters a SIP message:
 names are reduced to token characters and values percent-encoded, so no CR, LF or other
-control character from a CSV cell can reach the wire.
+control character from a CSV cell can reach the wire. The agent's disposition on its BYE
+(``X-Disposition``...) is read by :func:`agent_disposition`, which is total instead: a
+value it cannot use is ignored, never an error, since the call is over either way.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import attrs
 
-from gateway.telephony.sip.message import SipParseError, SipRequest, SipResponse
+from gateway.telephony.sip.message import SipMessage, SipParseError, SipRequest, SipResponse
+from gateway.vocabulary import MAX_CALLBACK_AHEAD_SECONDS, MAX_DISPOSITION_NOTES_CHARS, Disposition
 
 BRANCH_MAGIC = "z9hG4bK"
 _SPACE = re.compile(r"\s")  # what str.isspace takes: Unicode white space too
@@ -181,3 +185,78 @@ def make_response(request: SipRequest, status: int, reason: str,
         to = f"{to};tag={to_tag}"
     headers.append(("To", to))
     return SipResponse((*headers, *extra), b"", status=status, reason=reason)
+
+
+# -- the agent's disposition, on its BYE ------------------------------------------------
+
+# The bounds the API puts on the same values.
+MAX_CALLBACK_AHEAD = timedelta(seconds=MAX_CALLBACK_AHEAD_SECONDS)
+MAX_NOTES_CHARS = MAX_DISPOSITION_NOTES_CHARS
+# RFC 3339 (section 5.6) date-time, ASCII digits only; its offset is required.
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                        r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+_DISPOSITIONS = {d.value: d for d in Disposition}
+
+
+@attrs.frozen
+class AgentDisposition:
+    """What the agent said of the call as it hung up."""
+
+    disposition: Disposition
+    callback_at: datetime | None = None  # UTC; with a callback only
+    notes: str | None = None
+
+
+def agent_disposition(message: SipMessage, now: datetime
+                      ) -> tuple[AgentDisposition | None, list[str]]:
+    """The disposition the agent's BYE carries, and what of it was ignored (the reasons,
+    for a debug log: they never quote the notes). Total: whatever the header values, a
+    disposition or None, never an exception.
+
+    ``X-Disposition`` is a disposition's name (any case); ``callback`` needs
+    ``X-Callback-At``, an RFC 3339 time with an offset after ``now`` and at most 30 days
+    ahead (else the whole disposition is ignored: a callback without a time cannot be
+    kept); ``X-Callback-At`` with another disposition is ignored. ``X-Disposition-Notes``
+    (up to 2,000 characters, as it is on the wire) is kept with any disposition."""
+    ignored: list[str] = []
+    raw = message.get("x-disposition")
+    if raw is None:
+        return None, ignored
+    disposition = _DISPOSITIONS.get(raw.strip().lower())
+    if disposition is None:
+        return None, [f"X-Disposition {raw[:40]!r} is not a disposition"]
+    callback_at = None
+    raw_time = message.get("x-callback-at")
+    if disposition == Disposition.CALLBACK:
+        callback_at, problem = _callback_time(raw_time, now)
+        if callback_at is None:
+            return None, [f"X-Disposition callback ignored: X-Callback-At {problem}"]
+    elif raw_time is not None:
+        ignored.append(f"X-Callback-At ignored with X-Disposition {disposition}")
+    notes = message.get("x-disposition-notes")
+    if notes is not None:
+        notes = notes.strip()
+        if len(notes) > MAX_NOTES_CHARS or "\x00" in notes:
+            # (A parsed message holds no NUL; one built here might.)
+            ignored.append(f"X-Disposition-Notes ignored: over {MAX_NOTES_CHARS} "
+                           "characters, or holding NUL")
+            notes = None
+    return AgentDisposition(disposition, callback_at, notes or None), ignored
+
+
+def _callback_time(raw: str | None, now: datetime) -> tuple[datetime | None, str]:
+    """(the time in UTC, "") or (None, what is wrong with it)."""
+    if raw is None:
+        return None, "is missing"
+    text = raw.strip()
+    if _DATE_TIME.fullmatch(text) is None:
+        return None, f"{raw[:40]!r} is not an RFC 3339 time with an offset"
+    try:
+        when = datetime.fromisoformat(text.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):  # 25:00, a 30th of February, past the calendar
+        return None, f"{raw[:40]!r} is not a valid time"
+    if when <= now:
+        return None, f"{raw[:40]!r} is not in the future"
+    if when > now + MAX_CALLBACK_AHEAD:
+        return None, f"{raw[:40]!r} is more than 30 days ahead"
+    return when, ""
