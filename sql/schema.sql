@@ -236,18 +236,17 @@ END $$;
 CREATE FUNCTION public.window_open(win jsonb, zones text[], at timestamp with time zone) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-    SELECT win IS NULL OR coalesce(bool_and(window_open_in(win, zone, at)), true)
-    FROM unnest(zones) AS zone
+    SELECT win IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(zones) AS zone
+                                      WHERE NOT window_open_in(win, zone, at))
 $$;
 
 CREATE FUNCTION public.window_open_in(win jsonb, zone text, at timestamp with time zone) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
     SELECT (win -> 'days') ? (ARRAY['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])
-                                 [extract(isodow FROM local)::int]
-           AND local::time >= (win ->> 'start')::time
-           AND (win ->> 'end' = '24:00' OR local::time < (win ->> 'end')::time)
-    FROM (SELECT at AT TIME ZONE zone AS local) AS here
+                                 [extract(isodow FROM at AT TIME ZONE zone)::int]
+           AND (at AT TIME ZONE zone)::time >= (win ->> 'start')::time
+           AND (win ->> 'end' = '24:00' OR (at AT TIME ZONE zone)::time < (win ->> 'end')::time)
 $$;
 
 CREATE TABLE public.account_leases (
@@ -378,6 +377,7 @@ CREATE TABLE public.campaigns (
     custom_field_names text[] DEFAULT '{}'::text[] NOT NULL,
     calling_window jsonb,
     retry_policy jsonb DEFAULT '{}'::jsonb NOT NULL,
+    attempts_max integer GENERATED ALWAYS AS (public.campaign_attempts_max(retry_policy, retries_per_contact)) STORED,
     CONSTRAINT campaigns_check CHECK (((status <> 'scheduled'::text) OR (scheduled_at IS NOT NULL))),
     CONSTRAINT campaigns_contacts_total_check CHECK ((contacts_total >= 0)),
     CONSTRAINT campaigns_max_concurrent_calls_check CHECK (((max_concurrent_calls >= 1) AND (max_concurrent_calls <= 100))),

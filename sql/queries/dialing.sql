@@ -16,8 +16,7 @@
 WITH campaign AS (
     -- Nothing is claimed unless the campaign runs with an active agent and an enabled
     -- number, so a deactivation stops dialing at once, not at the actor's next check.
-    SELECT cp.id, cp.account_id, cp.contact_id_prefix,
-           campaign_attempts_max(cp.retry_policy, cp.retries_per_contact) AS attempts_max,
+    SELECT cp.id, cp.account_id, cp.contact_id_prefix, cp.attempts_max,
            coalesce(cp.calling_window, ac.calling_window) AS win
     FROM campaigns cp
     JOIN accounts ac ON ac.id = cp.account_id
@@ -29,11 +28,14 @@ WITH campaign AS (
                   WHERE l.account_id = cp.account_id AND l.owner = $6 AND l.epoch = $7
                     AND l.expires_at > now())
 ), gate AS (
-    -- Which contacts' zones are inside the window now (all of them without a window).
+    -- Which contacts' zones are inside the window now (all of them without a window): the
+    -- window open in every zone of the zone set (window_open, spelled out to be inlined).
     SELECT campaign.win IS NULL AS open_all,
            ARRAY(SELECT z.zone FROM campaign_zones z
                  WHERE z.campaign_id = $1 AND campaign.win IS NOT NULL
-                   AND window_open(campaign.win, z.names, $2)) AS zones
+                   AND NOT EXISTS (SELECT 1 FROM unnest(z.names) AS name
+                                   WHERE NOT window_open_in(campaign.win, name, $2)))
+               AS zones
     FROM campaign
 ), retries AS (
     -- campaign_id = $1 (not a join) lets the planner walk the indexes in order and stop
@@ -272,7 +274,8 @@ WITH gate AS (
     SELECT w.win IS NULL AS open_all,
            ARRAY(SELECT z.zone FROM campaign_zones z
                  WHERE z.campaign_id = $1 AND w.win IS NOT NULL
-                   AND window_open(w.win, z.names, $3)) AS zones
+                   AND NOT EXISTS (SELECT 1 FROM unnest(z.names) AS name
+                                   WHERE NOT window_open_in(w.win, name, $3))) AS zones
     FROM (SELECT campaign_window($1) AS win) AS w
 )
 SELECT coalesce((SELECT seq FROM contacts
