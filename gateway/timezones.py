@@ -12,15 +12,15 @@ get their country's zones instead, and the type needs the regexes.
 
 So `prefix_zones` answers for a prefix of a number, once for all the numbers that share
 it, exactly: the answer of every valid number starting with that prefix, or None when
-they may differ. It replays the number type and the region choice of phonenumbers on
-the prefix, each metadata pattern run as an automaton over digits (`_Pattern`): after
-the prefix, a pattern can still match some completion of each length, or every one, or
-none. The result is sure when the type's class (geographical or not) is the same for
-every completion that is valid, or when both classes give the same zones; the prefix
-table's part is sure when no longer table entry starts with the prefix. It never
-guesses: when unsure it answers None and the caller asks a longer prefix, then the
-number itself (`zones_for_number`). A number that starts with a national prefix
-phonenumbers might strip when parsing is left to phonenumbers.
+they may differ. It replays the number type and the region choice of phonenumbers on the
+prefix, each metadata pattern run as an automaton over digits
+(:mod:`gateway.digit_patterns`): after the prefix, a pattern can still match some
+completion of each length, or every one, or none. The result is sure when the type's
+class (geographical or not) is the same for every completion that is valid, or when both
+classes give the same zones; the prefix table's part is sure when no longer table entry
+starts with the prefix. It never guesses: when unsure it answers None and the caller
+asks a longer prefix, then the number itself (`zones_for_number`). A number that starts
+with a national prefix phonenumbers might strip when parsing is left to phonenumbers.
 
 The first prefix worth asking is the calling code and `PREFIX_DIGITS` digits (the +1
 area code): it decides most numbers. `zones_for_number` then asks longer ones for
@@ -33,7 +33,6 @@ generated valid numbers of every region and type.
 from __future__ import annotations
 
 import functools
-import re
 import threading
 import typing
 import zoneinfo
@@ -44,6 +43,7 @@ from phonenumbers import PhoneMetadata, PhoneNumberType
 from phonenumbers.timezone import UNKNOWN_TIMEZONE, time_zones_for_number
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
+from gateway.digit_patterns import MATCHED, DigitPattern, State, Unsupported
 from gateway.phone_fast import national_prefix_pattern
 
 if typing.TYPE_CHECKING:
@@ -59,10 +59,8 @@ _CALLING_CODES = frozenset(str(cc) for cc in phonenumbers.COUNTRY_CODE_TO_REGION
 # none of them is geographical.
 _SPECIAL_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
                   "pager", "uan", "voicemail")
-_DIGITS = range(10)
 _NEVER: tuple[str, ...] = ()  # no prefix decides: ask phonenumbers
 _NO_NUMBER: tuple[str, ...] = ("",)  # no valid number starts so
-_ANY_DIGIT = (1 << 10) - 1
 
 
 def reference_zones(e164: str) -> tuple[str, ...]:
@@ -204,174 +202,6 @@ def default_known_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-# --- the metadata as automata ---------------------------------------------------------------
-
-_State = frozenset[int]  # empty: no completion can match any more
-# A prefix pattern (leading digits, national prefix: re.match) that matched already.
-_MATCHED: _State = frozenset({-1})
-
-
-class Unsupported(ValueError):
-    """A pattern uses syntax `_Pattern` does not read; its calling code is then left to
-    phonenumbers, number by number."""
-
-
-class _Pattern:
-    """A metadata regex as a nondeterministic automaton over the ten digits.
-
-    phonenumbers' patterns use digits, ``\\d``, classes, ``(?:...)``, ``|``, ``?`` and
-    ``{n}``/``{n,m}``; national prefixes also have capturing groups (the same to match).
-    A state is the set of automaton states after some digits. `possible` and `certain`
-    say whether some, or every, completion by ``rest`` more digits matches in full;
-    ``prefix`` patterns (``re.match``) turn into `_MATCHED` as soon as a prefix matches.
-    """
-
-    def __init__(self, pattern: str, *, prefix: bool = False) -> None:
-        self.eps: list[list[int]] = []
-        self.edges: list[list[tuple[int, int]]] = []
-        self.prefix = prefix
-        tree, at = self._alternation(pattern, 0)
-        if at != len(pattern):
-            raise Unsupported(pattern)
-        start, self.end = self._build(tree)
-        self._steps: dict[tuple[_State, int], _State] = {}
-        self._possible: dict[tuple[_State, int], bool] = {}
-        self._certain: dict[tuple[_State, int], bool] = {}
-        self.initial = self._matched(self._closure((start,)))
-
-    def _alternation(self, text: str, at: int) -> tuple[tuple, int]:
-        branches = []
-        while True:
-            items = []
-            while at < len(text) and text[at] not in "|)":
-                atom, at = self._atom(text, at)
-                if text.startswith("?", at):
-                    atom, at = ("repeat", atom, 0, 1), at + 1
-                elif text.startswith("{", at):
-                    bounds = re.match(r"\{(\d+)(?:,(\d+))?\}", text[at:])
-                    if bounds is None:
-                        raise Unsupported(text)
-                    low = int(bounds[1])
-                    atom = ("repeat", atom, low, int(bounds[2] or low))
-                    at += bounds.end()
-                if at < len(text) and text[at] in "?{*+":
-                    raise Unsupported(text)
-                items.append(atom)
-            branches.append(("sequence", items))
-            if not text.startswith("|", at):
-                return ("alternation", branches), at
-            at += 1
-
-    def _atom(self, text: str, at: int) -> tuple[tuple, int]:
-        char = text[at]
-        if char in "0123456789":
-            return ("digits", 1 << int(char)), at + 1
-        if text.startswith("\\d", at):
-            return ("digits", _ANY_DIGIT), at + 2
-        if char == "[":
-            close = text.find("]", at)
-            body = re.fullmatch(r"(?:\\d|\d-\d|\d)+", text[at + 1:close]) if close > 0 else None
-            if body is None:
-                raise Unsupported(text)
-            mask = 0
-            for item in re.findall(r"\\d|\d-\d|\d", body[0]):
-                low, high = (0, 9) if item == "\\d" else (int(item[0]), int(item[-1]))
-                mask |= sum(1 << d for d in range(low, high + 1))
-            return ("digits", mask), close + 1
-        if char == "(":
-            at += 3 if text.startswith("(?:", at) else 1
-            tree, at = self._alternation(text, at)
-            if not text.startswith(")", at):
-                raise Unsupported(text)
-            return tree, at + 1
-        raise Unsupported(text)
-
-    def _new(self) -> int:
-        self.eps.append([])
-        self.edges.append([])
-        return len(self.eps) - 1
-
-    def _build(self, node: tuple) -> tuple[int, int]:
-        """Thompson's construction: the (start, end) states of the node's automaton."""
-        start = self._new()
-        if node[0] == "digits":
-            end = self._new()
-            self.edges[start].append((node[1], end))
-            return start, end
-        if node[0] == "sequence":
-            end = start
-            for item in node[1]:
-                first, last = self._build(item)
-                self.eps[end].append(first)
-                end = last
-            return start, end
-        if node[0] == "alternation":
-            end = self._new()
-            for item in node[1]:
-                first, last = self._build(item)
-                self.eps[start].append(first)
-                self.eps[last].append(end)
-            return start, end
-        _, item, low, high = node
-        at, exits = start, []
-        for copy in range(high):
-            if copy >= low:
-                exits.append(at)
-            first, last = self._build(item)
-            self.eps[at].append(first)
-            at = last
-        end = self._new()
-        for state in (*exits, at):
-            self.eps[state].append(end)
-        return start, end
-
-    def _closure(self, states: typing.Iterable[int]) -> _State:
-        seen, todo = set(states), list(states)
-        while todo:
-            for state in self.eps[todo.pop()]:
-                if state not in seen:
-                    seen.add(state)
-                    todo.append(state)
-        # Only states that read a digit, or the end, tell sets apart.
-        return frozenset(s for s in seen if self.edges[s] or s == self.end)
-
-    def _matched(self, state: _State) -> _State:
-        return _MATCHED if self.prefix and self.end in state else state
-
-    def step(self, state: _State, digit: int) -> _State:
-        if state is _MATCHED:
-            return state
-        key = (state, digit)
-        found = self._steps.get(key)
-        if found is None:
-            bit = 1 << digit
-            found = self._steps[key] = self._matched(self._closure(
-                [target for s in state for mask, target in self.edges[s] if mask & bit]))
-        return found
-
-    def possible(self, state: _State, rest: int) -> bool:
-        if not state:
-            return False
-        if rest == 0:
-            return self.end in state
-        key = (state, rest)
-        found = self._possible.get(key)
-        if found is None:
-            found = self._possible[key] = any(self.possible(self.step(state, d), rest - 1)
-                                              for d in _DIGITS)
-        return found
-
-    def certain(self, state: _State, rest: int) -> bool:
-        if rest == 0:
-            return self.end in state
-        key = (state, rest)
-        found = self._certain.get(key)
-        if found is None:
-            found = self._certain[key] = all(self.certain(self.step(state, d), rest - 1)
-                                             for d in _DIGITS)
-        return found
-
-
 @attrs.frozen
 class _Desc:
     """A number description: its pattern's index in the country's patterns, and the
@@ -401,10 +231,10 @@ class _Country:
         self.country = country_zones(cc)
         self.geo_mobile = phonenumbers.is_number_type_geographical(PhoneNumberType.MOBILE,
                                                                     int(cc))
-        self.patterns: list[_Pattern] = []
+        self.patterns: list[DigitPattern] = []
         self._index: dict[tuple[str, bool], int] = {}
         self.regions: list[_Region] = []
-        self._states: dict[str, dict[int, _State]] = {}
+        self._states: dict[str, dict[int, State]] = {}
         try:
             self.national_prefix = self._load()
             self.supported = True
@@ -415,7 +245,7 @@ class _Country:
     def _pattern(self, text: str, *, prefix: bool = False) -> int:
         index = self._index.get((text, prefix))
         if index is None:
-            self.patterns.append(_Pattern(text, prefix=prefix))
+            self.patterns.append(DigitPattern(text, prefix=prefix))
             index = self._index[(text, prefix)] = len(self.patterns) - 1
         return index
 
@@ -451,7 +281,7 @@ class _Country:
         prefix = national_prefix_pattern(self.cc)
         return None if prefix is None else self._pattern(prefix, prefix=True)
 
-    def _after(self, national: str) -> dict[int, _State]:
+    def _after(self, national: str) -> dict[int, State]:
         """The state of every pattern that can still match after the digits ``national``,
         by index (most are out after a few digits: only the others are stepped)."""
         states = self._states.get(national)
@@ -482,7 +312,7 @@ class _Country:
                look_ahead: int) -> tuple[str, ...] | None:
         states = self._after(national)
         prefix = None if self.national_prefix is None else states.get(self.national_prefix)
-        if prefix is _MATCHED:
+        if prefix is MATCHED:
             return _NEVER  # parse may strip it: the number may not be what its digits say
         if prefix and length != len(national):
             return None  # it may still match (a whole number where it doesn't is fine)
@@ -511,27 +341,27 @@ class _Country:
         answer = found.pop()
         return answer if not found and answer else None
 
-    def _possible(self, desc: _Desc | None, states: dict[int, _State], rest: int,
+    def _possible(self, desc: _Desc | None, states: dict[int, State], rest: int,
                   length: int) -> bool:
         if desc is None or desc.pattern not in states:
             return False
         return (not desc.lengths or length in desc.lengths) \
             and self.patterns[desc.pattern].possible(states[desc.pattern], rest)
 
-    def _certain(self, desc: _Desc | None, states: dict[int, _State], rest: int,
+    def _certain(self, desc: _Desc | None, states: dict[int, State], rest: int,
                  length: int) -> bool:
         if desc is None or desc.pattern not in states:
             return False
         return (not desc.lengths or length in desc.lengths) \
             and self.patterns[desc.pattern].certain(states[desc.pattern], rest)
 
-    def _valid(self, region: _Region, states: dict[int, _State], rest: int, length: int,
+    def _valid(self, region: _Region, states: dict[int, State], rest: int, length: int,
                test: typing.Callable[..., bool]) -> bool:
         return test(region.general, states, rest, length) and any(
             test(desc, states, rest, length)
             for desc in (*region.specials, region.fixed, region.mobile))
 
-    def _candidates(self, states: dict[int, _State], rest: int,
+    def _candidates(self, states: dict[int, State], rest: int,
                     length: int) -> list[_Region]:
         """The regions a valid completion (``rest`` more digits) may be numbered in."""
         if len(self.regions) == 1:
@@ -540,11 +370,11 @@ class _Country:
         for region in self.regions:
             if region.leading is not None:
                 state = states.get(region.leading)
-                if not state or (rest == 0 and state is not _MATCHED):
+                if not state or (rest == 0 and state is not MATCHED):
                     continue  # its leading digits can no longer match
                 if self._valid(region, states, rest, length, self._possible):
                     found.append(region)
-                if state is _MATCHED:
+                if state is MATCHED:
                     break  # every completion that gets this far is this region's
             elif self._valid(region, states, rest, length, self._possible):
                 found.append(region)  # the completions valid in it
@@ -552,7 +382,7 @@ class _Country:
                     break
         return found
 
-    def _classes(self, region: _Region, states: dict[int, _State], rest: int,
+    def _classes(self, region: _Region, states: dict[int, State], rest: int,
                  length: int) -> set[bool]:
         """Whether the type of a completion valid in ``region`` may be geographical (True),
         or not (False): a superset of the truth, which is all it takes to be sure."""

@@ -25,7 +25,7 @@ from phonenumbers import PhoneMetadata
 from phonenumbers.timezone import time_zones_for_number
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
-from gateway import timezones
+from gateway import digit_patterns, timezones
 from gateway.contacts_csv import ContactsFileError, ContactsImport, parse_contacts
 from gateway.phone_fast import national_prefix_pattern
 from gateway.store import accounts
@@ -178,7 +178,7 @@ def _metadata() -> list[PhoneMetadata]:
                       for c in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
 
 
-def _run(pattern: timezones._Pattern, digits: str) -> timezones._State:
+def _run(pattern: digit_patterns.DigitPattern, digits: str) -> digit_patterns.State:
     state = pattern.initial
     for digit in digits:
         state = pattern.step(state, int(digit))
@@ -204,8 +204,8 @@ def test_the_automata_read_every_metadata_pattern_as_re_does():
             prefix.add(found)
     for text, is_prefix in [(p, False) for p in sorted(full)] + [(p, True) for p in sorted(prefix)]:
         try:
-            pattern = timezones._Pattern(text, prefix=is_prefix)
-        except timezones.Unsupported:
+            pattern = digit_patterns.DigitPattern(text, prefix=is_prefix)
+        except digit_patterns.Unsupported:
             unread.add(text)
             continue
         compiled = re.compile(text)
@@ -215,7 +215,7 @@ def test_the_automata_read_every_metadata_pattern_as_re_does():
         for digits in samples:
             state = _run(pattern, digits)
             if is_prefix:
-                assert (state is timezones._MATCHED) == bool(compiled.match(digits)), (text,
+                assert (state is digit_patterns.MATCHED) == bool(compiled.match(digits)), (text,
                                                                                        digits)
             else:
                 assert pattern.possible(state, 0) == bool(compiled.fullmatch(digits)), (text,
@@ -226,7 +226,7 @@ def test_the_automata_read_every_metadata_pattern_as_re_does():
 
 
 def test_possible_and_certain_say_what_completions_match():
-    pattern = timezones._Pattern(r"2(?:1[2-9]|5\d)\d{2}")
+    pattern = digit_patterns.DigitPattern(r"2(?:1[2-9]|5\d)\d{2}")
     assert pattern.certain(_run(pattern, "25"), 3)
     assert pattern.possible(_run(pattern, "21"), 3) and not pattern.certain(_run(pattern, "21"), 3)
     assert not pattern.possible(_run(pattern, "210"), 2)
