@@ -44,7 +44,7 @@ BOUNDARY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789'()+_,-./:=? "
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF,
                                     exclude_characters="\x7f"), max_size=60)
 FIELDS = ["name", "agent_id", "phone_number_id", "max_concurrent_calls", "retries_per_contact",
-          "retry_delay_seconds", "scheduled_at", "contacts"]
+          "retry_delay_seconds", "scheduled_at", "calling_window", "retry_policy", "contacts"]
 
 
 @st.composite
@@ -81,8 +81,10 @@ def uploads(draw, agent_id: str, number_id: str):
                                  ("phone_number_id", number_id)]]
     for name, value in draw(st.lists(st.sampled_from(
             [("max_concurrent_calls", "3"), ("retries_per_contact", "1"),
-             ("retry_delay_seconds", "120"), ("scheduled_at", "2031-01-01T10:00:00Z")]),
-            unique=True, max_size=4)):
+             ("retry_delay_seconds", "120"), ("scheduled_at", "2031-01-01T10:00:00Z"),
+             ("calling_window", '{"days": ["mon", "fri"], "start": "09:00", "end": "20:00"}'),
+             ("retry_policy", '{"no_answer": {"delay_seconds": 3600, "max_attempts": 3}}')]),
+            unique=True, max_size=6)):
         parts.append([f'Content-Disposition: form-data; name="{name}"'.encode(),
                       value.encode()])
     parts.append([b'Content-Disposition: form-data; name="contacts"; filename="c.csv"\r\n'

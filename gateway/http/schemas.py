@@ -437,7 +437,9 @@ class ContactOut(BaseModel):
     custom_fields: dict[str, str]
     status: ContactStatus
     attempts: int
-    last_outcome: str | None
+    last_outcome: str | None = Field(
+        description="The outcome of the last attempt (one of Outcome), or do_not_call for a "
+                    "contact skipped because its number was on the do-not-call list.")
     last_attempt_at: datetime | None
     next_attempt_at: datetime | None
     disposition: Disposition | None = Field(
