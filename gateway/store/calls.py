@@ -86,8 +86,9 @@ async def set_disposition(db: Database, account_id: uuid.UUID, call_id: uuid.UUI
         call = from_row(Call, await tx.fetchone("calls.set_disposition", call_id,
                                                 disposition, callback_at, notes, now))
         if disposition == Disposition.DO_NOT_CALL:
-            await tx.execute("calls.list_number", account_id, row["phone_number"],
-                             DncSource.DISPOSITION)
+            # The list's own insert (dnc.sql), one number: no lock order to keep.
+            await tx.fetchval("dnc.add", account_id, [row["phone_number"]],
+                              DncSource.DISPOSITION, now)
         status = None
         if row["outcome"] is not None:
             status = await tx.fetchval("calls.decide_contact", call_id, MAX_ATTEMPTS)

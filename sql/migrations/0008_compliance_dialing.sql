@@ -279,10 +279,14 @@ $$;
 -- come) but outside their window: what snapshots and the campaign show.
 CREATE FUNCTION campaign_waiting_for_window(campaign uuid, at timestamptz) RETURNS bigint
     LANGUAGE sql STABLE AS $$
-    WITH closed AS (
-        SELECT z.zone FROM campaign_zones z
-        WHERE z.campaign_id = campaign
-          AND NOT window_open(campaign_window(campaign), z.names, at)
+    -- The window read once (not once per zone: this runs at every snapshot tick); none:
+    -- no zone is closed.
+    WITH w AS (
+        SELECT campaign_window(campaign) AS win
+    ), closed AS (
+        SELECT z.zone FROM campaign_zones z, w
+        WHERE z.campaign_id = campaign AND w.win IS NOT NULL
+          AND NOT window_open(w.win, z.names, at)
     )
     SELECT (SELECT coalesce(sum(n), 0) FROM contact_counts
             WHERE campaign_id = campaign AND status = 'pending'

@@ -35,11 +35,6 @@ RETURNING id, contact_id, phone_number, attempt, outcome, dialed_at, answered_at
           connected_at, ended_at, duration_seconds, hangup_by, sip_call_id, sip_status,
           agent_sip_status, agent_sip_call_id, disposition, callback_at, disposition_notes;
 
--- name: list_number
--- The do_not_call disposition: number $2 goes on account $1's list (already there is fine).
-INSERT INTO dnc_numbers (account_id, number, source) VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING;
-
 -- name: decide_contact
 -- A disposition given after call $1's result was recorded: its contact is decided again,
 -- as the recorder would have decided it, if this call is the contact's latest attempt.

@@ -199,8 +199,9 @@ SELECT cp.status,
            AS next_retry_at,
        campaign_next_window_open(cp.id, $2) AS next_window_at,
        coalesce(sum(cc.n) FILTER (WHERE cc.status = 'pending' AND NOT window_open(
-           campaign_window(cp.id), z.names, $2)), 0)::bigint AS waiting_pending
+           w.win, z.names, $2)), 0)::bigint AS waiting_pending
 FROM campaigns cp
+CROSS JOIN (SELECT campaign_window($1) AS win) AS w  -- read once, not per count row
 LEFT JOIN contact_counts cc ON cc.campaign_id = cp.id
 LEFT JOIN campaign_zones z ON z.campaign_id = cc.campaign_id AND z.zone = cc.zone
 WHERE cp.id = $1
