@@ -12,7 +12,10 @@ import trio
 from conftest import API_KEY, contacts_csv
 from engine_helpers import engine_settings, rule, start, wait_status
 from httpx_sse import aconnect_sse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gateway.http.routes.events import MAX_EVENT_ID, last_event_id
 from gateway.store import accounts
 
 TICK, HEARTBEAT = 0.1, 0.35
@@ -217,3 +220,39 @@ async def test_snapshots_count_agent_unavailable_calls(api, create_campaign):
     final = snapshots[-1]
     assert final["outcomes"]["agent_unavailable"] == 4 and final["outcomes"]["answered"] == 0
     assert (final["failed"], final["completed"]) == (4, 0)
+
+
+async def _first_ids(api, campaign_id, count, headers=None):
+    """The ids and data of the first ``count`` events of a new stream."""
+    seen = []
+    async with aconnect_sse(api, "GET", f"/api/v1/campaigns/{campaign_id}/events",
+                            headers=headers or {}) as source:
+        async for event in source.aiter_sse():
+            if event.data:
+                seen.append((int(event.id), json.loads(event.data)))
+            if len(seen) == count:
+                break
+    return seen
+
+
+async def test_event_ids_keep_rising_across_reconnects(api, create_campaign):
+    """A reconnect with Last-Event-ID gets the current snapshot at once, with ids above the
+    one it gave, even when that id is ahead of this server's clock."""
+    created = (await create_campaign()).json()
+    first = await _first_ids(api, created["id"], 3)
+    ids = [i for i, _ in first]
+    assert ids == sorted(set(ids)) and ids[0] > 1_600_000_000_000  # milliseconds, not a count
+    again = await _first_ids(api, created["id"], 2, {"Last-Event-ID": str(ids[-1])})
+    assert again[0][0] > ids[-1] and again[1][0] > again[0][0]
+    assert again[0][1]["status"] == "draft"  # the snapshot itself, at once
+    ahead = ids[-1] + 3_600_000  # a client that saw a server whose clock ran an hour ahead
+    resumed = await _first_ids(api, created["id"], 2, {"Last-Event-ID": str(ahead)})
+    assert [i for i, _ in resumed] == [ahead + 1, ahead + 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_any_last_event_id_is_a_floor_or_ignored(header):
+    value = last_event_id(header)
+    assert 0 <= value <= MAX_EVENT_ID
+    assert value == 0 or header.strip() == str(value)
