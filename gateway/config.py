@@ -180,6 +180,29 @@ class EngineSettings(_Section):
     orphan_sweep_seconds: float = Field(default=10.0, gt=0)
 
 
+class WebhooksSettings(_Section):
+    # The delivery actor looks for due deliveries this often.
+    poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    # One request's whole time (connect, send, the status line).
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # A failed delivery is tried again after retry_base_seconds * 2^(attempts - 1), at most
+    # retry_max_seconds, times a random 0.5-1 (jitter); an endpoint whose deliveries have
+    # failed for give_up_after_seconds is disabled.
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    give_up_after_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Requests in flight at once: per endpoint (one per campaign: a campaign's events go
+    # one at a time, in order) and in all.
+    max_in_flight_per_endpoint: int = Field(default=8, ge=1, le=1000)
+    max_in_flight: int = Field(default=64, ge=1, le=10000)
+    # Deliveries taken per claim, and how long a claim is good for (no request starts
+    # after half of it; another process may take the rest after all of it).
+    claim_batch_size: int = Field(default=100, ge=1, le=10000)
+    claim_seconds: float = Field(default=60.0, gt=0)
+    # Delivered and abandoned deliveries are listed this long.
+    keep_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+
+
 class SseSettings(_Section):
     tick_seconds: float = Field(default=2.0, gt=0)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
@@ -216,6 +239,7 @@ class Settings(_Section):
     telephony: TelephonySettings = TelephonySettings()
     engine: EngineSettings = EngineSettings()
     sse: SseSettings = SseSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
     limits: LimitsSettings = LimitsSettings()
     contacts: ContactsSettings = ContactsSettings()
     accounts: AccountsSettings = AccountsSettings()

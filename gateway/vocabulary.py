@@ -12,11 +12,28 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-__all__ = ["DO_NOT_CALL_OUTCOME", "MAX_ATTEMPTS", "MAX_CALLBACK_AHEAD_SECONDS",
-           "MAX_DISPOSITION_NOTES_CHARS", "POLICY_OUTCOMES", "RETRYABLE", "TERMINAL",
-           "WEEKDAYS", "AgentStatus", "CampaignStatus", "ContactStatus", "Disposition",
-           "DncSource", "HangupBy", "Outcome", "RejectionReason", "SimulatedAgentOutcome",
-           "SimulatedOutcome"]
+__all__ = [
+    "DO_NOT_CALL_OUTCOME",
+    "MAX_ATTEMPTS",
+    "MAX_CALLBACK_AHEAD_SECONDS",
+    "MAX_DISPOSITION_NOTES_CHARS",
+    "POLICY_OUTCOMES",
+    "RETRYABLE",
+    "TERMINAL",
+    "WEEKDAYS",
+    "AgentStatus",
+    "CampaignStatus",
+    "ContactStatus",
+    "DeliveryStatus",
+    "Disposition",
+    "DncSource",
+    "HangupBy",
+    "Outcome",
+    "RejectionReason",
+    "SimulatedAgentOutcome",
+    "SimulatedOutcome",
+    "WebhookEvent",
+]
 
 
 class CampaignStatus(enum.StrEnum):
@@ -128,3 +145,21 @@ class RejectionReason(enum.StrEnum):
 SimulatedOutcome = Literal["answered", "busy", "no_answer", "failed", "invalid_number"]
 # What the simulated agent does with an answered call: take it, or be unavailable.
 SimulatedAgentOutcome = Literal["answered", "agent_unavailable"]
+
+
+class WebhookEvent(enum.StrEnum):
+    """What a webhook endpoint can take: each is written with the change it reports."""
+
+    CALL_ENDED = "call.ended"                  # a call's result was recorded
+    CONTACT_FINISHED = "contact.finished"      # a dialed contact is completed or failed
+    CAMPAIGN_STARTED = "campaign.started"
+    CAMPAIGN_PAUSED = "campaign.paused"
+    CAMPAIGN_RESUMED = "campaign.resumed"
+    CAMPAIGN_COMPLETED = "campaign.completed"  # every contact decided, or stopped
+    CAMPAIGN_FAILED = "campaign.failed"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"        # to be sent (again, after a failure: next_attempt_at)
+    DELIVERED = "delivered"    # the endpoint answered 2xx
+    ABANDONED = "abandoned"    # its endpoint was disabled after failing for a day

@@ -182,6 +182,117 @@ CREATE FUNCTION public.retry_max_attempts(policy jsonb, kind text, retries integ
     SELECT least(6, coalesce((policy -> kind ->> 'max_attempts')::int, 1 + retries))
 $$;
 
+CREATE FUNCTION public.webhook_time(t timestamp with time zone) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN to_char((t AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'::text);
+
+CREATE TABLE public.attempts (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    account_id uuid NOT NULL,
+    campaign_id uuid NOT NULL,
+    contact_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    phone_number text NOT NULL,
+    outcome text,
+    dialed_at timestamp with time zone DEFAULT now() NOT NULL,
+    answered_at timestamp with time zone,
+    ended_at timestamp with time zone,
+    duration_seconds double precision,
+    sip_call_id text,
+    sip_status integer,
+    contact_seq integer NOT NULL,
+    connected_at timestamp with time zone,
+    hangup_by text,
+    agent_sip_status integer,
+    agent_sip_call_id text,
+    owner uuid,
+    lease_epoch bigint,
+    disposition text,
+    callback_at timestamp with time zone,
+    disposition_notes text,
+    disposition_at timestamp with time zone,
+    CONSTRAINT attempts_attempt_check CHECK (((attempt >= 1) AND (attempt <= 6))),
+    CONSTRAINT attempts_disposition_check CHECK ((disposition = ANY (ARRAY['completed'::text, 'voicemail'::text, 'callback'::text, 'do_not_call'::text, 'not_interested'::text]))),
+    CONSTRAINT attempts_hangup_by_check CHECK ((hangup_by = ANY (ARRAY['contact'::text, 'agent'::text, 'gateway'::text]))),
+    CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text, 'agent_unavailable'::text])))
+);
+
+CREATE FUNCTION public.webhook_call(a public.attempts) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN jsonb_build_object('campaign_id', (a).campaign_id, 'call', jsonb_build_object('id', (a).id, 'contact_id', (a).contact_id, 'phone_number', (a).phone_number, 'attempt', (a).attempt, 'outcome', (a).outcome, 'dialed_at', public.webhook_time((a).dialed_at), 'answered_at', public.webhook_time((a).answered_at), 'connected_at', public.webhook_time((a).connected_at), 'ended_at', public.webhook_time((a).ended_at), 'duration_seconds', (a).duration_seconds, 'hangup_by', (a).hangup_by, 'sip_call_id', (a).sip_call_id, 'sip_status', (a).sip_status, 'agent_sip_status', (a).agent_sip_status, 'agent_sip_call_id', (a).agent_sip_call_id, 'disposition', (a).disposition, 'callback_at', public.webhook_time((a).callback_at), 'disposition_notes', (a).disposition_notes));
+
+CREATE TABLE public.campaigns (
+    id uuid NOT NULL,
+    account_id uuid NOT NULL,
+    name text NOT NULL,
+    agent_id uuid NOT NULL,
+    phone_number_id uuid NOT NULL,
+    status text NOT NULL,
+    max_concurrent_calls integer NOT NULL,
+    retries_per_contact integer NOT NULL,
+    retry_delay_seconds integer NOT NULL,
+    scheduled_at timestamp with time zone,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    failure_reason text,
+    contacts_total integer NOT NULL,
+    rows_rejected integer DEFAULT 0 NOT NULL,
+    created_by uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    contact_id_prefix uuid,
+    custom_field_names text[] DEFAULT '{}'::text[] NOT NULL,
+    calling_window jsonb,
+    retry_policy jsonb DEFAULT '{}'::jsonb NOT NULL,
+    attempts_max integer GENERATED ALWAYS AS (public.campaign_attempts_max(retry_policy, retries_per_contact)) STORED,
+    CONSTRAINT campaigns_check CHECK (((status <> 'scheduled'::text) OR (scheduled_at IS NOT NULL))),
+    CONSTRAINT campaigns_contacts_total_check CHECK ((contacts_total >= 0)),
+    CONSTRAINT campaigns_max_concurrent_calls_check CHECK (((max_concurrent_calls >= 1) AND (max_concurrent_calls <= 100))),
+    CONSTRAINT campaigns_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+    CONSTRAINT campaigns_retries_per_contact_check CHECK (((retries_per_contact >= 0) AND (retries_per_contact <= 5))),
+    CONSTRAINT campaigns_retry_delay_seconds_check CHECK ((retry_delay_seconds >= 0)),
+    CONSTRAINT campaigns_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'scheduled'::text, 'running'::text, 'paused'::text, 'completed'::text, 'failed'::text])))
+);
+
+CREATE TABLE public.contact_counts (
+    campaign_id uuid NOT NULL,
+    status text NOT NULL,
+    n bigint NOT NULL,
+    zone smallint DEFAULT 0 NOT NULL
+);
+
+CREATE FUNCTION public.webhook_campaign(campaign uuid) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN (SELECT jsonb_build_object('campaign', jsonb_build_object('id', cp.id, 'name', cp.name, 'status', cp.status, 'started_at', public.webhook_time(cp.started_at), 'completed_at', public.webhook_time(cp.completed_at), 'failure_reason', cp.failure_reason, 'contact_counts', (SELECT jsonb_build_object('total', cp.contacts_total, 'pending', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'pending'::text)), (0)::numeric), 'in_progress', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'in_progress'::text)), (0)::numeric), 'retry_pending', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'retry_pending'::text)), (0)::numeric), 'completed', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'completed'::text)), (0)::numeric), 'failed', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'failed'::text)), (0)::numeric), 'skipped', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'skipped'::text)), (0)::numeric)) AS jsonb_build_object FROM public.contact_counts WHERE (contact_counts.campaign_id = cp.id)))) AS jsonb_build_object FROM public.campaigns cp WHERE (cp.id = webhook_campaign.campaign));
+
+CREATE TABLE public.contacts (
+    id uuid,
+    campaign_id uuid NOT NULL,
+    seq integer NOT NULL,
+    row_number integer NOT NULL,
+    phone_number text NOT NULL,
+    custom_fields json DEFAULT '[]'::json NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_outcome text,
+    last_attempt_at timestamp with time zone,
+    next_attempt_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    zone smallint DEFAULT 0 NOT NULL,
+    disposition text,
+    CONSTRAINT contacts_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT contacts_disposition_check CHECK ((disposition = ANY (ARRAY['completed'::text, 'voicemail'::text, 'callback'::text, 'do_not_call'::text, 'not_interested'::text]))),
+    CONSTRAINT contacts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'retry_pending'::text, 'completed'::text, 'failed'::text, 'skipped'::text])))
+);
+
+CREATE FUNCTION public.webhook_contact(c public.contacts, prefix uuid, names text[]) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN jsonb_build_object('campaign_id', (c).campaign_id, 'contact', jsonb_build_object('id', COALESCE((c).id, public.contact_id(prefix, (c).seq)), 'row_number', (c).row_number, 'phone_number', (c).phone_number, 'status', (c).status, 'attempts', (c).attempts, 'last_outcome', (c).last_outcome, 'last_attempt_at', public.webhook_time((c).last_attempt_at), 'next_attempt_at', public.webhook_time((c).next_attempt_at), 'disposition', (c).disposition, 'custom_fields', public.contact_fields(names, (c).custom_fields)));
+
+CREATE FUNCTION public.webhook_payload(type text, data jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN jsonb_build_object('type', type, 'timestamp', public.webhook_time(now()), 'data', data);
+
 CREATE FUNCTION public.window_next_open(win jsonb, zones text[], at timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     AS $$
@@ -311,37 +422,6 @@ CREATE TABLE public.attempt_counts (
     n bigint NOT NULL
 );
 
-CREATE TABLE public.attempts (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    account_id uuid NOT NULL,
-    campaign_id uuid NOT NULL,
-    contact_id uuid NOT NULL,
-    attempt integer NOT NULL,
-    phone_number text NOT NULL,
-    outcome text,
-    dialed_at timestamp with time zone DEFAULT now() NOT NULL,
-    answered_at timestamp with time zone,
-    ended_at timestamp with time zone,
-    duration_seconds double precision,
-    sip_call_id text,
-    sip_status integer,
-    contact_seq integer NOT NULL,
-    connected_at timestamp with time zone,
-    hangup_by text,
-    agent_sip_status integer,
-    agent_sip_call_id text,
-    owner uuid,
-    lease_epoch bigint,
-    disposition text,
-    callback_at timestamp with time zone,
-    disposition_notes text,
-    disposition_at timestamp with time zone,
-    CONSTRAINT attempts_attempt_check CHECK (((attempt >= 1) AND (attempt <= 6))),
-    CONSTRAINT attempts_disposition_check CHECK ((disposition = ANY (ARRAY['completed'::text, 'voicemail'::text, 'callback'::text, 'do_not_call'::text, 'not_interested'::text]))),
-    CONSTRAINT attempts_hangup_by_check CHECK ((hangup_by = ANY (ARRAY['contact'::text, 'agent'::text, 'gateway'::text]))),
-    CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text, 'agent_unavailable'::text])))
-);
-
 CREATE TABLE public.campaign_live_phases (
     campaign_id uuid NOT NULL,
     owner uuid NOT NULL,
@@ -356,66 +436,6 @@ CREATE TABLE public.campaign_zones (
     names text[] NOT NULL,
     CONSTRAINT campaign_zones_names_check CHECK ((cardinality(names) >= 1)),
     CONSTRAINT campaign_zones_zone_check CHECK ((zone >= 0))
-);
-
-CREATE TABLE public.campaigns (
-    id uuid NOT NULL,
-    account_id uuid NOT NULL,
-    name text NOT NULL,
-    agent_id uuid NOT NULL,
-    phone_number_id uuid NOT NULL,
-    status text NOT NULL,
-    max_concurrent_calls integer NOT NULL,
-    retries_per_contact integer NOT NULL,
-    retry_delay_seconds integer NOT NULL,
-    scheduled_at timestamp with time zone,
-    started_at timestamp with time zone,
-    completed_at timestamp with time zone,
-    failure_reason text,
-    contacts_total integer NOT NULL,
-    rows_rejected integer DEFAULT 0 NOT NULL,
-    created_by uuid,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    contact_id_prefix uuid,
-    custom_field_names text[] DEFAULT '{}'::text[] NOT NULL,
-    calling_window jsonb,
-    retry_policy jsonb DEFAULT '{}'::jsonb NOT NULL,
-    attempts_max integer GENERATED ALWAYS AS (public.campaign_attempts_max(retry_policy, retries_per_contact)) STORED,
-    CONSTRAINT campaigns_check CHECK (((status <> 'scheduled'::text) OR (scheduled_at IS NOT NULL))),
-    CONSTRAINT campaigns_contacts_total_check CHECK ((contacts_total >= 0)),
-    CONSTRAINT campaigns_max_concurrent_calls_check CHECK (((max_concurrent_calls >= 1) AND (max_concurrent_calls <= 100))),
-    CONSTRAINT campaigns_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
-    CONSTRAINT campaigns_retries_per_contact_check CHECK (((retries_per_contact >= 0) AND (retries_per_contact <= 5))),
-    CONSTRAINT campaigns_retry_delay_seconds_check CHECK ((retry_delay_seconds >= 0)),
-    CONSTRAINT campaigns_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'scheduled'::text, 'running'::text, 'paused'::text, 'completed'::text, 'failed'::text])))
-);
-
-CREATE TABLE public.contact_counts (
-    campaign_id uuid NOT NULL,
-    status text NOT NULL,
-    n bigint NOT NULL,
-    zone smallint DEFAULT 0 NOT NULL
-);
-
-CREATE TABLE public.contacts (
-    id uuid,
-    campaign_id uuid NOT NULL,
-    seq integer NOT NULL,
-    row_number integer NOT NULL,
-    phone_number text NOT NULL,
-    custom_fields json DEFAULT '[]'::json NOT NULL,
-    status text DEFAULT 'pending'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    last_outcome text,
-    last_attempt_at timestamp with time zone,
-    next_attempt_at timestamp with time zone,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    zone smallint DEFAULT 0 NOT NULL,
-    disposition text,
-    CONSTRAINT contacts_attempts_check CHECK ((attempts >= 0)),
-    CONSTRAINT contacts_disposition_check CHECK ((disposition = ANY (ARRAY['completed'::text, 'voicemail'::text, 'callback'::text, 'do_not_call'::text, 'not_interested'::text]))),
-    CONSTRAINT contacts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'retry_pending'::text, 'completed'::text, 'failed'::text, 'skipped'::text])))
 );
 
 CREATE TABLE public.dnc_numbers (
@@ -454,6 +474,51 @@ CREATE TABLE public.schema_migrations (
     checksum text NOT NULL,
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+CREATE TABLE public.webhook_deliveries (
+    id bigint NOT NULL,
+    endpoint_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    campaign_id uuid NOT NULL,
+    type text NOT NULL,
+    txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_attempt_at timestamp with time zone,
+    last_status_code integer,
+    last_error text,
+    delivered_at timestamp with time zone,
+    claimed_by uuid,
+    claimed_until timestamp with time zone,
+    CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'abandoned'::text])))
+);
+
+CREATE SEQUENCE public.webhook_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.webhook_deliveries_id_seq OWNED BY public.webhook_deliveries.id;
+
+CREATE TABLE public.webhook_endpoints (
+    id uuid NOT NULL,
+    account_id uuid NOT NULL,
+    url text NOT NULL,
+    description text,
+    events text[] NOT NULL,
+    secret text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    failing_since timestamp with time zone,
+    disabled_at timestamp with time zone,
+    disabled_reason text
+);
+
+ALTER TABLE ONLY public.webhook_deliveries ALTER COLUMN id SET DEFAULT nextval('public.webhook_deliveries_id_seq'::regclass);
 
 ALTER TABLE ONLY public.account_leases
     ADD CONSTRAINT account_leases_pkey PRIMARY KEY (account_id);
@@ -506,6 +571,12 @@ ALTER TABLE ONLY public.phone_numbers
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (id);
+
 CREATE INDEX account_leases_owner ON public.account_leases USING btree (owner) WHERE (owner IS NOT NULL);
 
 CREATE INDEX agents_account ON public.agents USING btree (account_id, created_at, id) WHERE (deleted_at IS NULL);
@@ -529,6 +600,12 @@ CREATE INDEX contacts_retry_due ON public.contacts USING btree (campaign_id, nex
 CREATE INDEX phone_numbers_account ON public.phone_numbers USING btree (account_id, created_at, id) WHERE (deleted_at IS NULL);
 
 CREATE UNIQUE INDEX phone_numbers_account_number ON public.phone_numbers USING btree (account_id, number) WHERE (deleted_at IS NULL);
+
+CREATE INDEX webhook_deliveries_endpoint ON public.webhook_deliveries USING btree (endpoint_id, id DESC);
+
+CREATE INDEX webhook_deliveries_pending ON public.webhook_deliveries USING btree (endpoint_id, campaign_id, txid, id) WHERE (status = 'pending'::text);
+
+CREATE INDEX webhook_endpoints_account ON public.webhook_endpoints USING btree (account_id, created_at, id);
 
 CREATE TRIGGER attempts_count_delete AFTER DELETE ON public.attempts REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.attempt_counts_apply();
 
@@ -589,3 +666,9 @@ ALTER TABLE ONLY public.dnc_numbers
 
 ALTER TABLE ONLY public.phone_numbers
     ADD CONSTRAINT phone_numbers_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES public.webhook_endpoints(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;

@@ -14,6 +14,7 @@ from gateway.vocabulary import (
     AgentStatus,
     CampaignStatus,
     ContactStatus,
+    DeliveryStatus,
     Disposition,
     DncSource,
     HangupBy,
@@ -32,7 +33,8 @@ def _words(check: str) -> set[str]:
     ("campaigns", "status", CampaignStatus), ("contacts", "status", ContactStatus),
     ("agents", "status", AgentStatus), ("attempts", "outcome", Outcome),
     ("attempts", "hangup_by", HangupBy), ("attempts", "disposition", Disposition),
-    ("contacts", "disposition", Disposition), ("dnc_numbers", "source", DncSource)])
+    ("contacts", "disposition", Disposition), ("dnc_numbers", "source", DncSource),
+    ("webhook_deliveries", "status", DeliveryStatus)])
 async def test_the_database_accepts_exactly_the_enum(db, table, column, enum):
     checks = await db.fetch("testing.check_constraints", table)
     mine = [row["definition"] for row in checks if f"({column} = ANY" in row["definition"]

@@ -11,7 +11,18 @@ from gateway.http import errors
 from gateway.http.context import Services, services
 from gateway.http.openapi import GatewayOpenAPI
 from gateway.http.openapi import errors as errors_documented
-from gateway.http.routes import agents, campaigns, dnc, events, lifecycle, limits, phone_numbers
+from gateway.http.routes import (
+    agents,
+    campaigns,
+    dnc,
+    events,
+    exports,
+    lifecycle,
+    limits,
+    phone_numbers,
+    rerun,
+    webhooks,
+)
 from gateway.http.routes.auth import KeyCache, authenticate
 from gateway.http.schemas import HealthOut
 
@@ -48,7 +59,8 @@ def create_app(svc: Services) -> QuartTrio:
     )
     api = Blueprint("api", __name__, url_prefix="/api/v1")
     api.before_request(authenticate)
-    for module in (limits, agents, phone_numbers, campaigns, lifecycle, events, dnc):
+    for module in (limits, agents, phone_numbers, campaigns, lifecycle, events, dnc, exports,
+                   rerun, webhooks):
         api.register_blueprint(module.bp)
     app.register_blueprint(api)
     errors.register(app)

@@ -8,9 +8,9 @@ from typing import Any
 
 import attrs
 
-from gateway.db import Database
+from gateway.db import Database, Tx
 from gateway.telephony.base import CallResult
-from gateway.vocabulary import RETRYABLE
+from gateway.vocabulary import RETRYABLE, WebhookEvent
 
 _RETRYABLE = sorted(RETRYABLE)
 
@@ -212,7 +212,16 @@ async def progress(db: Database, campaign_id: uuid.UUID, now: datetime) -> Progr
 
 
 async def complete(db: Database, campaign_id: uuid.UUID, now: datetime) -> bool:
-    return await db.fetchval("dialing.complete", campaign_id, now) is not None
+    """Complete the running campaign if nothing is left to dial, with its webhook event."""
+
+    async def run(tx: Tx) -> bool:
+        if await tx.fetchval("dialing.complete", campaign_id, now) is None:
+            return False
+        await tx.execute("webhooks.emit_campaign", campaign_id,
+                         WebhookEvent.CAMPAIGN_COMPLETED)
+        return True
+
+    return await db.transaction(run)
 
 
 async def campaign(db: Database, campaign_id: uuid.UUID) -> CampaignRow | None:

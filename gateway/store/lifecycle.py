@@ -1,4 +1,5 @@
-"""Campaign transitions (start, pause, resume, stop, fail) as single transactions.
+"""Campaign transitions (start, pause, resume, stop, fail) as single transactions, each
+with its webhook event.
 
 The allowed transitions are those of docs/api.md; anything else raises :class:`WrongStatus`
 (the HTTP edge answers 409 naming the current status). Start and resume check the
@@ -15,7 +16,7 @@ import attrs
 from gateway.db import Database, Tx
 from gateway.store.campaigns import NO_SIP_URI, InvalidReference, WrongStatus
 from gateway.store.records import Row
-from gateway.vocabulary import CampaignStatus
+from gateway.vocabulary import CampaignStatus, WebhookEvent
 
 START_FROM = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED)
 STOP_FROM = (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED)
@@ -81,6 +82,10 @@ async def start(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, now
         if reserved + row["max_concurrent_calls"] > concurrent_max:
             raise BudgetExceeded(row["max_concurrent_calls"], reserved, concurrent_max)
         await tx.execute("lifecycle.set_running", campaign_id, now)
+        resumed = row["status"] == CampaignStatus.PAUSED
+        await tx.execute("webhooks.emit_campaign", campaign_id,
+                         WebhookEvent.CAMPAIGN_RESUMED if resumed
+                         else WebhookEvent.CAMPAIGN_STARTED)
         return True
 
     return await db.transaction(run)
@@ -91,6 +96,7 @@ async def pause(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID) -> 
         if await _locked(tx, account_id, campaign_id, (CampaignStatus.RUNNING,)) is None:
             return False
         await tx.execute("lifecycle.set_paused", campaign_id)
+        await tx.execute("webhooks.emit_campaign", campaign_id, WebhookEvent.CAMPAIGN_PAUSED)
         return True
 
     return await db.transaction(run)
@@ -104,7 +110,11 @@ async def finish(db: Database, account_id: uuid.UUID, campaign_id: uuid.UUID, no
     async def run(tx: Tx) -> bool:
         if await _locked(tx, account_id, campaign_id, allowed) is None:
             return False
-        await tx.execute("lifecycle.set_finished", campaign_id, status, now, reason)
+        await tx.execute("lifecycle.set_finished", campaign_id, status, now, reason,
+                         account_id)
+        await tx.execute("webhooks.emit_campaign", campaign_id,
+                         WebhookEvent.CAMPAIGN_FAILED if status == CampaignStatus.FAILED
+                         else WebhookEvent.CAMPAIGN_COMPLETED)
         return True
 
     return await db.transaction(run)

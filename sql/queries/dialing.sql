@@ -133,7 +133,7 @@ WITH input AS (
     FROM input i
     WHERE a.id = i.id AND a.outcome IS NULL
     RETURNING a.id, a.account_id, a.campaign_id, a.contact_seq, a.attempt, a.outcome,
-              a.ended_at, a.phone_number, a.disposition, a.callback_at
+              a.ended_at, a.phone_number, a.disposition, a.callback_at, a AS call
 ), listed AS (
     INSERT INTO dnc_numbers (account_id, number, source)
     SELECT DISTINCT account_id, phone_number, 'disposition' FROM attempt
@@ -169,19 +169,46 @@ WITH input AS (
                       THEN 'retry_pending'
                       ELSE 'failed' END AS status
           FROM kinds) AS k
+), decided AS (
+    UPDATE contacts c
+    SET status = d.status, last_outcome = d.outcome, disposition = d.disposition,
+        updated_at = now(),
+        next_attempt_at = CASE WHEN d.status <> 'retry_pending' THEN NULL
+                               WHEN d.win IS NULL THEN d.due_at
+                               ELSE coalesce(window_next_open(d.win,
+                                        (SELECT z.names FROM campaign_zones z
+                                         WHERE z.campaign_id = c.campaign_id
+                                           AND z.zone = c.zone),
+                                        d.due_at), d.due_at) END
+    FROM decision d
+    WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
+    RETURNING d.attempt_id, c.status, c AS contact
+), emitted AS (
+    -- The webhook events of the batch, in the transaction that records it (0009):
+    -- call.ended for every call, then contact.finished for a contact it decided.
+    INSERT INTO webhook_deliveries (endpoint_id, event_id, campaign_id, type, payload)
+    SELECT e.id, ev.event_id, ev.campaign_id, ev.type,
+           webhook_payload(ev.type, CASE WHEN ev.ord = 1 THEN webhook_call(a.call)
+                                         ELSE webhook_contact(d.contact, cp.contact_id_prefix,
+                                                              cp.custom_field_names) END)
+    FROM (SELECT events.*, gen_random_uuid() AS event_id FROM (
+              SELECT a.id AS attempt_id, 1 AS ord, 'call.ended' AS type, a.account_id,
+                     a.campaign_id, a.ended_at
+              FROM attempt a
+              UNION ALL
+              SELECT a.id, 2, 'contact.finished', a.account_id, a.campaign_id, a.ended_at
+              FROM decided d JOIN attempt a ON a.id = d.attempt_id
+              WHERE d.status IN ('completed', 'failed')) AS events
+          WHERE EXISTS (SELECT 1 FROM webhook_endpoints e
+                        WHERE e.account_id = events.account_id)) AS ev
+    JOIN webhook_endpoints e ON e.account_id = ev.account_id AND e.disabled_at IS NULL
+                            AND ev.type = ANY(e.events)
+    JOIN attempt a ON a.id = ev.attempt_id
+    LEFT JOIN decided d ON d.attempt_id = ev.attempt_id AND ev.ord = 2
+    JOIN campaigns cp ON cp.id = ev.campaign_id
+    ORDER BY ev.ended_at, ev.attempt_id, ev.ord, e.id
 )
-UPDATE contacts c
-SET status = d.status, last_outcome = d.outcome, disposition = d.disposition,
-    updated_at = now(),
-    next_attempt_at = CASE WHEN d.status <> 'retry_pending' THEN NULL
-                           WHEN d.win IS NULL THEN d.due_at
-                           ELSE coalesce(window_next_open(d.win,
-                                    (SELECT z.names FROM campaign_zones z
-                                     WHERE z.campaign_id = c.campaign_id AND z.zone = c.zone),
-                                    d.due_at), d.due_at) END
-FROM decision d
-WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
-RETURNING d.attempt_id, c.status;
+SELECT attempt_id, status FROM decided;
 
 -- name: progress
 -- What is left of campaign $1 at $2, and its status (the actor stops when it is not
@@ -312,9 +339,10 @@ WITH open AS (
       AND CASE WHEN a.owner = $4 THEN a.dialed_at < $2 AND a.id <> ALL($3::uuid[])
                ELSE NOT EXISTS (SELECT 1 FROM gateway_peers p
                                 WHERE p.id = a.owner AND p.expires_at > now()) END
-    RETURNING a.campaign_id, a.contact_seq, a.attempt
+    RETURNING a.id, a.account_id, a.campaign_id, a.contact_seq, a.attempt, a.ended_at,
+              a AS call
 ), decision AS (
-    SELECT o.campaign_id, o.contact_seq,
+    SELECT o.id AS attempt_id, o.campaign_id, o.contact_seq,
            retry_delay_seconds(cp.retry_policy, 'interrupted', cp.retry_delay_seconds)
                AS retry_delay_seconds,
            CASE WHEN o.attempt < retry_max_attempts(cp.retry_policy, 'interrupted',
@@ -322,11 +350,36 @@ WITH open AS (
                      AND cp.status IN ('running', 'paused') THEN 'retry_pending'
                 ELSE 'failed' END AS status
     FROM open o JOIN campaigns cp ON cp.id = o.campaign_id
+), decided AS (
+    UPDATE contacts c
+    SET status = d.status, last_outcome = 'interrupted', updated_at = now(),
+        next_attempt_at = CASE WHEN d.status = 'retry_pending'
+                               THEN $1 + make_interval(secs => d.retry_delay_seconds) END
+    FROM decision d
+    WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
+    RETURNING d.attempt_id, c.campaign_id, c.status, c AS contact
+), emitted AS (
+    -- Their webhook events (0009), as record_results writes them.
+    INSERT INTO webhook_deliveries (endpoint_id, event_id, campaign_id, type, payload)
+    SELECT e.id, ev.event_id, ev.campaign_id, ev.type,
+           webhook_payload(ev.type, CASE WHEN ev.ord = 1 THEN webhook_call(o.call)
+                                         ELSE webhook_contact(d.contact, cp.contact_id_prefix,
+                                                              cp.custom_field_names) END)
+    FROM (SELECT events.*, gen_random_uuid() AS event_id FROM (
+              SELECT o.id AS attempt_id, 1 AS ord, 'call.ended' AS type, o.account_id,
+                     o.campaign_id, o.ended_at
+              FROM open o
+              UNION ALL
+              SELECT o.id, 2, 'contact.finished', o.account_id, o.campaign_id, o.ended_at
+              FROM decided d JOIN open o ON o.id = d.attempt_id
+              WHERE d.status = 'failed') AS events
+          WHERE EXISTS (SELECT 1 FROM webhook_endpoints e
+                        WHERE e.account_id = events.account_id)) AS ev
+    JOIN webhook_endpoints e ON e.account_id = ev.account_id AND e.disabled_at IS NULL
+                            AND ev.type = ANY(e.events)
+    JOIN open o ON o.id = ev.attempt_id
+    LEFT JOIN decided d ON d.attempt_id = ev.attempt_id AND ev.ord = 2
+    JOIN campaigns cp ON cp.id = ev.campaign_id
+    ORDER BY ev.ended_at, ev.attempt_id, ev.ord, e.id
 )
-UPDATE contacts c
-SET status = d.status, last_outcome = 'interrupted', updated_at = now(),
-    next_attempt_at = CASE WHEN d.status = 'retry_pending'
-                           THEN $1 + make_interval(secs => d.retry_delay_seconds) END
-FROM decision d
-WHERE c.campaign_id = d.campaign_id AND c.seq = d.contact_seq AND c.status = 'in_progress'
-RETURNING c.campaign_id;
+SELECT campaign_id FROM decided;

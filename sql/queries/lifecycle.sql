@@ -28,14 +28,29 @@ UPDATE campaigns SET status = 'paused', updated_at = now() WHERE id = $1;
 
 -- name: set_finished
 -- Stop (completed) or fail: never-dialed contacts are skipped; contacts waiting for a retry
--- have no attempt left to make, so they fail with their last outcome.
+-- have no attempt left to make, so they fail with their last outcome. $5: the account.
 WITH campaign AS (
     UPDATE campaigns
     SET status = $2, completed_at = $3, failure_reason = $4, updated_at = now()
     WHERE id = $1
     RETURNING id
+), ended AS (
+    UPDATE contacts
+    SET status = CASE WHEN status = 'pending' THEN 'skipped' ELSE 'failed' END,
+        next_attempt_at = NULL, updated_at = now()
+    WHERE campaign_id = (SELECT id FROM campaign) AND status IN ('pending', 'retry_pending')
+    RETURNING contacts AS contact, status
 )
-UPDATE contacts
-SET status = CASE WHEN status = 'pending' THEN 'skipped' ELSE 'failed' END,
-    next_attempt_at = NULL, updated_at = now()
-WHERE campaign_id = (SELECT id FROM campaign) AND status IN ('pending', 'retry_pending');
+-- contact.finished for the contacts dialed before (now failed), not for those never
+-- dialed (skipped: the campaign's own event counts them).
+INSERT INTO webhook_deliveries (endpoint_id, event_id, campaign_id, type, payload)
+SELECT e.id, ev.event_id, cp.id, 'contact.finished',
+       webhook_payload('contact.finished', webhook_contact(ev.contact, cp.contact_id_prefix,
+                                                           cp.custom_field_names))
+FROM (SELECT ended.contact, gen_random_uuid() AS event_id FROM ended
+      WHERE ended.status = 'failed'
+        AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE account_id = $5)) AS ev
+JOIN campaigns cp ON cp.id = $1
+JOIN webhook_endpoints e ON e.account_id = $5 AND e.disabled_at IS NULL
+                        AND 'contact.finished' = ANY(e.events)
+ORDER BY (ev.contact).seq, e.id;

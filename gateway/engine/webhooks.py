@@ -1,0 +1,225 @@
+"""The webhook delivery actor: sends the outbox's deliveries, signed, in order per campaign.
+
+Every process runs one; they share the work through claims in the database. A queue is
+one endpoint's deliveries of one campaign. The actor looks for due queues every
+``poll_seconds``, claims a batch of a queue (its head must be due and nobody else's) and
+sends it one delivery at a time: a 2xx is delivered, anything else (another status, a
+timeout, a refused connection) is a failed attempt that holds the queue back until its
+retry (exponential backoff with jitter). An endpoint failing for ``give_up_after_seconds``
+is disabled. A claim is good for ``claim_seconds`` by the database's clock and no request
+starts after half of it by this process's clock, so two processes never send one queue at
+once, whatever their clocks or a cut-off database. Per endpoint, at most
+``max_in_flight_per_endpoint`` requests are in flight: a slow receiver holds only its own
+queues, never the dialing (this actor has its own connections) nor other endpoints.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import attrs
+import httpx
+import trio
+from standardwebhooks.webhooks import Webhook
+
+from gateway import __version__
+from gateway.clock import utcnow
+from gateway.config import WebhooksSettings
+from gateway.db import Database, DatabaseUnavailable
+from gateway.ids import uuid7
+from gateway.logs import get_logger
+from gateway.store import webhooks
+from gateway.store.webhooks import Claimed, Queue, Target
+
+log = get_logger(__name__)
+FORGET_EVERY_SECONDS = 3600.0
+ERROR_CHARS = 300
+
+
+@attrs.frozen
+class Sent:
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+
+
+def retry_delay(settings: WebhooksSettings, attempts: int, rng: random.Random) -> float:
+    """Seconds before the next try of a delivery that has failed ``attempts`` times."""
+    exponent = min(max(attempts - 1, 0), 60)
+    delay = min(settings.retry_base_seconds * 2.0 ** exponent, settings.retry_max_seconds)
+    return delay * rng.uniform(0.5, 1.0)
+
+
+def signed_headers(target: Target, delivery: Claimed, now: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers: webhook-id (the event's id, the same on every try
+    and for every endpoint), webhook-timestamp (seconds) and webhook-signature."""
+    msg_id = str(delivery.event_id)
+    signature = Webhook(target.secret).sign(msg_id, now, delivery.payload)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature, "content-type": "application/json",
+            "user-agent": f"outbound-campaign-gateway/{__version__}"}
+
+
+async def send(http: httpx.AsyncClient, target: Target, delivery: Claimed) -> Sent:
+    """One try. Total: whatever the receiver does, the answer is a :class:`Sent`."""
+    try:
+        async with http.stream("POST", target.url, content=delivery.payload.encode(),
+                               headers=signed_headers(target, delivery, utcnow())) as response:
+            # The body is not read: a receiver's answer is its status.
+            status = response.status_code
+    except httpx.TimeoutException:
+        return Sent(False, error="timed out")
+    except httpx.HTTPError as exc:  # refused, reset, DNS, TLS, a malformed answer...
+        return Sent(False, error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
+    if 200 <= status < 300:
+        return Sent(True, status)
+    return Sent(False, status)
+
+
+@attrs.define
+class Deliverer:
+    db: Database
+    settings: WebhooksSettings
+    transport: httpx.AsyncBaseTransport | None = None
+    owner: uuid.UUID = attrs.field(factory=uuid7)
+    rng: random.Random = attrs.field(factory=random.Random)
+    _busy: set[Queue] = attrs.field(factory=set)
+    _per_endpoint: Counter[uuid.UUID] = attrs.field(factory=Counter)
+
+    async def run(self, *, task_status: trio.TaskStatus[Deliverer] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Deliver until cancelled; an outage is waited out."""
+        timeout = httpx.Timeout(self.settings.timeout_seconds)
+        limits = httpx.Limits(max_connections=self.settings.max_in_flight,
+                              max_keepalive_connections=self.settings.max_in_flight)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False,
+                                     transport=self.transport) as http, \
+                trio.open_nursery() as senders:
+            task_status.started(self)
+            forget_at = trio.current_time()
+            while True:
+                try:
+                    self._start_due(await webhooks.due_queues(
+                        self.db, 2 * self.settings.max_in_flight), http, senders)
+                    if trio.current_time() >= forget_at:
+                        await webhooks.forget_delivered(self.db, self.settings.keep_seconds)
+                        forget_at = trio.current_time() + FORGET_EVERY_SECONDS
+                except DatabaseUnavailable:
+                    log.warning("webhooks.waiting_for_database")
+                except Exception as exc:  # logged, tried again next poll: never fatal
+                    log.error("webhooks.poll_failed", exc_info=exc)
+                await trio.sleep(self.settings.poll_seconds)
+
+    def _start_due(self, queues: Sequence[Queue], http: httpx.AsyncClient,
+                   senders: trio.Nursery) -> None:
+        for queue in queues:
+            if len(self._busy) >= self.settings.max_in_flight:
+                return
+            if (queue in self._busy or self._per_endpoint[queue.endpoint_id]
+                    >= self.settings.max_in_flight_per_endpoint):
+                continue
+            self._busy.add(queue)
+            self._per_endpoint[queue.endpoint_id] += 1
+            senders.start_soon(self._send_queue, queue, http)
+
+    async def _send_queue(self, queue: Queue, http: httpx.AsyncClient) -> None:
+        try:
+            await self._drain(queue, http)
+        except DatabaseUnavailable:
+            log.warning("webhooks.waiting_for_database", endpoint_id=str(queue.endpoint_id))
+        except Exception as exc:  # this queue is tried again at the next poll
+            log.error("webhooks.send_failed", endpoint_id=str(queue.endpoint_id), exc_info=exc)
+        finally:
+            self._busy.discard(queue)
+            self._per_endpoint[queue.endpoint_id] -= 1
+            if self._per_endpoint[queue.endpoint_id] <= 0:
+                del self._per_endpoint[queue.endpoint_id]
+
+    async def _drain(self, queue: Queue, http: httpx.AsyncClient) -> None:
+        """Send the queue's batches until it is empty, fails, or is someone else's."""
+        target = await webhooks.target(self.db, queue.endpoint_id)
+        if target is None or target.disabled:
+            return
+        settings = self.settings
+        while True:
+            # The claim runs out claim_seconds after the database's now(), which is never
+            # before this moment: stopping at half of it by this clock is stopping early.
+            asked = trio.current_time()
+            batch = await webhooks.claim(self.db, queue, owner=self.owner,
+                                         count=settings.claim_batch_size,
+                                         seconds=settings.claim_seconds)
+            if not batch:
+                return
+            outcome = await _Batch(self, target, batch, asked + settings.claim_seconds / 2
+                                   ).send(http)
+            if not outcome:
+                return
+
+    async def record_failure(self, target: Target, delivery: Claimed, sent: Sent,
+                             release: Sequence[int]) -> None:
+        at = utcnow()
+        retry_at = at + timedelta(seconds=retry_delay(self.settings, delivery.attempts + 1,
+                                                      self.rng))
+        disabled = await webhooks.failed(
+            self.db, target.id, delivery.id, at=at, status_code=sent.status_code, error=sent.error,
+            retry_at=retry_at, release=release,
+            give_up_after_seconds=self.settings.give_up_after_seconds)
+        log.info("webhooks.delivery_failed", endpoint_id=str(target.id),
+                 delivery_id=delivery.id, type=delivery.type, attempt=delivery.attempts + 1,
+                 status_code=sent.status_code, error=sent.error,
+                 retry_at=retry_at.isoformat())
+        if disabled:
+            log.warning("webhooks.endpoint_disabled", endpoint_id=str(target.id),
+                        failing_for_seconds=self.settings.give_up_after_seconds)
+
+
+@attrs.define
+class _Batch:
+    """One claim's deliveries, sent in order; what was sent is written in groups (and
+    whatever happens, before the batch lets go: a cancelled sender releases the rest)."""
+
+    deliverer: Deliverer
+    target: Target
+    claimed: list[Claimed]
+    stop_at: float
+    _done: list[tuple[int, datetime, int]] = attrs.field(factory=list)
+    _next: int = 0
+
+    async def send(self, http: httpx.AsyncClient) -> bool:
+        """True when the whole batch was delivered (the queue may have more)."""
+        try:
+            while self._next < len(self.claimed):
+                if trio.current_time() >= self.stop_at:
+                    return False
+                delivery = self.claimed[self._next]
+                sent = await send(http, self.target, delivery)
+                if not sent.ok:
+                    await self._flush()
+                    await self.deliverer.record_failure(
+                        self.target, delivery, sent,
+                        [d.id for d in self.claimed[self._next + 1:]])
+                    self._next = len(self.claimed)  # released with the failure
+                    return False
+                assert sent.status_code is not None
+                self._done.append((delivery.id, utcnow(), sent.status_code))
+                self._next += 1
+                if len(self._done) >= 50:
+                    await self._flush()
+            return True
+        finally:
+            with trio.CancelScope(shield=True) as shield:
+                shield.deadline = trio.current_time() + 5
+                await self._flush()
+                await webhooks.release(self.deliverer.db,
+                                       [d.id for d in self.claimed[self._next:]])
+                self._next = len(self.claimed)
+
+    async def _flush(self) -> None:
+        if self._done:
+            done, self._done = self._done, []
+            await webhooks.delivered(self.deliverer.db, [d[0] for d in done],
+                                     [d[1] for d in done], [d[2] for d in done])
