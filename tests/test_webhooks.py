@@ -5,8 +5,8 @@ while a real receiver fails or hangs, an endpoint disabled after failing too lon
 from __future__ import annotations
 
 import pytest
-import trio
 import test_engine_faults as faults
+import trio
 from engine_helpers import engine_settings, rule, wait_status
 from multipart_body import multipart
 from test_engine_faults import serving

@@ -160,7 +160,8 @@ async def delivered(db: Database, ids: Sequence[int], at: Sequence[datetime],
     await db.execute("webhooks.delivered", list(ids), list(at), list(codes))
 
 
-async def failed(db: Database, endpoint_id: uuid.UUID, delivery_id: int, *, at: datetime, status_code: int | None,
+async def failed(db: Database, endpoint_id: uuid.UUID, delivery_id: int, *, at: datetime,
+                 status_code: int | None,
                  error: str | None, retry_at: datetime, release: Sequence[int],
                  give_up_after_seconds: float) -> bool:
     """Record a failed attempt; True when its endpoint is now disabled (failing for longer
