@@ -181,6 +181,9 @@ class EngineSettings(_Section):
 
 
 class WebhooksSettings(_Section):
+    # "process": a child process of `gateway serve` delivers, at a lower CPU priority, so
+    # delivery never takes CPU from dialing; "inline": the gateway's own process does.
+    worker: Literal["process", "inline"] = "process"
     # The delivery actor looks for due deliveries this often.
     poll_seconds: float = Field(default=0.5, gt=0, le=60)
     # One request's whole time (connect, send, the status line).

@@ -19,7 +19,7 @@ import hypercorn.trio
 import trio
 from quart_trio import QuartTrio
 
-from gateway import phone_fast, phone_national
+from gateway import phone_fast, phone_national, webhook_worker
 from gateway.aio_timers import sweep_timers
 from gateway.asyncio_loop import open_loop
 from gateway.bootstrap import bootstrap
@@ -30,7 +30,6 @@ from gateway.engine.deps import EngineDeps
 from gateway.engine.recorder import Recorder
 from gateway.engine.snapshots import Snapshots
 from gateway.engine.supervisor import Supervisor
-from gateway.engine.webhooks import Deliverer
 from gateway.http.app import create_app
 from gateway.http.context import Services
 from gateway.logs import get_logger, redact_url
@@ -122,7 +121,10 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 supervisor = await root.start(Supervisor(
                     EngineDeps(engine_db, budget, recorder, adapter, settings.engine,
                                agent_sip_uri_required=settings.telephony.adapter == "sip")).run)
-                await root.start(_deliver_webhooks, db, settings)
+                if settings.webhooks.worker == "process":
+                    await root.start(webhook_worker.supervise, url, settings)
+                else:
+                    await root.start(webhook_worker.deliver_inline, db, settings)
                 snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds,
                                                           settings.sse.heartbeat_seconds,
                                                           handles=supervisor.handle).run)
@@ -162,8 +164,6 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
 # SIP rates rose by a fifth). A young collection then takes a few ms instead of a
 # fraction of one.
 GC_YOUNG_THRESHOLD = 10_000
-# The webhook delivery actor's connections (claims and results are short statements).
-WEBHOOK_POOL_SIZE = 4
 
 
 def _tune_gc() -> None:
@@ -189,18 +189,6 @@ async def engine_database(db: Database, settings: Settings) -> AsyncIterator[Dat
     finally:
         with trio.CancelScope(shield=True):
             await engine_db.close()
-
-
-async def _deliver_webhooks(db: Database, settings: Settings, *,
-                            task_status: trio.TaskStatus[Deliverer]) -> None:
-    """The webhook delivery actor, on connections of its own: a slow receiver never holds
-    the ones dialing or the API needs."""
-    webhooks_db = await db.open_sibling(max_size=WEBHOOK_POOL_SIZE)
-    try:
-        await Deliverer(webhooks_db, settings.webhooks).run(task_status=task_status)
-    finally:
-        with trio.CancelScope(shield=True):
-            await webhooks_db.close()
 
 
 async def _serve_http(app: QuartTrio, config: hypercorn.Config, shutdown: trio.Event,

@@ -142,7 +142,10 @@ async def db(aio_loop, database_url):
 
 def make_settings(database_url: str, data_dir: Path, **sections) -> Settings:
     base = {"http": {"host": "127.0.0.1", "port": 0, "shutdown_grace_seconds": 5},
-            "database": {"url": database_url, "data_dir": str(data_dir), "pool_max_size": 4}}
+            "database": {"url": database_url, "data_dir": str(data_dir), "pool_max_size": 4},
+            # In the test's process (a child process per gateway would cost every test a
+            # Python start); tests/test_webhook_worker.py runs the child.
+            "webhooks": {"worker": "inline"}}
     for section, values in sections.items():
         base[section] = {**base.get(section, {}), **values}
     return Settings.model_validate(base)

@@ -42,6 +42,7 @@ class Receiver:
     requests: list[Received] = attrs.field(factory=list)
     acked: list[Received] = attrs.field(factory=list)
     overlaps: int = 0
+    on_ack: Callable[[Received], None] | None = None
     _open: Counter[str] = attrs.field(factory=Counter)
     changed: trio.Event = attrs.field(factory=trio.Event)
 
@@ -95,6 +96,8 @@ class Receiver:
                 await trio.sleep_forever()
             if 200 <= int(answer) < 300:
                 self.acked.append(received)
+                if self.on_ack is not None:
+                    self.on_ack(received)
             self.changed.set()
             await send({"type": "http.response.start", "status": int(answer),
                         "headers": [(b"content-length", b"0")]})

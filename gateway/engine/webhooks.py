@@ -20,9 +20,9 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import attrs
-import httpx
 import trio
 from standardwebhooks.webhooks import Webhook
 
@@ -30,6 +30,7 @@ from gateway import __version__
 from gateway.clock import utcnow
 from gateway.config import WebhooksSettings
 from gateway.db import Database, DatabaseUnavailable
+from gateway.engine.webhook_http import Client, HttpError
 from gateway.ids import uuid7
 from gateway.logs import get_logger
 from gateway.store import webhooks
@@ -54,67 +55,63 @@ def retry_delay(settings: WebhooksSettings, attempts: int, rng: random.Random) -
     return delay * rng.uniform(0.5, 1.0)
 
 
-def signed_headers(target: Target, delivery: Claimed, now: datetime) -> dict[str, str]:
+def signed_headers(target: Target, delivery: Claimed, now: datetime) -> list[tuple[str, str]]:
     """The Standard Webhooks headers: webhook-id (the event's id, the same on every try
     and for every endpoint), webhook-timestamp (seconds) and webhook-signature."""
     msg_id = str(delivery.event_id)
     signature = Webhook(target.secret).sign(msg_id, now, delivery.payload)
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature, "content-type": "application/json",
-            "user-agent": f"outbound-campaign-gateway/{__version__}"}
+    return [("webhook-id", msg_id), ("webhook-timestamp", str(int(now.timestamp()))),
+            ("webhook-signature", signature), ("content-type", "application/json")]
 
 
-async def send(http: httpx.AsyncClient, target: Target, delivery: Claimed) -> Sent:
+async def send(http: Client, target: Target, delivery: Claimed, within: float) -> Sent:
     """One try. Total: whatever the receiver does, the answer is a :class:`Sent`."""
     try:
-        async with http.stream("POST", target.url, content=delivery.payload.encode(),
-                               headers=signed_headers(target, delivery, utcnow())) as response:
-            # The body is not read: a receiver's answer is its status.
-            status = response.status_code
-    except httpx.TimeoutException:
-        return Sent(False, error="timed out")
-    except httpx.HTTPError as exc:  # refused, reset, DNS, TLS, a malformed answer...
-        return Sent(False, error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
-    if 200 <= status < 300:
-        return Sent(True, status)
-    return Sent(False, status)
+        status = await http.post(target.url, delivery.payload.encode(),
+                                 signed_headers(target, delivery, utcnow()), within=within)
+    except HttpError as exc:  # refused, reset, DNS, TLS, a malformed answer, too slow...
+        return Sent(False, error=str(exc)[:ERROR_CHARS])
+    return Sent(200 <= status < 300, status)
 
 
 @attrs.define
 class Deliverer:
     db: Database
     settings: WebhooksSettings
-    transport: httpx.AsyncBaseTransport | None = None
     owner: uuid.UUID = attrs.field(factory=uuid7)
     rng: random.Random = attrs.field(factory=random.Random)
     _busy: set[Queue] = attrs.field(factory=set)
     _per_endpoint: Counter[uuid.UUID] = attrs.field(factory=Counter)
 
-    async def run(self, *, task_status: trio.TaskStatus[Deliverer] = trio.TASK_STATUS_IGNORED
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         """Deliver until cancelled; an outage is waited out."""
-        timeout = httpx.Timeout(self.settings.timeout_seconds)
-        limits = httpx.Limits(max_connections=self.settings.max_in_flight,
-                              max_keepalive_connections=self.settings.max_in_flight)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False,
-                                     transport=self.transport) as http, \
-                trio.open_nursery() as senders:
-            task_status.started(self)
-            forget_at = trio.current_time()
-            while True:
-                try:
-                    self._start_due(await webhooks.due_queues(
-                        self.db, 2 * self.settings.max_in_flight), http, senders)
-                    if trio.current_time() >= forget_at:
-                        await webhooks.forget_delivered(self.db, self.settings.keep_seconds)
-                        forget_at = trio.current_time() + FORGET_EVERY_SECONDS
-                except DatabaseUnavailable:
-                    log.warning("webhooks.waiting_for_database")
-                except Exception as exc:  # logged, tried again next poll: never fatal
-                    log.error("webhooks.poll_failed", exc_info=exc)
-                await trio.sleep(self.settings.poll_seconds)
+        http = Client(max_idle=self.settings.max_in_flight_per_endpoint,
+                      user_agent=f"outbound-campaign-gateway/{__version__}")
+        try:
+            async with trio.open_nursery() as senders:
+                task_status.started()
+                await self._poll(http, senders)
+        finally:
+            with trio.CancelScope(shield=True):
+                await http.aclose()
 
-    def _start_due(self, queues: Sequence[Queue], http: httpx.AsyncClient,
+    async def _poll(self, http: Client, senders: trio.Nursery) -> NoReturn:
+        forget_at = trio.current_time()
+        while True:
+            try:
+                self._start_due(await webhooks.due_queues(
+                    self.db, 2 * self.settings.max_in_flight), http, senders)
+                if trio.current_time() >= forget_at:
+                    await webhooks.forget_delivered(self.db, self.settings.keep_seconds)
+                    forget_at = trio.current_time() + FORGET_EVERY_SECONDS
+            except DatabaseUnavailable:
+                log.warning("webhooks.waiting_for_database")
+            except Exception as exc:  # logged, tried again next poll: never fatal
+                log.error("webhooks.poll_failed", exc_info=exc)
+            await trio.sleep(self.settings.poll_seconds)
+
+    def _start_due(self, queues: Sequence[Queue], http: Client,
                    senders: trio.Nursery) -> None:
         for queue in queues:
             if len(self._busy) >= self.settings.max_in_flight:
@@ -126,7 +123,7 @@ class Deliverer:
             self._per_endpoint[queue.endpoint_id] += 1
             senders.start_soon(self._send_queue, queue, http)
 
-    async def _send_queue(self, queue: Queue, http: httpx.AsyncClient) -> None:
+    async def _send_queue(self, queue: Queue, http: Client) -> None:
         try:
             await self._drain(queue, http)
         except DatabaseUnavailable:
@@ -139,7 +136,7 @@ class Deliverer:
             if self._per_endpoint[queue.endpoint_id] <= 0:
                 del self._per_endpoint[queue.endpoint_id]
 
-    async def _drain(self, queue: Queue, http: httpx.AsyncClient) -> None:
+    async def _drain(self, queue: Queue, http: Client) -> None:
         """Send the queue's batches until it is empty, fails, or is someone else's."""
         target = await webhooks.target(self.db, queue.endpoint_id)
         if target is None or target.disabled:
@@ -189,14 +186,15 @@ class _Batch:
     _done: list[tuple[int, datetime, int]] = attrs.field(factory=list)
     _next: int = 0
 
-    async def send(self, http: httpx.AsyncClient) -> bool:
+    async def send(self, http: Client) -> bool:
         """True when the whole batch was delivered (the queue may have more)."""
         try:
             while self._next < len(self.claimed):
                 if trio.current_time() >= self.stop_at:
                     return False
                 delivery = self.claimed[self._next]
-                sent = await send(http, self.target, delivery)
+                sent = await send(http, self.target, delivery,
+                                  self.deliverer.settings.timeout_seconds)
                 if not sent.ok:
                     await self._flush()
                     await self.deliverer.record_failure(

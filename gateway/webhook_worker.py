@@ -1,0 +1,144 @@
+"""Webhook delivery in a child process of ``gateway serve``, at a lower CPU priority.
+
+Delivery is background work that must never slow dialing: in the gateway's own process
+every request it sends is CPU taken from the event loop that dials (measured: with every
+event delivered to a local receiver, full-speed dialing fell to two thirds). So ``serve``
+runs the delivery actor (:mod:`gateway.engine.webhooks`) in a child process, ``nice``-d so
+that the kernel gives it only the CPU dialing and PostgreSQL leave; it catches up when the
+dialing slows. The events are rows in PostgreSQL, so nothing is lost whatever the child
+does: it is restarted if it exits, and claims make it safe beside the other processes'.
+
+The parent writes the settings (the database URL resolved, the embedded cluster's
+included) as one JSON line on the child's stdin and keeps the pipe open: the child stops
+(releasing its claims) when the pipe closes, that is when the parent stops or dies,
+whatever the signal.
+
+``webhooks.worker = "inline"`` runs the actor in the gateway's process instead (the
+tests' in-process gateways, or a machine where a child process is unwanted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import trio
+import trio_asyncio
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.engine.webhooks import Deliverer
+from gateway.logs import configure_logging, get_logger
+
+log = get_logger(__name__)
+# How much lower the child's CPU priority is (nice(2): 19 is the lowest).
+NICENESS = 10
+POOL_SIZE = 4
+RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+STOP_GRACE_SECONDS = 5.0
+
+
+async def deliver_inline(db: Database, settings: Settings, *,
+                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                         ) -> None:
+    """The actor in this process, on connections of its own (a slow receiver never holds
+    the ones dialing or the API needs)."""
+    webhooks_db = await db.open_sibling(max_size=POOL_SIZE)
+    try:
+        await Deliverer(webhooks_db, settings.webhooks).run(task_status=task_status)
+    finally:
+        with trio.CancelScope(shield=True):
+            await webhooks_db.close()
+
+
+async def supervise(url: str, settings: Settings, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the child until cancelled, restarting it (with backoff) whenever it exits."""
+    line = json.dumps(settings.model_dump(mode="json")
+                      | {"database": settings.database.model_dump(mode="json") | {"url": url}})
+    task_status.started()
+    failures = 0
+    while True:
+        started = trio.current_time()
+        code = await _run_child(line.encode() + b"\n")
+        if trio.current_time() - started > 60:
+            failures = 0
+        delay = RESTART_BACKOFF_SECONDS[min(failures, len(RESTART_BACKOFF_SECONDS) - 1)]
+        failures += 1
+        log.error("webhooks.worker_exited", returncode=code, restart_in_seconds=delay)
+        await trio.sleep(delay)
+
+
+async def _run_child(settings_line: bytes) -> int | None:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "gateway.webhook_worker"], stdin=subprocess.PIPE,
+        preexec_fn=_lower_priority)
+    assert process.stdin is not None
+    try:
+        await process.stdin.send_all(settings_line)
+        return await process.wait()
+    finally:
+        with trio.CancelScope(shield=True):
+            await process.stdin.aclose()  # the child's signal to stop
+            with trio.move_on_after(STOP_GRACE_SECONDS):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def _lower_priority() -> None:
+    os.nice(NICENESS)
+
+
+# -- the child --------------------------------------------------------------------------
+
+async def _child_main() -> None:
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await stdin.receive_some(65536)
+        if not chunk:
+            return  # the parent went away before saying anything
+        line += chunk
+    settings = Settings.model_validate(json.loads(line))
+    configure_logging(settings.log.level)
+    async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
+        db = await Database.open(settings.database.url, min_size=1, max_size=POOL_SIZE)
+        try:
+            nursery.start_soon(_stop_at_eof, stdin, nursery.cancel_scope)
+            await nursery.start(Deliverer(db, settings.webhooks).run)
+            log.info("webhooks.worker_started", pid=os.getpid())
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await db.close()
+            raise
+        nursery.start_soon(_close_at_end, db)
+
+
+async def _stop_at_eof(stdin: trio.lowlevel.FdStream, scope: trio.CancelScope) -> None:
+    while await stdin.receive_some(4096):
+        pass
+    scope.cancel()
+
+
+async def _close_at_end(db: Database) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await db.close()
+
+
+def main() -> None:
+    # The terminal's Ctrl-C reaches the whole process group: the parent decides when this
+    # stops (by closing the pipe).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    trio.run(_child_main)
+
+
+if __name__ == "__main__":
+    main()
