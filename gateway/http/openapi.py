@@ -29,7 +29,9 @@ ERROR_DESCRIPTIONS = {
     400: "Invalid input: `error.field` names it and the message starts with it.",
     401: "Missing or invalid API key (`Authorization: Bearer <api key>`).",
     404: "No such object in this account (another account's objects are not found either).",
-    409: "The object's state does not allow it (the message names the current status).",
+    409: ("The object's state does not allow it (the message names the current status); on "
+          "a POST, also an Idempotency-Key used for another request "
+          "(`idempotency_key_reused`) or still in progress (`idempotency_key_in_progress`)."),
     413: "The request body, the CSV file or a form field is over its limit.",
     415: "The request body is not of the documented media type.",
     503: "PostgreSQL is unreachable: retry after `Retry-After` seconds.",
