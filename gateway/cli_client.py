@@ -9,6 +9,9 @@
     gateway campaigns contacts ID [--status S] [--page P | --all] [--table]
     gateway campaigns calls ID [--page P | --all] [--table]
     gateway campaigns watch ID
+    gateway campaigns rerun ID --status S [--status S...] [--name N]
+    gateway campaigns export ID [--what contacts|calls] [--format csv|jsonl] [--status S]
+                                [--outcome O] [--output FILE]
 
 ``gateway agents|numbers|dnc|settings|calls ...`` are registered here too (see
 gateway/cli_resources.py). Every command takes ``--base-url`` (else ``$GATEWAY_BASE_URL``,
@@ -37,8 +40,10 @@ from gateway.cli_output import (
 from gateway.cli_resources import (
     RESOURCE_COMMANDS,
     WINDOW_HELP,
+    add_export_command,
     add_resource_commands,
     json_argument,
+    run_export,
     run_resource,
 )
 from gateway.client import Client, CreatedCampaign, GatewayError, Snapshot
@@ -103,6 +108,15 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     calls = verbs.add_parser("calls", parents=[conn], help="list a campaign's call attempts")
     calls.add_argument("id")
     page_options(calls)
+    rerun = verbs.add_parser("rerun", parents=[conn],
+                             help="a new draft of a finished campaign's contacts of some "
+                                  "statuses")
+    rerun.add_argument("id")
+    rerun.add_argument("--status", action="append", required=True, dest="statuses",
+                       choices=[status.value for status in ContactStatus],
+                       help="a status to take the contacts of (repeat for several)")
+    rerun.add_argument("--name", help="the new campaign's name (default: '<name> (rerun)')")
+    add_export_command(verbs, conn)
     add_resource_commands(subparsers, conn)
 
 
@@ -129,6 +143,10 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         print_json({"id": args.id, "deleted": True}, out)
     elif verb == "watch":
         return _watch(client, args.id, out, err)
+    elif verb == "export":
+        return run_export(client, args, out)
+    elif verb == "rerun":
+        print_json(campaigns.rerun(args.id, args.statuses, name=args.name), out)
     else:
         _list(client, args, out, err)
     return 0

@@ -26,7 +26,7 @@ import subprocess
 import sys
 
 import trio
-import trio_asyncio
+import trio_asyncio  # type: ignore[import-untyped]  # trio-asyncio ships no type hints
 
 from gateway.config import Settings
 from gateway.db import Database

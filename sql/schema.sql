@@ -456,6 +456,23 @@ CREATE TABLE public.gateway_peers (
     stopping boolean DEFAULT false NOT NULL
 );
 
+CREATE TABLE public.idempotency_keys (
+    account_id uuid NOT NULL,
+    key text NOT NULL,
+    claim uuid NOT NULL,
+    request_hash bytea,
+    status smallint,
+    content_type text,
+    body bytea,
+    created_at timestamp with time zone NOT NULL,
+    heartbeat_at timestamp with time zone NOT NULL,
+    completed_at timestamp with time zone,
+    CONSTRAINT idempotency_keys_check CHECK (((completed_at IS NULL) = (status IS NULL))),
+    CONSTRAINT idempotency_keys_check1 CHECK (((completed_at IS NULL) OR ((request_hash IS NOT NULL) AND (body IS NOT NULL)))),
+    CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255))),
+    CONSTRAINT idempotency_keys_status_check CHECK (((status >= 100) AND (status <= 499)))
+);
+
 CREATE TABLE public.phone_numbers (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     account_id uuid NOT NULL,
@@ -494,7 +511,8 @@ CREATE TABLE public.webhook_deliveries (
     claimed_by uuid,
     claimed_until timestamp with time zone,
     CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'abandoned'::text])))
-);
+)
+WITH (fillfactor='50');
 
 CREATE SEQUENCE public.webhook_deliveries_id_seq
     START WITH 1
@@ -565,6 +583,9 @@ ALTER TABLE ONLY public.dnc_numbers
 ALTER TABLE ONLY public.gateway_peers
     ADD CONSTRAINT gateway_peers_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (account_id, key);
+
 ALTER TABLE ONLY public.phone_numbers
     ADD CONSTRAINT phone_numbers_pkey PRIMARY KEY (id);
 
@@ -596,6 +617,8 @@ CREATE INDEX campaigns_active ON public.campaigns USING btree (status, scheduled
 CREATE INDEX contacts_campaign_status ON public.contacts USING btree (campaign_id, status, seq) WHERE (status <> 'pending'::text);
 
 CREATE INDEX contacts_retry_due ON public.contacts USING btree (campaign_id, next_attempt_at) WHERE (status = 'retry_pending'::text);
+
+CREATE INDEX idempotency_keys_created ON public.idempotency_keys USING btree (created_at);
 
 CREATE INDEX phone_numbers_account ON public.phone_numbers USING btree (account_id, created_at, id) WHERE (deleted_at IS NULL);
 
@@ -663,6 +686,9 @@ ALTER TABLE ONLY public.contact_counts
 
 ALTER TABLE ONLY public.dnc_numbers
     ADD CONSTRAINT dnc_numbers_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.phone_numbers
     ADD CONSTRAINT phone_numbers_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;

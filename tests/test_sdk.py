@@ -271,14 +271,16 @@ async def test_a_csv_over_the_limit_is_payload_too_large(client, refs):
 
 async def test_connection_refused_is_api_connection_error():
     port = free_tcp_port()  # free a moment ago: nothing listens
-    with Client(f"http://127.0.0.1:{port}", API_KEY, timeout=5) as dead:
+    # max_retries=0: the error itself (retries are tests/test_sdk_retries.py's).
+    with Client(f"http://127.0.0.1:{port}", API_KEY, timeout=5, max_retries=0) as dead:
         with pytest.raises(APIConnectionError) as caught:
             dead.call_limits()
         with pytest.raises(APIConnectionError):
             list(dead.campaigns.stream_events(str(uuid.uuid4())))
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
     assert caught.value.status_code is None and caught.value.code == "connection_error"
-    async with AsyncClient(f"http://127.0.0.1:{port}", API_KEY, timeout=5) as adead:
+    async with AsyncClient(f"http://127.0.0.1:{port}", API_KEY, timeout=5,
+                           max_retries=0) as adead:
         with pytest.raises(APIConnectionError):
             await adead.call_limits()
 

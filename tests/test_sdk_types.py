@@ -34,11 +34,13 @@ from gateway.vocabulary import (
     AgentStatus,
     CampaignStatus,
     ContactStatus,
+    DeliveryStatus,
     Disposition,
     DncSource,
     HangupBy,
     Outcome,
     RejectionReason,
+    WebhookEvent,
 )
 
 LISTED = "+12025550199"  # on the do-not-call list before the import: rejected
@@ -124,7 +126,8 @@ class Checker:
     (sdk_types.RejectionReasonValue, RejectionReason), (sdk_types.HangupByValue, HangupBy),
     (sdk_types.DncSourceValue, DncSource), (sdk_types.DispositionValue, Disposition),
     (sdk_types.WeekdayValue, WEEKDAYS),
-    (sdk_types.LastOutcomeValue, [*Outcome, DO_NOT_CALL_OUTCOME])])
+    (sdk_types.LastOutcomeValue, [*Outcome, DO_NOT_CALL_OUTCOME]),
+    (sdk_types.WebhookEventValue, WebhookEvent), (sdk_types.DeliveryStatusValue, DeliveryStatus)])
 def test_the_literals_are_the_vocabulary(literal, words):
     assert list(get_args(literal)) == [str(word) for word in words]
 
@@ -183,6 +186,11 @@ async def test_every_object_the_api_returns_has_exactly_its_types_keys(gateway):
         check(dnc_report, T.DncUploadReport, "dnc.upload")
         check(await client.dnc.list(), T.Page[T.DncEntry], "dnc.list")
         await client.dnc.add(LISTED)
+        # Nothing listens there: its deliveries fail and stay pending with their error.
+        webhook = await client.webhooks.create("http://127.0.0.1:9/hooks")
+        check(webhook, T.CreatedWebhook, "webhooks.create")
+        check(await client.webhooks.get(webhook), T.Webhook, "webhooks.get")
+        check(await client.webhooks.list(), T.Page[T.Webhook], "webhooks.list")
 
         created = await client.campaigns.create("types", agent, number, contacts=CSV,
                                                 max_concurrent_calls=2, calling_window=ALWAYS,
@@ -217,6 +225,9 @@ async def test_every_object_the_api_returns_has_exactly_its_types_keys(gateway):
         assert {call["hangup_by"] for call in calls["data"]} == {"contact"}
         assert all(call["connected_at"] is not None for call in calls["data"])
         check(calls, T.Page[T.CallAttempt], "calls")
+        deliveries = await client.webhooks.deliveries(webhook)
+        assert deliveries["total"] > 0
+        check(deliveries, T.Page[T.WebhookDelivery], "webhooks.deliveries")
         # A callback after the campaign ended: the call says so (the contact stays done).
         undisposed = next(call for call in calls["data"] if call["disposition"] is None)
         later = datetime.now(UTC) + timedelta(days=2)

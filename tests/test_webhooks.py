@@ -203,14 +203,14 @@ async def test_a_delivery_is_resent_with_the_same_webhook_id(api, create_campaig
         page = (await api.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries")).json()
         [delivery] = page["data"]
         resent = await api.post(f"/api/v1/webhooks/{endpoint['id']}/deliveries/"
-                                f"{delivery['id']}/resend")
+                                f"{delivery['event_id']}/resend")
         assert resent.status_code == 201, resent.text
         assert resent.json()["event_id"] == delivery["event_id"]
         with trio.fail_after(20):
             await receiver.until(lambda r: len(r.acked) == 2)
         assert receiver.acked_ids() == [delivery["event_id"]] * 2
         missing = await api.post(f"/api/v1/webhooks/{endpoint['id']}/deliveries/"
-                                 f"{2**63}/resend")
+                                 f"{endpoint['id']}/resend")
         assert missing.status_code == 404
 
 

@@ -36,7 +36,11 @@ coroutine and the generators are async generators):
   {"delay_seconds"?, "max_attempts"?}}``), ``get``, ``list(status=None, page=0)``,
   ``start``, ``pause``, ``resume``, ``stop``, ``delete``, ``contacts(id, status=None, page=0)``,
   ``calls(id, page=0)``, ``iter_contacts(id, status=None)``, ``iter_calls(id)``,
-  ``iter_campaigns(status=None)``, ``stream_events(id)``.
+  ``iter_campaigns(status=None)``, ``stream_events(id)``, ``export(id, what="contacts",
+  format="csv", status=None, outcome=None)`` (every contact, or with ``what="calls"`` every
+  call attempt, as CSV or ``"jsonl"``: an iterator of the body's bytes as they arrive) and
+  ``export_to(id, path_or_binary_file, ...)`` (the same written to a file; returns the
+  bytes written; a path is removed if the export is cut).
 - ``client.agents``: ``create(name, status=None, greeting=None, sip_uri=None,
   max_concurrent_calls=None)``, ``get``, ``list(page=0)``, ``update`` (only the fields
   passed; ``sip_uri=None`` or ``max_concurrent_calls=None`` clears it), ``delete``,
@@ -56,8 +60,18 @@ coroutine and the generators are async generators):
 
 **Events**: ``stream_events(id)`` yields each metrics snapshot (a ``Snapshot``) and returns after
 the server's ``end`` event, which follows the last snapshot and is not yielded itself.
-Heartbeats are skipped. A stream that closes without ``end`` raises ``APIConnectionError``
-(code ``stream_closed``).
+Heartbeats are skipped. A stream that closes without ``end`` (a restart, a dead link)
+connects again by itself with ``Last-Event-ID`` and goes on; after
+``stream_events(id, max_reconnects=5)`` failed attempts in a row it raises
+``APIConnectionError`` (code ``stream_closed``).
+
+**Retries**: a request that fails in a way safe to repeat (refused, cut, timed out, a 503,
+a 429 with ``Retry-After``) is sent again, up to ``Client(..., max_retries=3)`` times (0:
+never), after the server's ``Retry-After`` (at most 30 s) or a jittered exponential backoff;
+then its last error raises. Every POST carries an ``Idempotency-Key`` (random, the same on
+each retry); ``with idempotency_key("my-key"): client.campaigns.create(...)`` gives the
+POST inside the block a key of your own. A key reused with another body is a
+``ConflictError`` with code ``idempotency_key_reused``.
 
 **Errors** (``gateway.client.errors``, all re-exported here): ``GatewayError`` and one class
 per status: ``ValidationError`` 400 (``.field``), ``AuthenticationError`` 401,
@@ -69,6 +83,7 @@ when no response came. Each has ``status_code``, ``code``, ``message``, ``field`
 """
 
 from gateway.client._async import AsyncClient
+from gateway.client._common import ExportFormat, ExportWhat, idempotency_key
 from gateway.client._sync import Client
 from gateway.client.errors import (
     APIConnectionError,
@@ -148,6 +163,8 @@ __all__ = [
     "DncSourceValue",
     "DncUploadReport",
     "EndEvent",
+    "ExportFormat",
+    "ExportWhat",
     "GatewayError",
     "ImportReport",
     "LastOutcomeValue",
@@ -168,4 +185,5 @@ __all__ = [
     "Snapshot",
     "ValidationError",
     "WeekdayValue",
+    "idempotency_key",
 ]

@@ -3,23 +3,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 from httpx_sse import aconnect_sse
 
 from gateway.client._common import (
+    DEFAULT_MAX_RECONNECTS,
+    DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     END,
     STREAM_READ_TIMEOUT,
+    Attempts,
     Awaiting,
     Call,
+    ExportFormat,
+    ExportTarget,
+    ExportWhat,
+    Reconnects,
     Ref,
+    check_export,
+    check_max,
     check_stream,
     decode_event,
+    export_call,
+    export_cut,
+    export_destination,
     http_options,
-    stream_cut,
     stream_kwargs,
 )
 from gateway.client._resources import (
@@ -30,8 +43,9 @@ from gateway.client._resources import (
     DncResource,
     PhoneNumbersResource,
     SettingsResource,
+    WebhooksResource,
 )
-from gateway.client.errors import APIConnectionError, map_transport_errors
+from gateway.client.errors import GatewayError, map_transport_errors
 from gateway.client.types import (
     Agent,
     CallAttempt,
@@ -40,11 +54,12 @@ from gateway.client.types import (
     Contact,
     ContactStatusValue,
     DncEntry,
+    OutcomeValue,
     Page,
     PhoneNumber,
     Snapshot,
 )
-from gateway.vocabulary import CampaignStatus, ContactStatus
+from gateway.vocabulary import CampaignStatus, ContactStatus, Outcome
 
 Item = TypeVar("Item")
 
@@ -108,32 +123,103 @@ class AsyncCampaigns(CampaignsResource[Awaiting]):
         async for item in _walk(lambda page: self.list(status=status, page=page)):
             yield item
 
-    async def stream_events(self, campaign: Ref, *,
-                            read_timeout: float | None = STREAM_READ_TIMEOUT
-                            ) -> AsyncIterator[Snapshot]:
-        """See ``Client.campaigns.stream_events``. To leave the loop early, wrap the
-        generator in ``contextlib.aclosing`` so the connection closes at once."""
+    async def export(self, campaign: Ref, what: ExportWhat = "contacts",
+                     format: ExportFormat = "csv",
+                     status: ContactStatus | ContactStatusValue | None = None, *,
+                     outcome: Outcome | OutcomeValue | None = None
+                     ) -> AsyncGenerator[bytes, None]:
+        """See ``Client.campaigns.export`` (``async for``; wrap it in
+        ``contextlib.aclosing`` to leave early with the connection closed at once)."""
         client = self._client
-        with map_transport_errors(client.base_url):
-            async with aconnect_sse(client._http, "GET", self._events_path(campaign),
-                                    **stream_kwargs(client._timeout, read_timeout)) as source:
-                if not source.response.is_success:
-                    await source.response.aread()
-                check_stream(source.response)
-                async for sse in source.aiter_sse():
-                    if sse.event == END:
+        attempts = Attempts(export_call(campaign, what, format, status, outcome),
+                            client._max_retries)
+        started = False
+        while True:
+            try:
+                with map_transport_errors(client.base_url):
+                    async with client._http.stream("GET", attempts.call.path,
+                                                   **attempts.request_kwargs()) as response:
+                        if not response.is_success:
+                            await response.aread()
+                        check_export(response)
+                        started = True
+                        try:
+                            async for chunk in response.aiter_bytes():
+                                yield chunk
+                        except httpx.TransportError as exc:
+                            raise export_cut(campaign, what) from exc
                         return
-                    snapshot = decode_event(sse)
-                    if snapshot is not None:
-                        yield snapshot
-        raise APIConnectionError(stream_cut(str(campaign)), code="stream_closed")
+            except GatewayError as exc:
+                wait = None if started else attempts.retry_wait(exc)
+                if wait is None:
+                    raise
+            await anyio.sleep(wait)
+
+    async def export_to(self, campaign: Ref, target: ExportTarget,
+                        what: ExportWhat = "contacts", format: ExportFormat = "csv",
+                        status: ContactStatus | ContactStatusValue | None = None, *,
+                        outcome: Outcome | OutcomeValue | None = None) -> int:
+        """See ``Client.campaigns.export_to`` (the file is written from worker threads)."""
+        given = export_destination(target)
+        file = (await anyio.open_file(given, "wb") if isinstance(given, str)
+                else anyio.wrap_file(given))
+        written = 0
+        try:
+            async with contextlib.aclosing(self.export(campaign, what, format, status,
+                                                       outcome=outcome)) as chunks:
+                async for chunk in chunks:
+                    await file.write(chunk)
+                    written += len(chunk)
+        except BaseException:
+            if isinstance(given, str):  # no partial export is left under its name
+                with anyio.CancelScope(shield=True):
+                    await file.aclose()
+                    await anyio.Path(given).unlink(missing_ok=True)
+            raise
+        if isinstance(given, str):
+            await file.aclose()
+        return written
+
+    async def stream_events(self, campaign: Ref, *,
+                            read_timeout: float | None = STREAM_READ_TIMEOUT,
+                            max_reconnects: int = DEFAULT_MAX_RECONNECTS
+                            ) -> AsyncIterator[Snapshot]:
+        """See ``Client.campaigns.stream_events`` (it reconnects the same way, sleeping
+        on the running event loop). To leave the loop early, wrap the generator in
+        ``contextlib.aclosing`` so the connection closes at once."""
+        client = self._client
+        state = Reconnects(str(campaign), client._max_retries, max_reconnects)
+        while True:
+            try:
+                with map_transport_errors(client.base_url):
+                    async with aconnect_sse(
+                            client._http, "GET", self._events_path(campaign),
+                            headers=state.headers(),
+                            **stream_kwargs(client._timeout, read_timeout)) as source:
+                        if not source.response.is_success:
+                            await source.response.aread()
+                        check_stream(source.response)
+                        state.opened()
+                        async for sse in source.aiter_sse():
+                            state.seen(sse)
+                            if sse.event == END:
+                                return
+                            snapshot = decode_event(sse)
+                            if snapshot is not None:
+                                yield snapshot
+                wait = state.wait(None)
+            except GatewayError as exc:
+                wait = state.wait(exc)
+            await anyio.sleep(wait)
 
 
 class AsyncClient(ClientBase[Awaiting]):
     """The gateway's REST API, async: every method is a coroutine (``await``).
 
-    ``AsyncClient(base_url, api_key, *, timeout=30.0, transport=None)``; ``transport`` is an
-    ``httpx.AsyncBaseTransport``. Use ``async with`` or call ``aclose()``.
+    ``AsyncClient(base_url, api_key, *, timeout=30.0, max_retries=3, transport=None)``;
+    ``transport`` is an ``httpx.AsyncBaseTransport``. Use ``async with`` or call
+    ``aclose()``. Retries as ``Client`` does, sleeping on the running event loop (trio or
+    asyncio).
     """
 
     agents: AsyncAgents
@@ -141,12 +227,15 @@ class AsyncClient(ClientBase[Awaiting]):
     dnc: AsyncDnc
     settings: SettingsResource[Awaiting]
     calls: CallsResource[Awaiting]
+    webhooks: WebhooksResource[Awaiting]
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 max_retries: int = DEFAULT_MAX_RETRIES,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         options = http_options(base_url, api_key, timeout)
         self.base_url: str = options["base_url"]
         self._timeout = httpx.Timeout(timeout)
+        self._max_retries = check_max(max_retries, "max_retries")
         self._http = httpx.AsyncClient(transport=transport, **options)
         self.campaigns = AsyncCampaigns(self)
         self.agents = AsyncAgents(self._send)
@@ -154,12 +243,21 @@ class AsyncClient(ClientBase[Awaiting]):
         self.dnc = AsyncDnc(self._send)
         self.settings = SettingsResource(self._send)
         self.calls = CallsResource(self._send)
+        self.webhooks = WebhooksResource(self._send)
 
     async def _send(self, call: Call[Any]) -> Any:
-        with map_transport_errors(self.base_url):
-            response = await self._http.request(call.method, call.path,
-                                                **call.request_kwargs())
-        return call.parse(response)
+        attempts = Attempts(call, self._max_retries)
+        while True:
+            try:
+                with map_transport_errors(self.base_url):
+                    response = await self._http.request(call.method, call.path,
+                                                        **attempts.request_kwargs())
+                return call.parse(response)
+            except GatewayError as exc:
+                wait = attempts.retry_wait(exc)
+                if wait is None:
+                    raise
+            await anyio.sleep(wait)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -41,6 +41,8 @@ from gateway.client.types import (
     Contact,
     ContactStatusValue,
     CreatedCampaign,
+    CreatedWebhook,
+    DeliveryStatusValue,
     DispositionValue,
     DncAdded,
     DncEntry,
@@ -48,8 +50,18 @@ from gateway.client.types import (
     Page,
     PhoneNumber,
     RetryRule,
+    Webhook,
+    WebhookDelivery,
+    WebhookEventValue,
 )
-from gateway.vocabulary import AgentStatus, CampaignStatus, ContactStatus, Disposition
+from gateway.vocabulary import (
+    AgentStatus,
+    CampaignStatus,
+    ContactStatus,
+    DeliveryStatus,
+    Disposition,
+    WebhookEvent,
+)
 
 # A calling window or retry policy as a caller may write one: the TypedDict, or any mapping
 # of the same shape.
@@ -202,6 +214,18 @@ class CampaignsResource(Resource[Mode]):
         return self._transition(campaign, "stop")
 
     @endpoint
+    def rerun(self, campaign: Ref,
+              statuses: Iterable[ContactStatus | ContactStatusValue],
+              name: str | None = None) -> Call[Campaign]:
+        """A new draft campaign of a completed or failed one's contacts whose status is in
+        ``statuses`` (e.g. ``["failed"]``), with its agent, number and settings; numbers
+        on the do-not-call list now are left out. ``name``: default the source's with
+        " (rerun)". 409 if the source is not finished, 400 ``no_contacts`` if no contact
+        matches. Returns the new campaign."""
+        return Call("POST", f"{API}/campaigns/{ref(campaign)}/rerun",
+                    json=compact(statuses=[str(status) for status in statuses], name=name))
+
+    @endpoint
     def delete(self, campaign: Ref) -> Call[None]:
         """Delete a draft (409 for any other status); returns None."""
         return Call("DELETE", f"{API}/campaigns/{ref(campaign)}")
@@ -294,6 +318,57 @@ class CallsResource(Resource[Mode]):
         return Call("POST", f"{API}/calls/{ref(call)}/disposition", json=body)
 
 
+class WebhooksResource(Resource[Mode]):
+    """``/api/v1/webhooks``: endpoints that receive the account's events, signed per
+    Standard Webhooks (verify them with the ``standardwebhooks`` package and the secret)."""
+
+    @endpoint
+    def create(self, url: str, *,
+               events: Iterable[WebhookEvent | WebhookEventValue] | None = None,
+               description: str | None = None) -> Call[CreatedWebhook]:
+        """Add an endpoint (every event type unless ``events`` names some); returns it with
+        its ``secret``, shown only this once."""
+        body = compact(url=url, events=None if events is None else [str(e) for e in events],
+                       description=description)
+        return Call("POST", f"{API}/webhooks", json=body)
+
+    @endpoint
+    def get(self, webhook: Ref) -> Call[Webhook]:
+        return Call("GET", f"{API}/webhooks/{ref(webhook)}")
+
+    @endpoint
+    def list(self, page: int = 0) -> Call[Page[Webhook]]:
+        """One page (oldest first): ``{"data", "page", "page_size", "total", "has_more"}``."""
+        return Call("GET", f"{API}/webhooks", params={"page": page})
+
+    @endpoint
+    def delete(self, webhook: Ref) -> Call[None]:
+        """Delete it with its deliveries (pending ones are not sent); returns None."""
+        return Call("DELETE", f"{API}/webhooks/{ref(webhook)}")
+
+    @endpoint
+    def enable(self, webhook: Ref) -> Call[Webhook]:
+        """Take events again after being disabled; the deliveries abandoned in the last
+        day are sent again."""
+        return Call("POST", f"{API}/webhooks/{ref(webhook)}/enable")
+
+    @endpoint
+    def deliveries(self, webhook: Ref, page: int = 0,
+                   status: DeliveryStatus | DeliveryStatusValue | None = None
+                   ) -> Call[Page[WebhookDelivery]]:
+        """One page of its deliveries, newest first, each with its last try."""
+        return Call("GET", f"{API}/webhooks/{ref(webhook)}/deliveries",
+                    params=compact(page=page, status=status))
+
+    @endpoint
+    def resend(self, webhook: Ref, event: str | WebhookDelivery) -> Call[WebhookDelivery]:
+        """Send an event again (a delivery's ``event_id``, or the delivery itself), as a
+        new delivery with the same ``webhook-id``; returns it."""
+        event_id = event if isinstance(event, str) else event["event_id"]
+        return Call("POST", f"{API}/webhooks/{ref(webhook)}/deliveries/"
+                            f"{quote(event_id, safe='')}/resend")
+
+
 class ClientBase(Sender[Mode]):
     """What both clients expose besides their resources' generators."""
 
@@ -302,6 +377,7 @@ class ClientBase(Sender[Mode]):
     dnc: DncResource[Mode]
     settings: SettingsResource[Mode]
     calls: CallsResource[Mode]
+    webhooks: WebhooksResource[Mode]
 
     @endpoint
     def call_limits(self) -> Call[CallLimits]:

@@ -90,7 +90,9 @@ class NotFoundError(GatewayError):
 
 class ConflictError(GatewayError):
     """409: a lifecycle transition the current status forbids, a full concurrency budget
-    (code ``concurrency_budget_exceeded``), a duplicate phone number..."""
+    (code ``concurrency_budget_exceeded``), a duplicate phone number, an
+    ``Idempotency-Key`` used before with another request (code
+    ``idempotency_key_reused``)..."""
 
 
 class PayloadTooLargeError(GatewayError):

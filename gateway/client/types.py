@@ -31,7 +31,9 @@ __all__ = [
     "ContactCounts",
     "ContactStatusValue",
     "CreatedCampaign",
+    "CreatedWebhook",
     "Delimiter",
+    "DeliveryStatusValue",
     "DispositionCounts",
     "DispositionValue",
     "DncAdded",
@@ -52,6 +54,9 @@ __all__ = [
     "RejectionReasonValue",
     "RetryRule",
     "Snapshot",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEventValue",
     "WeekdayValue",
 ]
 
@@ -342,3 +347,46 @@ class EndEvent(TypedDict):
 
     campaign_id: str
     status: str
+
+
+WebhookEventValue = Literal["call.ended", "contact.finished", "campaign.started",
+                            "campaign.paused", "campaign.resumed", "campaign.completed",
+                            "campaign.failed"]
+DeliveryStatusValue = Literal["pending", "delivered", "abandoned"]
+
+
+class Webhook(TypedDict):
+    """An endpoint receiving the account's events (``webhooks.get``, ``webhooks.list``)."""
+
+    id: str
+    url: str
+    description: str | None
+    events: list[WebhookEventValue]
+    status: Literal["active", "disabled"]
+    created_at: str
+    failing_since: str | None  # the first failed delivery since the last success
+    disabled_at: str | None
+    disabled_reason: str | None  # why it was disabled (a day of failures)
+
+
+class CreatedWebhook(Webhook):
+    """What ``webhooks.create`` returns: the endpoint and its signing secret, shown once."""
+
+    secret: str  # whsec_...: verify deliveries with any Standard Webhooks library
+
+
+class WebhookDelivery(TypedDict):
+    """One event sent (or to be sent) to an endpoint, with its last try."""
+
+    id: int
+    event_id: str  # the webhook-id header
+    campaign_id: str
+    type: WebhookEventValue
+    status: DeliveryStatusValue
+    attempts: int
+    created_at: str
+    next_attempt_at: str | None
+    last_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: str | None

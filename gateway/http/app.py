@@ -7,7 +7,7 @@ from quart_schema import QuartSchema, document_response, security_scheme
 from quart_trio import QuartTrio
 
 from gateway import __version__
-from gateway.http import errors
+from gateway.http import errors, idempotency
 from gateway.http.context import Services, services
 from gateway.http.openapi import GatewayOpenAPI
 from gateway.http.openapi import errors as errors_documented
@@ -63,6 +63,7 @@ def create_app(svc: Services) -> QuartTrio:
                    rerun, webhooks):
         api.register_blueprint(module.bp)
     app.register_blueprint(api)
+    idempotency.install(app)  # every POST of the API: after authenticate, before the view
     errors.register(app)
 
     @app.get("/healthz")

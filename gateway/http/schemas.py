@@ -555,3 +555,42 @@ class ErrorOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok"]
+
+
+class ContactExportQuery(Body):
+    status: ContactStatus | None = Field(None, description="Only the contacts of this status.")
+
+
+class CallExportQuery(Body):
+    outcome: Outcome | None = Field(None, description="Only the attempts that ended so.")
+
+
+# Idempotency-Key: 1 to 255 printable ASCII characters (HTTP drops a value's leading and
+# trailing spaces, so the document asks for a visible first and last one).
+IDEMPOTENCY_KEY_MAX_CHARS = 255
+
+
+class IdempotencyHeaders(BaseModel):
+    """The header every POST under /api/v1 takes (gateway/http/idempotency.py)."""
+
+    idempotency_key: SkipJsonSchema[None] | Annotated[str, StringConstraints(
+        min_length=1, max_length=IDEMPOTENCY_KEY_MAX_CHARS,
+        pattern=r"^[!-~]([ -~]*[!-~])?$")] = Field(
+        None, json_schema_extra=_no_default,
+        description="Makes the request safe to retry: within 24 hours, the same request "
+                    "with the same key (per account) gets the first answer again, with "
+                    "`Idempotent-Replayed: true`, and is not acted on twice; another "
+                    "request with the key is a 409 `idempotency_key_reused`. 1 to 255 "
+                    "printable ASCII characters, e.g. a UUID.")
+
+
+class RerunIn(Body):
+    """A new draft campaign from some of a finished campaign's contacts."""
+
+    statuses: list[ContactStatus] = Field(
+        min_length=1, max_length=len(ContactStatus),
+        description="The contacts to call again, by their status in the source campaign "
+                    "(e.g. [\"failed\", \"skipped\"]).")
+    name: Name | None = Field(
+        None, description="The new campaign's name; absent: the source's name followed by "
+                          "\" (rerun)\" (shortened to fit 200 characters).")

@@ -13,7 +13,6 @@ from gateway.vocabulary import DeliveryStatus, WebhookEvent
 
 MAX_URL_CHARS = 2_000
 MAX_DESCRIPTION_CHARS = 500
-MAX_DELIVERY_ID = 2**63 - 1
 
 
 class WebhookCreate(Body):

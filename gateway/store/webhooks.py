@@ -93,8 +93,8 @@ async def deliveries(db: Database, endpoint_id: uuid.UUID, number: int,
     return Page([from_row(Delivery, row) for row in rows], number, total)
 
 
-async def resend(db: Database, endpoint_id: uuid.UUID, delivery_id: int) -> Delivery | None:
-    row = await db.fetchrow("webhooks.resend", endpoint_id, delivery_id)
+async def resend(db: Database, endpoint_id: uuid.UUID, event_id: uuid.UUID) -> Delivery | None:
+    row = await db.fetchrow("webhooks.resend", endpoint_id, event_id)
     return None if row is None else from_row(Delivery, row)
 
 

@@ -53,7 +53,9 @@ CREATE TABLE webhook_deliveries (
     delivered_at timestamptz,
     claimed_by uuid,
     claimed_until timestamptz
-);
+-- Room in each page for the claim's and the result's new versions of a row (neither
+-- changes an indexed column, so both can be HOT updates: no index entry written).
+) WITH (fillfactor = 50);
 
 -- The queue: the pending rows of each endpoint's campaign streams, head first.
 CREATE INDEX webhook_deliveries_pending

@@ -65,12 +65,13 @@ SELECT count(*) FROM webhook_deliveries
 WHERE endpoint_id = $1 AND ($2::text IS NULL OR status = $2);
 
 -- name: resend
--- Delivery $2 of endpoint $1 once more, as a new delivery of the same event (same
+-- Event $2 of endpoint $1 once more, as a new delivery of the same event (same
 -- webhook-id: a receiver that has it already can tell), at the end of its campaign's
--- queue.
+-- queue. (Rare: found through the endpoint's listing index.)
 INSERT INTO webhook_deliveries (endpoint_id, event_id, campaign_id, type, payload)
 SELECT endpoint_id, event_id, campaign_id, type, payload
-FROM webhook_deliveries WHERE endpoint_id = $1 AND id = $2
+FROM webhook_deliveries WHERE endpoint_id = $1 AND event_id = $2
+ORDER BY id DESC LIMIT 1
 RETURNING id, event_id, campaign_id, type, status, attempts, created_at, next_attempt_at,
           last_attempt_at, last_status_code, last_error, delivered_at;
 

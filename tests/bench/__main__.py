@@ -28,7 +28,8 @@ from tests.bench.harness import HERE, LOGS, Row, machine
 
 # name -> module (tests.bench.<module>); run in this order.
 BENCHMARKS = {"ingest": "ingest", "dispatch": "dispatch", "scale": "scale", "sse": "sse",
-              "sip": "sip", "api": "api_load", "cluster": "cluster", "compliance": "compliance"}
+              "sip": "sip", "api": "api_load", "cluster": "cluster", "compliance": "compliance",
+              "webhooks": "webhooks", "export": "export"}
 
 
 @attrs.define

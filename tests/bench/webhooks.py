@@ -19,6 +19,7 @@ every event delivered once, in order (``call.ended`` before its ``contact.finish
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import subprocess
@@ -83,10 +84,9 @@ async def sink():
     out = Path(tempfile.mkdtemp(prefix="webhook-sink-")) / "acked.jsonl"
     out.touch()
     async with trio.open_nursery() as nursery:
-        process = await nursery.start(lambda task_status: trio.run_process(
-            [sys.executable, "-m", "tests.bench.webhook_sink", str(out)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False,
-            task_status=task_status))
+        process = await nursery.start(functools.partial(
+            trio.run_process, [sys.executable, "-m", "tests.bench.webhook_sink", str(out)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False))
         receiver = Sink(process, out)
         url = b""
         with trio.fail_after(30):

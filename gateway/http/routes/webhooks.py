@@ -14,7 +14,6 @@ from gateway.http.errors import not_found
 from gateway.http.openapi import API, errors, raw_response
 from gateway.http.schemas import PageQuery
 from gateway.http.schemas_webhooks import (
-    MAX_DELIVERY_ID,
     DeliveryOut,
     DeliveryPage,
     DeliveryPageQuery,
@@ -110,16 +109,14 @@ async def list_deliveries(webhook_id: uuid.UUID, query_args: DeliveryPageQuery) 
                                 **page_fields(page)))
 
 
-@bp.post("/webhooks/<uuid:webhook_id>/deliveries/<int:delivery_id>/resend")
+@bp.post("/webhooks/<uuid:webhook_id>/deliveries/<uuid:event_id>/resend")
 @document_response(DeliveryOut, 201)
 @errors(404, *API)
-async def resend_delivery(webhook_id: uuid.UUID, delivery_id: int) -> Response:
-    """The delivery's event once more, as a new delivery (the same `webhook-id`), after
-    the campaign's other pending events for this endpoint."""
+async def resend_delivery(webhook_id: uuid.UUID, event_id: uuid.UUID) -> Response:
+    """The event (a delivery's `event_id`) once more to this endpoint, as a new delivery
+    with the same `webhook-id`, after the campaign's other pending events for it."""
     endpoint = await _owned(webhook_id)
-    if delivery_id > MAX_DELIVERY_ID:
-        raise not_found("delivery")
-    delivery = await webhooks.resend(services().db, endpoint.id, delivery_id)
+    delivery = await webhooks.resend(services().db, endpoint.id, event_id)
     if delivery is None:
-        raise not_found("delivery")
+        raise not_found("event")
     return respond(DeliveryOut(**attrs.asdict(delivery)), 201)
