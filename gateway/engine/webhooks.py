@@ -146,25 +146,23 @@ class Deliverer:
             # The claim runs out claim_seconds after the database's now(), which is never
             # before this moment: stopping at half of it by this clock is stopping early.
             asked = trio.current_time()
-            batch = await webhooks.claim(self.db, queue, owner=self.owner,
-                                         count=settings.claim_batch_size,
-                                         seconds=settings.claim_seconds)
-            if not batch:
+            until, batch = await webhooks.claim(self.db, queue, owner=self.owner,
+                                                count=settings.claim_batch_size,
+                                                seconds=settings.claim_seconds)
+            if until is None or not batch:
                 return
-            outcome = await _Batch(self, target, batch, asked + settings.claim_seconds / 2
-                                   ).send(http)
+            outcome = await _Batch(self, target, batch, until,
+                                   asked + settings.claim_seconds / 2).send(http)
             if not outcome:
                 return
 
-    async def record_failure(self, target: Target, delivery: Claimed, sent: Sent,
-                             release: Sequence[int]) -> None:
+    async def record_failure(self, target: Target, delivery: Claimed, sent: Sent) -> None:
         at = utcnow()
         retry_at = at + timedelta(seconds=retry_delay(self.settings, delivery.attempts + 1,
                                                       self.rng))
         disabled = await webhooks.failed(
             self.db, target.id, delivery.id, at=at, status_code=sent.status_code, error=sent.error,
-            retry_at=retry_at, release=release,
-            give_up_after_seconds=self.settings.give_up_after_seconds)
+            retry_at=retry_at, give_up_after_seconds=self.settings.give_up_after_seconds)
         log.info("webhooks.delivery_failed", endpoint_id=str(target.id),
                  delivery_id=delivery.id, type=delivery.type, attempt=delivery.attempts + 1,
                  status_code=sent.status_code, error=sent.error,
@@ -182,7 +180,8 @@ class _Batch:
     deliverer: Deliverer
     target: Target
     claimed: list[Claimed]
-    stop_at: float
+    until: datetime  # the claim's end, by the database's clock
+    stop_at: float   # no request starts after this (trio's clock): half the claim
     _done: list[tuple[int, datetime, int]] = attrs.field(factory=list)
     _next: int = 0
 
@@ -197,10 +196,8 @@ class _Batch:
                                   self.deliverer.settings.timeout_seconds)
                 if not sent.ok:
                     await self._flush()
-                    await self.deliverer.record_failure(
-                        self.target, delivery, sent,
-                        [d.id for d in self.claimed[self._next + 1:]])
-                    self._next = len(self.claimed)  # released with the failure
+                    await self.deliverer.record_failure(self.target, delivery, sent)
+                    self._next = len(self.claimed)  # the claim let go with the failure
                     return False
                 assert sent.status_code is not None
                 self._done.append((delivery.id, utcnow(), sent.status_code))
@@ -213,11 +210,16 @@ class _Batch:
                 shield.deadline = trio.current_time() + 5
                 await self._flush()
                 await webhooks.release(self.deliverer.db,
-                                       [d.id for d in self.claimed[self._next:]])
+                                       [d.id for d in self.claimed[self._next:]],
+                                       self.deliverer.owner)
                 self._next = len(self.claimed)
 
     async def _flush(self) -> None:
+        """Write what was sent, and move the queue's claim to the next one to send."""
         if self._done:
             done, self._done = self._done, []
+            following = self.claimed[self._next].id if self._next < len(self.claimed) else None
             await webhooks.delivered(self.deliverer.db, [d[0] for d in done],
-                                     [d[1] for d in done], [d[2] for d in done])
+                                     [d[1] for d in done], [d[2] for d in done],
+                                     next_head=following, owner=self.deliverer.owner,
+                                     until=self.until)

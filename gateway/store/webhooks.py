@@ -132,18 +132,20 @@ async def due_queues(db: Database, limit: int) -> list[Queue]:
 
 
 async def claim(db: Database, queue: Queue, *, owner: uuid.UUID, count: int,
-                seconds: float) -> list[Claimed]:
-    """The queue's next ``count`` deliveries, claimed by ``owner`` for ``seconds``; none
-    when its head is not due or is someone else's now."""
+                seconds: float) -> tuple[datetime | None, list[Claimed]]:
+    """The queue claimed by ``owner`` for ``seconds`` and its next ``count`` deliveries
+    (the claim's end, by the database's clock, and them); none when its head is not due
+    or is someone else's now."""
 
-    async def run(tx: Tx) -> list[Claimed]:
+    async def run(tx: Tx) -> tuple[datetime | None, list[Claimed]]:
         if not await tx.fetchval("webhooks.lock_queue", queue.endpoint_id, queue.campaign_id):
-            return []
-        rows = await tx.fetch("webhooks.claim", queue.endpoint_id, queue.campaign_id, count,
-                              owner, seconds)
-        rows.sort(key=lambda row: (row["txid"], row["id"]))
-        return [Claimed(row["id"], row["event_id"], row["type"], row["payload"],
-                        row["attempts"], row["created_at"]) for row in rows]
+            return None, []
+        until = await tx.fetchval("webhooks.claim_head", queue.endpoint_id,
+                                  queue.campaign_id, owner, seconds)
+        if until is None:
+            return None, []
+        rows = await tx.fetch("webhooks.batch", queue.endpoint_id, queue.campaign_id, count)
+        return until, [from_row(Claimed, row) for row in rows]
 
     return await db.transaction(run)
 
@@ -156,23 +158,25 @@ async def target(db: Database, endpoint_id: uuid.UUID) -> Target | None:
 
 
 async def delivered(db: Database, ids: Sequence[int], at: Sequence[datetime],
-                    codes: Sequence[int]) -> None:
-    await db.execute("webhooks.delivered", list(ids), list(at), list(codes))
+                    codes: Sequence[int], *, next_head: int | None, owner: uuid.UUID,
+                    until: datetime) -> None:
+    """Deliveries done; the queue's claim (``owner``'s, until ``until``) moves on to
+    ``next_head``, the next one it will send."""
+    await db.execute("webhooks.delivered", list(ids), list(at), list(codes), next_head, owner,
+                     until)
 
 
 async def failed(db: Database, endpoint_id: uuid.UUID, delivery_id: int, *, at: datetime,
-                 status_code: int | None,
-                 error: str | None, retry_at: datetime, release: Sequence[int],
+                 status_code: int | None, error: str | None, retry_at: datetime,
                  give_up_after_seconds: float) -> bool:
-    """Record a failed attempt; True when its endpoint is now disabled (failing for longer
-    than ``give_up_after_seconds``)."""
+    """Record a failed try of a queue's head (its claim let go with it); True when its
+    endpoint is now disabled (failing for longer than ``give_up_after_seconds``)."""
     reason = (f"every delivery failed for {give_up_after_seconds / 3600:g} h; last: "
               + (f"HTTP {status_code}" if status_code is not None else (error or "error")))
 
     async def run(tx: Tx) -> bool:
         disabled = bool(await tx.fetchval("webhooks.failed", delivery_id, at, status_code,
-                                          error, retry_at, list(release),
-                                          give_up_after_seconds, reason))
+                                          error, retry_at, give_up_after_seconds, reason))
         if disabled:
             await tx.execute("webhooks.abandon", endpoint_id)
         return disabled
@@ -180,9 +184,10 @@ async def failed(db: Database, endpoint_id: uuid.UUID, delivery_id: int, *, at: 
     return await db.transaction(run)
 
 
-async def release(db: Database, ids: Sequence[int]) -> None:
+async def release(db: Database, ids: Sequence[int], owner: uuid.UUID) -> None:
+    """``owner``'s claim, on whichever of ``ids`` carries it, let go."""
     if ids:
-        await db.execute("webhooks.release", list(ids))
+        await db.execute("webhooks.release", list(ids), owner)
 
 
 async def forget_delivered(db: Database, older_than_seconds: float) -> None:

@@ -109,10 +109,11 @@ LIMIT $1;
 -- Claims of one queue are made one at a time (the claim is then in its rows).
 SELECT pg_try_advisory_xact_lock(hashtextextended($1::uuid::text || $2::uuid::text, 9));
 
--- name: claim
--- The next $3 deliveries of endpoint $1's queue for campaign $2, for process $4 until
--- $5 seconds from now, if its head is due and no one else's claim on it is current; with
--- what sending them needs.
+-- name: claim_head
+-- The head of endpoint $1's queue for campaign $2, claimed by process $3 until $4 seconds
+-- from now if it is due and no one else's claim on it is current: the claim on the head
+-- is the claim on the queue (the sender moves it to the next head as it goes, see
+-- delivered). Returns when the claim runs out.
 WITH visible AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
 ), head AS (
@@ -120,29 +121,29 @@ WITH visible AS (
     WHERE d.status = 'pending' AND d.endpoint_id = $1 AND d.campaign_id = $2
       AND d.txid < v.xmin
     ORDER BY d.txid, d.id LIMIT 1
-), batch AS (
-    SELECT d.id FROM webhook_deliveries d, visible v
-    WHERE d.status = 'pending' AND d.endpoint_id = $1 AND d.campaign_id = $2
-      AND d.txid < v.xmin
-      AND EXISTS (SELECT 1 FROM webhook_deliveries h JOIN head ON head.id = h.id
-                  WHERE h.next_attempt_at <= now()
-                    AND (h.claimed_until IS NULL OR h.claimed_until < now()
-                         OR h.claimed_by = $4))
-    ORDER BY d.txid, d.id LIMIT $3
 )
 UPDATE webhook_deliveries d
-SET claimed_by = $4, claimed_until = now() + make_interval(secs => $5)
-FROM batch
-WHERE d.id = batch.id
-RETURNING d.id, d.event_id, d.txid, d.type, d.payload::text AS payload, d.attempts,
-          d.created_at;
+SET claimed_by = $3, claimed_until = now() + make_interval(secs => $4)
+FROM head
+WHERE d.id = head.id AND d.next_attempt_at <= now()
+  AND (d.claimed_until IS NULL OR d.claimed_until < now() OR d.claimed_by = $3)
+RETURNING d.claimed_until;
+
+-- name: batch
+-- The next $3 deliveries of the queue (its head first), with what sending them needs.
+SELECT d.id, d.event_id, d.type, d.payload::text AS payload, d.attempts, d.created_at
+FROM webhook_deliveries d
+WHERE d.status = 'pending' AND d.endpoint_id = $1 AND d.campaign_id = $2
+  AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY d.txid, d.id LIMIT $3;
 
 -- name: endpoint_for_sending
 SELECT id, url, secret, failing_since, disabled_at FROM webhook_endpoints WHERE id = $1;
 
 -- name: delivered
--- Deliveries $1 sent at $2 (parallel arrays) with status codes $3: done; the endpoint
--- is failing no more.
+-- Deliveries $1 sent at $2 (parallel arrays) with status codes $3: done; the endpoint is
+-- failing no more. The queue's claim (process $5, until $6) moves to its next head $4
+-- (NULL: none left in the batch).
 WITH done AS (
     UPDATE webhook_deliveries d
     SET status = 'delivered', delivered_at = i.at, last_attempt_at = i.at,
@@ -151,30 +152,30 @@ WITH done AS (
     FROM unnest($1::bigint[], $2::timestamptz[], $3::int[]) AS i(id, at, code)
     WHERE d.id = i.id AND d.status = 'pending'
     RETURNING d.endpoint_id
+), moved AS (
+    UPDATE webhook_deliveries SET claimed_by = $5, claimed_until = $6
+    WHERE id = $4 AND status = 'pending'
 )
 UPDATE webhook_endpoints e SET failing_since = NULL
 WHERE e.id IN (SELECT endpoint_id FROM done) AND e.failing_since IS NOT NULL;
 
 -- name: failed
--- Delivery $1 failed at $2 (status code $3, or error $4): tried again at $5. Its queue's
--- other claimed deliveries ($6) are released. The endpoint failing since more than $7
--- seconds is disabled (reason $8). Returns whether it was disabled now.
+-- Delivery $1 (its queue's head) failed at $2 (status code $3, or error $4): tried again
+-- at $5, the queue's claim let go with it. The endpoint failing since more than $6
+-- seconds is disabled (reason $7). Returns whether it was disabled now.
 WITH attempt AS (
     UPDATE webhook_deliveries
     SET attempts = attempts + 1, last_attempt_at = $2, last_status_code = $3,
         last_error = $4, next_attempt_at = $5, claimed_by = NULL, claimed_until = NULL
     WHERE id = $1 AND status = 'pending'
     RETURNING endpoint_id
-), released AS (
-    UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL
-    WHERE id = ANY($6::bigint[]) AND status = 'pending'
 ), endpoint AS (
     UPDATE webhook_endpoints e
     SET failing_since = coalesce(e.failing_since, $2),
-        disabled_at = CASE WHEN e.failing_since < $2 - make_interval(secs => $7)
+        disabled_at = CASE WHEN e.failing_since < $2 - make_interval(secs => $6)
                            THEN $2 END,
-        disabled_reason = CASE WHEN e.failing_since < $2 - make_interval(secs => $7)
-                               THEN $8 END
+        disabled_reason = CASE WHEN e.failing_since < $2 - make_interval(secs => $6)
+                               THEN $7 END
     WHERE e.id = (SELECT endpoint_id FROM attempt) AND e.disabled_at IS NULL
     RETURNING e.disabled_at IS NOT NULL AS disabled
 )
@@ -187,9 +188,10 @@ SET status = 'abandoned', claimed_by = NULL, claimed_until = NULL
 WHERE endpoint_id = $1 AND status = 'pending';
 
 -- name: release
--- Claimed deliveries $1 not sent (the sender stops): anyone may take them.
+-- The claim of process $2 on deliveries $1 (the head it had moved to) let go: the sender
+-- stops; anyone may take the queue.
 UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL
-WHERE id = ANY($1::bigint[]) AND status = 'pending';
+WHERE id = ANY($1::bigint[]) AND status = 'pending' AND claimed_by = $2;
 
 -- name: forget_delivered
 -- Retention: delivered and abandoned deliveries older than $1 seconds.

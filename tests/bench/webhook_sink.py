@@ -15,7 +15,7 @@ import sys
 
 import trio
 
-from gateway.webhook_worker import NICENESS
+from gateway.webhook_worker import lower_priority
 from tests.webhook_receiver import receiving
 
 
@@ -39,5 +39,5 @@ async def main(out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    os.nice(NICENESS)
+    lower_priority()
     trio.run(main, sys.argv[1])
