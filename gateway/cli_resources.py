@@ -1,6 +1,7 @@
 """``gateway agents ...``, ``gateway numbers ...``, ``gateway dnc ...``, ``gateway settings
-...`` and ``gateway calls ...``: voice agents, caller IDs, the do-not-call list, the
-account's settings and calls' dispositions from the command line, through the SDK.
+...``, ``gateway calls ...`` and ``gateway webhooks ...``: voice agents, caller IDs, the
+do-not-call list, the account's settings, calls' dispositions and webhook endpoints from the
+command line, through the SDK.
 
     gateway agents create --name N [--greeting TEXT] [--status active|inactive]
                           [--sip-uri URI] [--max-concurrent-calls N]
@@ -19,6 +20,11 @@ account's settings and calls' dispositions from the command line, through the SD
     gateway settings show
     gateway settings set --calling-window JSON|@FILE|none
     gateway calls disposition CALL_ID DISPOSITION [--callback-at RFC3339] [--notes TEXT]
+    gateway webhooks create --url URL [--event TYPE...] [--description TEXT]
+    gateway webhooks list [--page P | --all] [--table]
+    gateway webhooks show|enable|delete ID
+    gateway webhooks deliveries ID [--status S] [--page P | --all] [--table]
+    gateway webhooks resend ID EVENT_ID
     gateway campaigns export ID [--what contacts|calls] [--format csv|jsonl] [--status S]
                                 [--outcome O] [--output FILE]
 
@@ -41,6 +47,7 @@ import argparse
 import codecs
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,7 +55,14 @@ import attrs
 
 from gateway.cli_output import UsageError, page_options, print_json, print_list
 from gateway.client import Client
-from gateway.vocabulary import AgentStatus, ContactStatus, Disposition, Outcome
+from gateway.vocabulary import (
+    AgentStatus,
+    ContactStatus,
+    DeliveryStatus,
+    Disposition,
+    Outcome,
+    WebhookEvent,
+)
 
 
 @attrs.frozen
@@ -74,7 +88,11 @@ DNC = "dnc"
 DNC_COLUMNS = ("number", "source", "created_at")
 SETTINGS = "settings"
 CALLS = "calls"
-RESOURCE_COMMANDS = (*GROUPS, DNC, SETTINGS, CALLS)
+WEBHOOKS = "webhooks"
+WEBHOOK_COLUMNS = ("id", "status", "url", "events", "failing_since", "created_at")
+DELIVERY_COLUMNS = ("event_id", "type", "status", "attempts", "last_status_code",
+                    "last_error", "created_at")
+RESOURCE_COMMANDS = (*GROUPS, DNC, SETTINGS, CALLS, WEBHOOKS)
 WINDOW_HELP = ('JSON such as \'{"days": ["mon", "tue", "wed", "thu", "fri"], "start": '
                '"09:00", "end": "20:00"}\' (each contact\'s local time), or @FILE')
 
@@ -121,7 +139,7 @@ def json_argument(text: str) -> Any:
 
 def add_resource_commands(subparsers: argparse._SubParsersAction,
                           conn: argparse.ArgumentParser) -> None:
-    """Add ``agents``, ``numbers``, ``dnc``, ``settings`` and ``calls`` (``conn``: the
+    """Add ``agents``, ``numbers``, ``dnc``, ``settings``, ``calls`` and ``webhooks`` (``conn``: the
     connection options' parent parser)."""
     agents = _verbs(subparsers, conn, AGENTS,
                     "voice agents: what a connected call hears and where it is sent")
@@ -158,6 +176,71 @@ def add_resource_commands(subparsers: argparse._SubParsersAction,
     _add_dnc(subparsers, conn)
     _add_settings(subparsers, conn)
     _add_calls(subparsers, conn)
+    _add_webhooks(subparsers, conn)
+
+
+def _add_webhooks(subparsers: argparse._SubParsersAction,
+                  conn: argparse.ArgumentParser) -> None:
+    what = "webhook endpoints: where the account's events are sent, signed"
+    parser = subparsers.add_parser(WEBHOOKS, parents=[conn], help=f"{what} (REST client)",
+                                   description=f"Create, list, show, enable and delete "
+                                               f"{what}, and read their deliveries, through "
+                                               "the gateway's REST API.")
+    verbs = parser.add_subparsers(dest=f"{WEBHOOKS}_verb", required=True, metavar="VERB")
+    create = verbs.add_parser("create", parents=[conn],
+                              help="add an endpoint (prints its signing secret, once)")
+    create.add_argument("--url", required=True, help="an http:// or https:// URL")
+    create.add_argument("--event", action="append", dest="events",
+                        choices=[event.value for event in WebhookEvent],
+                        help="an event type it takes (repeat for several; default: all)")
+    create.add_argument("--description")
+    page_options(verbs.add_parser("list", parents=[conn], help="list endpoints, oldest first"))
+    for verb, text in (("show", "show an endpoint"), ("delete", "delete an endpoint"),
+                       ("enable", "make a disabled endpoint take events again")):
+        verbs.add_parser(verb, parents=[conn], help=text).add_argument("id")
+    deliveries = verbs.add_parser("deliveries", parents=[conn],
+                                  help="an endpoint's deliveries, newest first")
+    deliveries.add_argument("id")
+    deliveries.add_argument("--status", choices=[status.value for status in DeliveryStatus])
+    page_options(deliveries)
+    resend = verbs.add_parser("resend", parents=[conn],
+                              help="send an event to the endpoint again")
+    resend.add_argument("id")
+    resend.add_argument("event_id", metavar="EVENT_ID", help="a delivery's event_id")
+
+
+def _every_page(fetch: Callable[[int], Any]) -> Iterator[Any]:
+    page = 0
+    while True:
+        body = fetch(page)
+        yield from body["data"]
+        if not body["has_more"]:
+            return
+        page += 1
+
+
+def _run_webhooks(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    verb, webhooks = args.webhooks_verb, client.webhooks
+    if verb == "create":
+        print_json(webhooks.create(args.url, events=args.events,
+                                   description=args.description), out)
+    elif verb in ("show", "enable"):
+        print_json(getattr(webhooks, "get" if verb == "show" else verb)(args.id), out)
+    elif verb == "delete":
+        webhooks.delete(args.id)
+        print_json({"id": args.id, "deleted": True}, out)
+    elif verb == "resend":
+        print_json(webhooks.resend(args.id, args.event_id), out)
+    elif verb == "deliveries":
+        def fetch(page: int) -> Any:
+            return webhooks.deliveries(args.id, page=page, status=args.status)
+
+        print_list(args, "deliveries", lambda: _every_page(fetch), lambda: fetch(args.page),
+                   DELIVERY_COLUMNS, out, err)
+    else:
+        print_list(args, WEBHOOKS, lambda: _every_page(lambda page: webhooks.list(page=page)),
+                   lambda: webhooks.list(page=args.page), WEBHOOK_COLUMNS, out, err)
+    return 0
 
 
 def _add_dnc(subparsers: argparse._SubParsersAction, conn: argparse.ArgumentParser) -> None:
@@ -248,6 +331,8 @@ def run_resource(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
     exit code."""
     if args.command == DNC:
         return _run_dnc(client, args, out, err)
+    if args.command == WEBHOOKS:
+        return _run_webhooks(client, args, out, err)
     if args.command == SETTINGS:
         if args.settings_verb == "show":
             print_json(client.settings.get(), out)

@@ -63,3 +63,36 @@ async def test_sync_client_manages_endpoints(gateway):
     created, listed, deliveries, after = await trio.to_thread.run_sync(run)
     assert len(created["events"]) == 7 and listed["total"] == 1
     assert deliveries["data"] == [] and after["total"] == 0
+
+
+async def test_the_cli_manages_endpoints_and_lists_deliveries(gateway, api, create_campaign):
+    import json
+
+    from test_cli_client import run_cli
+
+    async with receiving() as receiver:
+        code, out, err = await run_cli(gateway, "webhooks", "create", "--url", receiver.url,
+                                       "--event", "campaign.started", "--event",
+                                       "campaign.completed", "--description", "CRM")
+        assert code == 0, err
+        created = json.loads(out)
+        receiver.secret = created["secret"]
+        assert created["events"] == ["campaign.started", "campaign.completed"]
+        campaign = (await create_campaign()).json()
+        await api.post(f"/api/v1/campaigns/{campaign['id']}/start")
+        with trio.fail_after(10):
+            await receiver.until(lambda r: "campaign.completed" in r.types())
+        code, out, err = await run_cli(gateway, "webhooks", "deliveries", created["id"],
+                                       "--all")
+        assert code == 0, err
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert [d["type"] for d in lines] == ["campaign.completed", "campaign.started"]
+        code, out, err = await run_cli(gateway, "webhooks", "resend", created["id"],
+                                       lines[0]["event_id"])
+        assert code == 0 and json.loads(out)["event_id"] == lines[0]["event_id"]
+        code, out, _ = await run_cli(gateway, "webhooks", "list", "--table")
+        assert code == 0 and created["id"] in out and "secret" not in out
+        code, out, _ = await run_cli(gateway, "webhooks", "delete", created["id"])
+        assert code == 0 and json.loads(out)["deleted"] is True
+        code, _, err = await run_cli(gateway, "webhooks", "show", created["id"])
+        assert code == 1 and "not_found" in err
