@@ -536,6 +536,13 @@ CREATE TABLE public.webhook_endpoints (
     disabled_reason text
 );
 
+CREATE TABLE public.webhook_queues (
+    endpoint_id uuid NOT NULL,
+    campaign_id uuid NOT NULL,
+    delivered_txid xid8 NOT NULL,
+    delivered_id bigint NOT NULL
+);
+
 ALTER TABLE ONLY public.webhook_deliveries ALTER COLUMN id SET DEFAULT nextval('public.webhook_deliveries_id_seq'::regclass);
 
 ALTER TABLE ONLY public.account_leases
@@ -598,6 +605,9 @@ ALTER TABLE ONLY public.webhook_deliveries
 ALTER TABLE ONLY public.webhook_endpoints
     ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.webhook_queues
+    ADD CONSTRAINT webhook_queues_pkey PRIMARY KEY (endpoint_id, campaign_id);
+
 CREATE INDEX account_leases_owner ON public.account_leases USING btree (owner) WHERE (owner IS NOT NULL);
 
 CREATE INDEX agents_account ON public.agents USING btree (account_id, created_at, id) WHERE (deleted_at IS NULL);
@@ -626,7 +636,7 @@ CREATE UNIQUE INDEX phone_numbers_account_number ON public.phone_numbers USING b
 
 CREATE INDEX webhook_deliveries_endpoint ON public.webhook_deliveries USING btree (endpoint_id, id DESC);
 
-CREATE INDEX webhook_deliveries_pending ON public.webhook_deliveries USING btree (endpoint_id, campaign_id, txid, id) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_queue ON public.webhook_deliveries USING btree (endpoint_id, campaign_id, txid, id);
 
 CREATE INDEX webhook_endpoints_account ON public.webhook_endpoints USING btree (account_id, created_at, id);
 
@@ -698,3 +708,6 @@ ALTER TABLE ONLY public.webhook_deliveries
 
 ALTER TABLE ONLY public.webhook_endpoints
     ADD CONSTRAINT webhook_endpoints_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_queues
+    ADD CONSTRAINT webhook_queues_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES public.webhook_endpoints(id) ON DELETE CASCADE;

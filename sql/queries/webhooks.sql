@@ -76,30 +76,32 @@ RETURNING id, event_id, campaign_id, type, status, attempts, created_at, next_at
           last_attempt_at, last_status_code, last_error, delivered_at;
 
 -- name: streams
--- The queues with something to send: each endpoint's campaigns with a pending delivery
--- whose writer has ended, found by skipping through the pending index (one probe per
--- queue, however long the queues), with the head's state. At most $1 queues.
+-- The queues with something to send: each endpoint's campaigns, found by skipping through
+-- the queue index (one probe per queue, however long the queues), each with its first
+-- pending delivery after its delivered part, due, unclaimed and written by a transaction
+-- that has ended. At most $1 queues.
 WITH RECURSIVE visible AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
 ), queue AS (
     (SELECT d.endpoint_id, d.campaign_id FROM webhook_deliveries d
-     WHERE d.status = 'pending'
      ORDER BY d.endpoint_id, d.campaign_id LIMIT 1)
     UNION ALL
     SELECT n.endpoint_id, n.campaign_id FROM queue q
     CROSS JOIN LATERAL (
         SELECT d.endpoint_id, d.campaign_id FROM webhook_deliveries d
-        WHERE d.status = 'pending' AND (d.endpoint_id, d.campaign_id) > (q.endpoint_id, q.campaign_id)
+        WHERE (d.endpoint_id, d.campaign_id) > (q.endpoint_id, q.campaign_id)
         ORDER BY d.endpoint_id, d.campaign_id LIMIT 1) AS n
 )
 SELECT q.endpoint_id, q.campaign_id, h.id AS head_id
 FROM queue q
 JOIN webhook_endpoints e ON e.id = q.endpoint_id AND e.disabled_at IS NULL
 CROSS JOIN visible v
+LEFT JOIN webhook_queues c ON c.endpoint_id = q.endpoint_id AND c.campaign_id = q.campaign_id
 CROSS JOIN LATERAL (
     SELECT d.id, d.txid, d.next_attempt_at, d.claimed_until FROM webhook_deliveries d
-    WHERE d.status = 'pending' AND d.endpoint_id = q.endpoint_id
-      AND d.campaign_id = q.campaign_id
+    WHERE d.endpoint_id = q.endpoint_id AND d.campaign_id = q.campaign_id
+      AND (d.txid, d.id) > (coalesce(c.delivered_txid, '0'::xid8), coalesce(c.delivered_id, 0))
+      AND d.status = 'pending'
     ORDER BY d.txid, d.id LIMIT 1) AS h
 WHERE h.txid < v.xmin AND h.next_attempt_at <= now()
   AND (h.claimed_until IS NULL OR h.claimed_until < now())
@@ -114,12 +116,15 @@ SELECT pg_try_advisory_xact_lock(hashtextextended($1::uuid::text || $2::uuid::te
 -- from now if it is due and no one else's claim on it is current: the claim on the head
 -- is the claim on the queue (the sender moves it to the next head as it goes, see
 -- delivered). Returns when the claim runs out.
-WITH visible AS (
-    SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
-), head AS (
-    SELECT d.id FROM webhook_deliveries d, visible v
-    WHERE d.status = 'pending' AND d.endpoint_id = $1 AND d.campaign_id = $2
-      AND d.txid < v.xmin
+WITH head AS (
+    SELECT d.id FROM webhook_deliveries d
+    WHERE d.endpoint_id = $1 AND d.campaign_id = $2
+      AND (d.txid, d.id) > (
+          coalesce((SELECT c.delivered_txid FROM webhook_queues c
+                    WHERE c.endpoint_id = $1 AND c.campaign_id = $2), '0'::xid8),
+          coalesce((SELECT c.delivered_id FROM webhook_queues c
+                    WHERE c.endpoint_id = $1 AND c.campaign_id = $2), 0))
+      AND d.status = 'pending' AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY d.txid, d.id LIMIT 1
 )
 UPDATE webhook_deliveries d
@@ -133,17 +138,24 @@ RETURNING d.claimed_until;
 -- The next $3 deliveries of the queue (its head first), with what sending them needs.
 SELECT d.id, d.event_id, d.type, d.payload::text AS payload, d.attempts, d.created_at
 FROM webhook_deliveries d
-WHERE d.status = 'pending' AND d.endpoint_id = $1 AND d.campaign_id = $2
-  AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
+WHERE d.endpoint_id = $1 AND d.campaign_id = $2
+  AND (d.txid, d.id) > (
+      coalesce((SELECT c.delivered_txid FROM webhook_queues c
+                WHERE c.endpoint_id = $1 AND c.campaign_id = $2), '0'::xid8),
+      coalesce((SELECT c.delivered_id FROM webhook_queues c
+                WHERE c.endpoint_id = $1 AND c.campaign_id = $2), 0))
+  AND d.status = 'pending' AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY d.txid, d.id LIMIT $3;
 
 -- name: endpoint_for_sending
 SELECT id, url, secret, failing_since, disabled_at FROM webhook_endpoints WHERE id = $1;
 
 -- name: delivered
--- Deliveries $1 sent at $2 (parallel arrays) with status codes $3: done; the endpoint is
--- failing no more. The queue's claim (process $5, until $6) moves to its next head $4
--- (NULL: none left in the batch).
+-- Deliveries $1 sent at $2 (parallel arrays) with status codes $3, the next ones of their
+-- queue in order: done (HOT updates: no indexed column changes), and the queue's
+-- delivered part now ends at the last of them; the endpoint is failing no more. The
+-- queue's claim (process $5, until $6) moves to its next head $4 (NULL: none left in the
+-- batch).
 WITH done AS (
     UPDATE webhook_deliveries d
     SET status = 'delivered', delivered_at = i.at, last_attempt_at = i.at,
@@ -151,7 +163,13 @@ WITH done AS (
         claimed_by = NULL, claimed_until = NULL
     FROM unnest($1::bigint[], $2::timestamptz[], $3::int[]) AS i(id, at, code)
     WHERE d.id = i.id AND d.status = 'pending'
-    RETURNING d.endpoint_id
+    RETURNING d.endpoint_id, d.campaign_id, d.txid, d.id
+), cursor AS (
+    INSERT INTO webhook_queues AS c (endpoint_id, campaign_id, delivered_txid, delivered_id)
+    SELECT endpoint_id, campaign_id, txid, id FROM done ORDER BY txid DESC, id DESC LIMIT 1
+    ON CONFLICT (endpoint_id, campaign_id) DO UPDATE
+    SET delivered_txid = excluded.delivered_txid, delivered_id = excluded.delivered_id
+    WHERE (c.delivered_txid, c.delivered_id) < (excluded.delivered_txid, excluded.delivered_id)
 ), moved AS (
     UPDATE webhook_deliveries SET claimed_by = $5, claimed_until = $6
     WHERE id = $4 AND status = 'pending'
