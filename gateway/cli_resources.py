@@ -47,7 +47,6 @@ import argparse
 import codecs
 import json
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -209,16 +208,6 @@ def _add_webhooks(subparsers: argparse._SubParsersAction,
     resend.add_argument("event_id", metavar="EVENT_ID", help="a delivery's event_id")
 
 
-def _every_page(fetch: Callable[[int], Any]) -> Iterator[Any]:
-    page = 0
-    while True:
-        body = fetch(page)
-        yield from body["data"]
-        if not body["has_more"]:
-            return
-        page += 1
-
-
 def _run_webhooks(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     verb, webhooks = args.webhooks_verb, client.webhooks
     if verb == "create":
@@ -232,13 +221,12 @@ def _run_webhooks(client: Client, args: argparse.Namespace, out: TextIO, err: Te
     elif verb == "resend":
         print_json(webhooks.resend(args.id, args.event_id), out)
     elif verb == "deliveries":
-        def fetch(page: int) -> Any:
-            return webhooks.deliveries(args.id, page=page, status=args.status)
-
-        print_list(args, "deliveries", lambda: _every_page(fetch), lambda: fetch(args.page),
+        print_list(args, "deliveries",
+                   lambda: webhooks.iter_deliveries(args.id, status=args.status),
+                   lambda: webhooks.deliveries(args.id, page=args.page, status=args.status),
                    DELIVERY_COLUMNS, out, err)
     else:
-        print_list(args, WEBHOOKS, lambda: _every_page(lambda page: webhooks.list(page=page)),
+        print_list(args, WEBHOOKS, webhooks.iter_webhooks,
                    lambda: webhooks.list(page=args.page), WEBHOOK_COLUMNS, out, err)
     return 0
 

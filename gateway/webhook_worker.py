@@ -115,31 +115,22 @@ async def _child_main() -> None:
         line += chunk
     settings = Settings.model_validate(json.loads(line))
     configure_logging(settings.log.level)
-    async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
+    async with trio_asyncio.open_loop():
         db = await Database.open(settings.database.url, min_size=1, max_size=POOL_SIZE)
         try:
-            nursery.start_soon(_stop_at_eof, stdin, nursery.cancel_scope)
-            await nursery.start(Deliverer(db, settings.webhooks).run)
-            log.info("webhooks.worker_started", pid=os.getpid())
-        except BaseException:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_stop_at_eof, stdin, nursery.cancel_scope)
+                await nursery.start(Deliverer(db, settings.webhooks).run)
+                log.info("webhooks.worker_started", pid=os.getpid())
+        finally:
             with trio.CancelScope(shield=True):
                 await db.close()
-            raise
-        nursery.start_soon(_close_at_end, db)
 
 
 async def _stop_at_eof(stdin: trio.lowlevel.FdStream, scope: trio.CancelScope) -> None:
     while await stdin.receive_some(4096):
         pass
     scope.cancel()
-
-
-async def _close_at_end(db: Database) -> None:
-    try:
-        await trio.sleep_forever()
-    finally:
-        with trio.CancelScope(shield=True):
-            await db.close()
 
 
 def main() -> None:

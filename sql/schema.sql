@@ -293,6 +293,42 @@ CREATE FUNCTION public.webhook_payload(type text, data jsonb) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
     RETURN jsonb_build_object('type', type, 'timestamp', public.webhook_time(now()), 'data', data);
 
+CREATE TABLE public.webhook_deliveries (
+    id bigint NOT NULL,
+    endpoint_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    campaign_id uuid NOT NULL,
+    type text NOT NULL,
+    txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_attempt_at timestamp with time zone,
+    last_status_code integer,
+    last_error text,
+    delivered_at timestamp with time zone,
+    claimed_by uuid,
+    claimed_until timestamp with time zone,
+    CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'abandoned'::text])))
+)
+WITH (fillfactor='50');
+
+CREATE FUNCTION public.webhook_queue_next(endpoint uuid, campaign uuid, n integer) RETURNS SETOF public.webhook_deliveries
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT d.* FROM webhook_deliveries d
+    WHERE d.endpoint_id = endpoint AND d.campaign_id = campaign
+      AND (d.txid, d.id) > (
+          coalesce((SELECT c.delivered_txid FROM webhook_queues c
+                    WHERE c.endpoint_id = endpoint AND c.campaign_id = campaign), '0'::xid8),
+          coalesce((SELECT c.delivered_id FROM webhook_queues c
+                    WHERE c.endpoint_id = endpoint AND c.campaign_id = campaign), 0))
+      AND d.status = 'pending' AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY d.txid, d.id LIMIT n
+$$;
+
 CREATE FUNCTION public.window_next_open(win jsonb, zones text[], at timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     AS $$
@@ -491,28 +527,6 @@ CREATE TABLE public.schema_migrations (
     checksum text NOT NULL,
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
-
-CREATE TABLE public.webhook_deliveries (
-    id bigint NOT NULL,
-    endpoint_id uuid NOT NULL,
-    event_id uuid NOT NULL,
-    campaign_id uuid NOT NULL,
-    type text NOT NULL,
-    txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
-    payload jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    status text DEFAULT 'pending'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_attempt_at timestamp with time zone,
-    last_status_code integer,
-    last_error text,
-    delivered_at timestamp with time zone,
-    claimed_by uuid,
-    claimed_until timestamp with time zone,
-    CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'abandoned'::text])))
-)
-WITH (fillfactor='50');
 
 CREATE SEQUENCE public.webhook_deliveries_id_seq
     START WITH 1

@@ -39,6 +39,9 @@ async def test_async_client_creates_lists_and_reads_deliveries(gateway, api, cre
         assert all(r.verified for r in receiver.requests)
         page = await client.webhooks.deliveries(created["id"], status="delivered")
         assert [d["type"] for d in page["data"]] == ["campaign.completed", "campaign.started"]
+        assert [d["event_id"] async for d in client.webhooks.iter_deliveries(
+            created, status="delivered")] == [d["event_id"] for d in page["data"]]
+        assert [w["id"] async for w in client.webhooks.iter_webhooks()] == [created["id"]]
         again = await client.webhooks.resend(created["id"], page["data"][0])
         assert again["event_id"] == page["data"][0]["event_id"]
         assert again["status"] == "pending"
@@ -56,6 +59,8 @@ async def test_sync_client_manages_endpoints(gateway):
         with Client(gateway.base_url, API_KEY) as client:
             created = client.webhooks.create("https://crm.example.com/hooks")
             listed = client.webhooks.list()
+            assert [w["id"] for w in client.webhooks.iter_webhooks()] == [created["id"]]
+            assert list(client.webhooks.iter_deliveries(created)) == []
             deliveries = client.webhooks.deliveries(created)
             client.webhooks.delete(created)
             return created, listed, deliveries, client.webhooks.list()

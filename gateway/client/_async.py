@@ -53,13 +53,16 @@ from gateway.client.types import (
     CampaignStatusValue,
     Contact,
     ContactStatusValue,
+    DeliveryStatusValue,
     DncEntry,
     OutcomeValue,
     Page,
     PhoneNumber,
     Snapshot,
+    Webhook,
+    WebhookDelivery,
 )
-from gateway.vocabulary import CampaignStatus, ContactStatus, Outcome
+from gateway.vocabulary import CampaignStatus, ContactStatus, DeliveryStatus, Outcome
 
 Item = TypeVar("Item")
 
@@ -87,6 +90,17 @@ class AsyncPhoneNumbers(PhoneNumbersResource[Awaiting]):
     def iter_phone_numbers(self) -> AsyncIterator[PhoneNumber]:
         """Every phone number (oldest first), page after page (``async for``)."""
         return _walk(lambda page: self.list(page=page))
+
+
+class AsyncWebhooks(WebhooksResource[Awaiting]):
+    def iter_webhooks(self) -> AsyncIterator[Webhook]:
+        """Every webhook endpoint (oldest first), page after page (``async for``)."""
+        return _walk(lambda page: self.list(page=page))
+
+    def iter_deliveries(self, webhook: Ref, status: DeliveryStatus | DeliveryStatusValue
+                        | None = None) -> AsyncIterator[WebhookDelivery]:
+        """Every delivery of an endpoint (newest first), page after page (``async for``)."""
+        return _walk(lambda page: self.deliveries(webhook, page=page, status=status))
 
 
 class AsyncDnc(DncResource[Awaiting]):
@@ -227,7 +241,7 @@ class AsyncClient(ClientBase[Awaiting]):
     dnc: AsyncDnc
     settings: SettingsResource[Awaiting]
     calls: CallsResource[Awaiting]
-    webhooks: WebhooksResource[Awaiting]
+    webhooks: AsyncWebhooks
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
                  max_retries: int = DEFAULT_MAX_RETRIES,
@@ -243,7 +257,7 @@ class AsyncClient(ClientBase[Awaiting]):
         self.dnc = AsyncDnc(self._send)
         self.settings = SettingsResource(self._send)
         self.calls = CallsResource(self._send)
-        self.webhooks = WebhooksResource(self._send)
+        self.webhooks = AsyncWebhooks(self._send)
 
     async def _send(self, call: Call[Any]) -> Any:
         attempts = Attempts(call, self._max_retries)

@@ -51,13 +51,16 @@ from gateway.client.types import (
     CampaignStatusValue,
     Contact,
     ContactStatusValue,
+    DeliveryStatusValue,
     DncEntry,
     OutcomeValue,
     Page,
     PhoneNumber,
     Snapshot,
+    Webhook,
+    WebhookDelivery,
 )
-from gateway.vocabulary import CampaignStatus, ContactStatus, Outcome
+from gateway.vocabulary import CampaignStatus, ContactStatus, DeliveryStatus, Outcome
 
 Item = TypeVar("Item")
 
@@ -84,6 +87,17 @@ class PhoneNumbers(PhoneNumbersResource[Blocking]):
     def iter_phone_numbers(self) -> Iterator[PhoneNumber]:
         """Every phone number (oldest first), page after page."""
         return _walk(lambda page: self.list(page=page))
+
+
+class Webhooks(WebhooksResource[Blocking]):
+    def iter_webhooks(self) -> Iterator[Webhook]:
+        """Every webhook endpoint (oldest first), page after page."""
+        return _walk(lambda page: self.list(page=page))
+
+    def iter_deliveries(self, webhook: Ref, status: DeliveryStatus | DeliveryStatusValue
+                        | None = None) -> Iterator[WebhookDelivery]:
+        """Every delivery of an endpoint (newest first), page after page."""
+        return _walk(lambda page: self.deliveries(webhook, page=page, status=status))
 
 
 class Dnc(DncResource[Blocking]):
@@ -217,7 +231,7 @@ class Client(ClientBase[Blocking]):
     dnc: Dnc
     settings: SettingsResource[Blocking]
     calls: CallsResource[Blocking]
-    webhooks: WebhooksResource[Blocking]
+    webhooks: Webhooks
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
                  max_retries: int = DEFAULT_MAX_RETRIES,
@@ -233,7 +247,7 @@ class Client(ClientBase[Blocking]):
         self.dnc = Dnc(self._send)
         self.settings = SettingsResource(self._send)
         self.calls = CallsResource(self._send)
-        self.webhooks = WebhooksResource(self._send)
+        self.webhooks = Webhooks(self._send)
 
     def _send(self, call: Call[Any]) -> Any:
         attempts = Attempts(call, self._max_retries)

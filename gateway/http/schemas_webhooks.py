@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
+from gateway.engine.webhook_http import HttpError, split_url
 from gateway.http.schemas import Body, PageOut, PageQuery
 from gateway.vocabulary import DeliveryStatus, WebhookEvent
 
@@ -27,14 +27,12 @@ class WebhookCreate(Body):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # The sender's own reading of it: what is accepted here can be sent to.
         try:
-            parts = urlsplit(value)
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"is not a valid URL ({exc})") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL with a host")
-        if port == 0:
+            origin, _ = split_url(value)
+        except HttpError:
+            raise ValueError("must be an absolute http:// or https:// URL with a host") from None
+        if origin.port == 0:
             raise ValueError("must not use port 0")
         if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
             raise ValueError("must not contain whitespace or control characters")

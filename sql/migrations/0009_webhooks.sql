@@ -134,3 +134,20 @@ RETURN (
                 'skipped', coalesce(sum(n) FILTER (WHERE status = 'skipped'), 0))
             FROM contact_counts WHERE campaign_id = cp.id)))
     FROM campaigns cp WHERE cp.id = campaign);
+
+-- The next n deliveries to send of an endpoint's queue for a campaign: after its
+-- delivered part, pending, written by transactions that have ended, in order (its head
+-- first). Inlined into the statements that use it.
+CREATE FUNCTION webhook_queue_next(endpoint uuid, campaign uuid, n integer)
+RETURNS SETOF webhook_deliveries
+LANGUAGE sql STABLE AS $$
+    SELECT d.* FROM webhook_deliveries d
+    WHERE d.endpoint_id = endpoint AND d.campaign_id = campaign
+      AND (d.txid, d.id) > (
+          coalesce((SELECT c.delivered_txid FROM webhook_queues c
+                    WHERE c.endpoint_id = endpoint AND c.campaign_id = campaign), '0'::xid8),
+          coalesce((SELECT c.delivered_id FROM webhook_queues c
+                    WHERE c.endpoint_id = endpoint AND c.campaign_id = campaign), 0))
+      AND d.status = 'pending' AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY d.txid, d.id LIMIT n
+$$;

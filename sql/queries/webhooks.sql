@@ -92,7 +92,7 @@ WITH RECURSIVE visible AS (
         WHERE (d.endpoint_id, d.campaign_id) > (q.endpoint_id, q.campaign_id)
         ORDER BY d.endpoint_id, d.campaign_id LIMIT 1) AS n
 )
-SELECT q.endpoint_id, q.campaign_id, h.id AS head_id
+SELECT q.endpoint_id, q.campaign_id
 FROM queue q
 JOIN webhook_endpoints e ON e.id = q.endpoint_id AND e.disabled_at IS NULL
 CROSS JOIN visible v
@@ -116,17 +116,7 @@ SELECT pg_try_advisory_xact_lock(hashtextextended($1::uuid::text || $2::uuid::te
 -- from now if it is due and no one else's claim on it is current: the claim on the head
 -- is the claim on the queue (the sender moves it to the next head as it goes, see
 -- delivered). Returns when the claim runs out.
-WITH head AS (
-    SELECT d.id FROM webhook_deliveries d
-    WHERE d.endpoint_id = $1 AND d.campaign_id = $2
-      AND (d.txid, d.id) > (
-          coalesce((SELECT c.delivered_txid FROM webhook_queues c
-                    WHERE c.endpoint_id = $1 AND c.campaign_id = $2), '0'::xid8),
-          coalesce((SELECT c.delivered_id FROM webhook_queues c
-                    WHERE c.endpoint_id = $1 AND c.campaign_id = $2), 0))
-      AND d.status = 'pending' AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY d.txid, d.id LIMIT 1
-)
+WITH head AS (SELECT id FROM webhook_queue_next($1, $2, 1))
 UPDATE webhook_deliveries d
 SET claimed_by = $3, claimed_until = now() + make_interval(secs => $4)
 FROM head
@@ -136,16 +126,8 @@ RETURNING d.claimed_until;
 
 -- name: batch
 -- The next $3 deliveries of the queue (its head first), with what sending them needs.
-SELECT d.id, d.event_id, d.type, d.payload::text AS payload, d.attempts, d.created_at
-FROM webhook_deliveries d
-WHERE d.endpoint_id = $1 AND d.campaign_id = $2
-  AND (d.txid, d.id) > (
-      coalesce((SELECT c.delivered_txid FROM webhook_queues c
-                WHERE c.endpoint_id = $1 AND c.campaign_id = $2), '0'::xid8),
-      coalesce((SELECT c.delivered_id FROM webhook_queues c
-                WHERE c.endpoint_id = $1 AND c.campaign_id = $2), 0))
-  AND d.status = 'pending' AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY d.txid, d.id LIMIT $3;
+SELECT id, event_id, type, payload::text AS payload, attempts, created_at
+FROM webhook_queue_next($1, $2, $3);
 
 -- name: endpoint_for_sending
 SELECT id, url, secret, failing_since, disabled_at FROM webhook_endpoints WHERE id = $1;
