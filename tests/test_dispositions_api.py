@@ -168,6 +168,36 @@ async def test_voicemail_fails_the_contact_without_attempts_left(
         assert row["next_attempt_at"] is None
 
 
+@pytest.mark.parametrize(("attempt", "expected", "events"), [
+    (3, "failed", 1),          # no attempt left: the contact finishes again, as failed
+    (1, "retry_pending", 0),   # retried: its retry's result will finish it
+], ids=["fails", "retried"])
+async def test_a_contact_failed_by_a_late_voicemail_is_announced_again(
+        api, raw, campaign, attempt, expected, events):
+    """A completed contact's contact.finished went out when its call ended; a voicemail
+    disposition that fails it afterwards sends another, with what it finished as."""
+    created = await api.post("/api/v1/webhooks", json={
+        "url": "http://127.0.0.1:9/hooks", "events": ["contact.finished", "call.ended"]})
+    assert created.status_code == 201, created.text
+    call_id, _ = await make_call(raw, campaign, 0, attempt=attempt)
+    response = await api.post(url(call_id), json={"disposition": "voicemail"})
+    assert response.status_code == 200, response.text
+    assert (await contact(raw, campaign, 0))["status"] == expected
+    rows = await trio_asyncio.aio_as_trio(raw.conn.fetch)(
+        "SELECT type, campaign_id, payload::text AS payload FROM webhook_deliveries "
+        "WHERE endpoint_id = $1", uuid.UUID(created.json()["id"]))
+    assert len(rows) == events
+    for row in rows:
+        assert (row["type"], row["campaign_id"]) == ("contact.finished", campaign)
+        event = json.loads(row["payload"])
+        assert event["type"] == "contact.finished"
+        shown = event["data"]["contact"]
+        assert (shown["status"], shown["disposition"], shown["attempts"]) == \
+            ("failed", "voicemail", attempt)
+        listed = (await api.get(f"/api/v1/campaigns/{campaign}/contacts")).json()["data"][0]
+        assert shown["id"] == listed["id"] and listed["status"] == "failed"
+
+
 def _new_york_noon(days_ahead: int) -> datetime:
     zone = ZoneInfo("America/New_York")
     day = datetime.now(zone).date() + timedelta(days=days_ahead)

@@ -43,9 +43,11 @@ RETURNING id, contact_id, phone_number, attempt, outcome, dialed_at, answered_at
 -- still dial (running or paused); the retry is due at callback_at, or the voicemail
 -- delay after the call ended, at the first time the contact's window is open from then.
 -- The contact shows the disposition whatever its status. The contact's status is read
--- in the UPDATE (on the row it locks), not from a snapshot taken before.
+-- in the UPDATE (on the row it locks), not from a snapshot taken before. A completed
+-- contact that fails here (a voicemail with no attempt left) has finished again, as
+-- failed: its contact.finished webhook event is written again, with what it is now.
 WITH call AS (
-    SELECT a.campaign_id, a.contact_seq, a.attempt, a.disposition,
+    SELECT a.campaign_id, a.account_id, a.contact_seq, a.attempt, a.disposition,
            cp.status IN ('running', 'paused') AND CASE a.disposition
                WHEN 'voicemail' THEN a.attempt < retry_max_attempts(
                    cp.retry_policy, 'voicemail', cp.retries_per_contact)
@@ -74,7 +76,22 @@ WITH call AS (
     FROM call
     WHERE c.campaign_id = call.campaign_id AND c.seq = call.contact_seq
       AND c.attempts = call.attempt
-    RETURNING c.status
+    RETURNING c.status, c AS contact, call.give_up AND NOT call.retry AS gave_up
+), emitted AS (
+    INSERT INTO webhook_deliveries (endpoint_id, event_id, campaign_id, type, payload)
+    SELECT e.id, ev.event_id, cp.id, 'contact.finished',
+           webhook_payload('contact.finished', webhook_contact(ev.contact,
+                                                               cp.contact_id_prefix,
+                                                               cp.custom_field_names))
+    FROM (SELECT decided.contact, gen_random_uuid() AS event_id FROM decided, call
+          WHERE decided.gave_up AND decided.status = 'failed'
+            AND (SELECT was.status FROM contacts was
+                 WHERE was.campaign_id = call.campaign_id
+                   AND was.seq = call.contact_seq) = 'completed') AS ev
+    JOIN call ON true
+    JOIN campaigns cp ON cp.id = call.campaign_id
+    JOIN webhook_endpoints e ON e.account_id = call.account_id AND e.disabled_at IS NULL
+                            AND 'contact.finished' = ANY(e.events)
 )
 SELECT status FROM decided;
 
