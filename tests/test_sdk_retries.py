@@ -306,6 +306,22 @@ async def test_client_errors_and_500_are_not_retried(gateway, front, make_client
     assert len(front.seen) == 6
 
 
+async def test_a_proxys_502_or_504_is_retried_like_a_lost_answer(gateway, front, make_client):
+    """A proxy in front of the gateway answers 502/504 when the gateway's answer did not
+    come: the request may have been acted on, so a POST is sent again with its idempotency
+    key (acted on once), a PATCH is not."""
+    client = make_client(front.url)
+    front.plan = ["502", "504", "forward"]
+    agent = await call(client, lambda c: c.agents.create("Ava"))
+    posts = front.requests("POST")
+    assert [s.action for s in posts] == ["502", "504", "forward"]
+    assert len({s.key for s in posts}) == 1 and await agents_total(gateway) == 1
+    front.plan = ["504"]
+    with pytest.raises(ServerError) as caught:
+        await call(client, lambda c: c.agents.update(agent, name="Bo"))
+    assert caught.value.status_code == 504 and len(front.requests("PATCH")) == 1
+
+
 async def test_a_patch_is_not_sent_again_once_it_may_have_arrived(gateway, front,
                                                                   make_client):
     client = make_client(front.url)

@@ -66,12 +66,13 @@ connects again by itself with ``Last-Event-ID`` and goes on; after
 ``APIConnectionError`` (code ``stream_closed``).
 
 **Retries**: a request that fails in a way safe to repeat (refused, cut, timed out, a 503,
-a 429 with ``Retry-After``) is sent again, up to ``Client(..., max_retries=3)`` times (0:
-never), after the server's ``Retry-After`` (at most 30 s) or a jittered exponential backoff;
-then its last error raises. Every POST carries an ``Idempotency-Key`` (random, the same on
-each retry); ``with idempotency_key("my-key"): client.campaigns.create(...)`` gives the
-POST inside the block a key of your own. A key reused with another body is a
-``ConflictError`` with code ``idempotency_key_reused``.
+a 429 with ``Retry-After``, a proxy's 502 or 504 except for PATCH) is sent again, up to
+``Client(..., max_retries=3)`` times (0: never), after the server's ``Retry-After`` (at
+most 30 s) or a jittered exponential backoff; then its last error raises. Every POST
+carries an ``Idempotency-Key`` (random, the same on each retry); ``with
+idempotency_key("my-key"): client.campaigns.create(...)`` gives the POST inside the block a
+key of your own. A key reused with another body is a ``ConflictError`` with code
+``idempotency_key_reused``.
 
 **Errors** (``gateway.client.errors``, all re-exported here): ``GatewayError`` and one class
 per status: ``ValidationError`` 400 (``.field``), ``AuthenticationError`` 401,

@@ -157,7 +157,9 @@ def http_options(base_url: str, api_key: str,
 
 # Retries. A call whose request failed in a way that is safe to repeat is sent again, up to
 # the client's ``max_retries`` more times: a transport failure (refused, reset, timed out,
-# closed before the answer), a 503 (the server's database is away), a 429 with Retry-After.
+# closed before the answer), a 503 (the server's database is away), a 429 with Retry-After,
+# and a 502 or 504 from a proxy in front of the gateway (the request may have reached it,
+# so only the methods repeated after a lost answer: not PATCH).
 # Each wait: the server's Retry-After, capped, else exponential backoff with jitter.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX_CHARS = 255  # the server's bounds, so a bad key fails before sending
@@ -172,6 +174,7 @@ ANSWER_LOST = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolE
 # The methods sent again after ANSWER_LOST: POST too, since it carries an idempotency key
 # (the server answers a repeated key with the stored response). Not PATCH.
 REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST"})
+PROXY_FAILURES = frozenset({502, 504})  # Bad Gateway, Gateway Timeout: the proxy's own
 
 
 def backoff(attempt: int, first: float, cap: float) -> float:
@@ -192,6 +195,8 @@ def transient(error: GatewayError, method: str, *, body_rewinds: bool = True) ->
         return isinstance(cause, ANSWER_LOST) and method in REPEATABLE and body_rewinds
     if error.status_code == 503:
         return body_rewinds
+    if error.status_code in PROXY_FAILURES:
+        return method in REPEATABLE and body_rewinds
     return error.status_code == 429 and error.retry_after is not None and body_rewinds
 
 

@@ -220,10 +220,11 @@ class Client(ClientBase[Blocking]):
     manager or call ``close()``.
 
     A call whose request fails in a way safe to repeat (connection refused or cut, a
-    timeout, a 503, a 429 with ``Retry-After``) is sent again up to ``max_retries`` times
-    (0: never), after the server's ``Retry-After`` (at most 30 s) or an exponential
-    backoff with jitter; then its last error raises. Every POST carries an
-    ``Idempotency-Key``, the same on each retry, so a retried POST is done once.
+    timeout, a 503, a 429 with ``Retry-After``, a proxy's 502 or 504 except for PATCH) is
+    sent again up to ``max_retries`` times (0: never), after the server's ``Retry-After``
+    (at most 30 s) or an exponential backoff with jitter; then its last error raises. Every
+    POST carries an ``Idempotency-Key``, the same on each retry, so a retried POST is done
+    once.
     """
 
     agents: Agents
