@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import tomllib
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -30,6 +32,11 @@ from gateway.vocabulary import (
     SimulatedAgentOutcome,
     SimulatedOutcome,
 )
+
+# webhooks.deny_networks by default: "this network", link-local (169.254.169.254 and
+# fd00:ec2::254 are cloud metadata services), multicast, reserved and broadcast.
+DEFAULT_DENIED_NETWORKS = ("0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+                           "::/128", "fe80::/10", "ff00::/8", "fd00:ec2::254/128")
 
 ENV_PREFIX = "GATEWAY_"
 # GATEWAY_* variables that are not settings: the config file's path, the bootstrap key, and
@@ -204,6 +211,13 @@ class WebhooksSettings(_Section):
     claim_seconds: float = Field(default=60.0, gt=0)
     # Delivered and abandoned deliveries are listed this long.
     keep_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # Networks a webhook is never sent into: a receiver's name is resolved at every new
+    # connection and only its addresses outside these are connected to (a URL naming a
+    # denied address is refused when the endpoint is created). The default keeps out the
+    # cloud metadata services, unspecified, multicast and broadcast addresses; a gateway
+    # whose accounts must not reach its own network adds loopback and the private ranges.
+    deny_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: [
+        ip_network(n) for n in DEFAULT_DENIED_NETWORKS])
 
 
 class SseSettings(_Section):
@@ -232,6 +246,13 @@ class AccountsSettings(_Section):
     default_calls_per_minute: int = Field(default=60, ge=0)
 
 
+class MetricsSettings(_Section):
+    # Empty: GET /metrics is served on the API's port ([http]). An address: on a listener
+    # of its own at host:port (0: any free port), and the API's port answers 404 for it.
+    host: str = ""
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -246,6 +267,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     contacts: ContactsSettings = ContactsSettings()
     accounts: AccountsSettings = AccountsSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
 
 

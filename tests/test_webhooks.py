@@ -4,6 +4,8 @@ while a real receiver fails or hangs, an endpoint disabled after failing too lon
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 import test_engine_faults as faults
 import trio
@@ -12,6 +14,7 @@ from multipart_body import multipart
 from test_engine_faults import serving
 from webhook_receiver import HANG, receiving
 
+from gateway.engine.webhook_http import denied, literal_address
 from gateway.vocabulary import WebhookEvent
 
 pytestmark = pytest.mark.timeout(60)
@@ -92,6 +95,61 @@ async def test_a_bad_endpoint_is_a_400_naming_the_field(api, body, field):
     assert response.status_code == 400, response.text
     assert response.json()["error"]["field"].startswith(field)
     assert (await api.get("/api/v1/webhooks")).json()["total"] == 0
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data", "http://[::ffff:169.254.169.254]/x",
+    "http://0.0.0.0:8080/", "http://[fe80::1]/x", "http://[fd00:ec2::254]/", "http://224.0.0.1/"])
+async def test_an_address_in_a_denied_network_is_refused_at_creation(api, url):
+    response = await api.post("/api/v1/webhooks", json={"url": url})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == "url" and "webhooks.deny_networks" in error["message"]
+    assert (await api.get("/api/v1/webhooks")).json()["total"] == 0
+
+
+class TestDeniedNetworks:
+    """A gateway whose accounts may not reach its own machine (loopback denied)."""
+
+    @pytest.fixture
+    def settings_overrides(self):
+        settings = engine_settings([rule("*", "answered", talk=0.01)])
+        settings["webhooks"] = {**HOOKS, "deny_networks": ["127.0.0.0/8", "::1/128"]}
+        return settings
+
+    async def test_a_name_resolving_into_one_is_never_connected_to(self, api,
+                                                                   create_campaign):
+        async with receiving() as receiver:
+            port = receiver.url.rsplit(":", 1)[1]
+            literal = await api.post("/api/v1/webhooks", json={"url": receiver.url})
+            assert literal.status_code == 400, literal.text
+            # A name is resolved at each connection: localhost is 127.0.0.1 (and ::1).
+            receiver.url = f"http://localhost:{port}"
+            endpoint = await _endpoint(api, receiver, events=["call.ended"])
+            await _run_campaign(api, create_campaign, 2)
+            with trio.fail_after(10):
+                while True:
+                    deliveries = (await api.get(
+                        f"/api/v1/webhooks/{endpoint['id']}/deliveries")).json()["data"]
+                    if len(deliveries) == 2 and deliveries[-1]["attempts"] >= 2:
+                        break  # the campaign's first event, tried again and again
+                    await trio.sleep(0.05)
+        assert receiver.requests == []
+        head, waiting = deliveries[-1], deliveries[0]  # listed newest first
+        assert head["status"] == "pending" and head["last_status_code"] is None
+        assert "localhost is at 127.0.0.1" in head["last_error"]
+        assert "webhooks.deny_networks" in head["last_error"]
+        assert waiting["attempts"] == 0  # behind it, in order
+
+
+def test_denied_checks_the_address_an_ipv4_mapped_one_stands_for():
+    networks = [ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10")]
+    assert denied("169.254.169.254", networks)
+    assert denied("::ffff:169.254.169.254", networks)
+    assert denied("fe80::1%eth0", networks)
+    assert not denied("10.0.0.1", networks) and not denied("::ffff:10.0.0.1", networks)
+    assert not denied("2001:db8::1", networks)
+    assert literal_address("localhost") is None and literal_address("::1") == "::1"
 
 
 async def test_every_event_is_delivered_signed_once_in_order_matching_the_api(

@@ -6,13 +6,18 @@ on its pool, models and async backend layers, four fifths of delivery's cost, wh
 straight out of the dialing it shares the event loop with; h11 itself, the protocol state
 machine httpcore also uses, was under a tenth. This client is only what delivery needs:
 POST with a body, the status of the answer, keep-alive per origin, TLS, a deadline for the
-whole exchange, no redirects, no proxies, no cookies.
+whole exchange, no redirects, no proxies, no cookies, and never an address in the denied
+networks (``deny``): the receiver's name is resolved at each new connection and only its
+other addresses are connected to, so a name that resolves into a denied network later
+(DNS rebinding) is caught too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 import attrs
@@ -30,6 +35,27 @@ IDLE_SECONDS = 4.0
 
 class HttpError(Exception):
     """The exchange failed before an answer: the message says how (for the delivery log)."""
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def denied(address: str, networks: Iterable[Network]) -> bool:
+    """Whether the IP address ``address`` lies in one of ``networks``; an IPv4-mapped IPv6
+    address (``::ffff:169.254.169.254``) is checked as the IPv4 address it maps."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # a link-local's %scope
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def literal_address(host: str) -> str | None:
+    """``host`` if it is an IP address (not a name), else None."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    return host
 
 
 @attrs.frozen
@@ -102,6 +128,7 @@ class Client:
 
     max_idle: int = 8
     user_agent: str = "gateway"
+    deny: tuple[Network, ...] = ()
     _idle: dict[Origin, list[_Connection]] = attrs.field(factory=dict)
     _tls: ssl.SSLContext | None = None
 
@@ -159,8 +186,26 @@ class Client:
             await trio.aclose_forcefully(connection.stream)
         return None
 
+    async def _addresses(self, origin: Origin) -> list[str]:
+        """The receiver's addresses outside the denied networks, in the resolver's order.
+        Raises HttpError naming the addresses when every one is denied."""
+        infos = await trio.socket.getaddrinfo(origin.host, origin.port,
+                                              type=trio.socket.SOCK_STREAM)
+        resolved = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        allowed = [address for address in resolved if not denied(address, self.deny)]
+        if not allowed:
+            raise HttpError(f"{origin.host} is at {', '.join(resolved)}, in the networks "
+                            "webhooks are not sent to (webhooks.deny_networks)")
+        return allowed
+
     async def _connect(self, origin: Origin) -> trio.abc.Stream:
-        tcp = await trio.open_tcp_stream(origin.host, origin.port)
+        *others, last = await self._addresses(origin)
+        for address in others:  # each in turn; the last one's failure is the error
+            with contextlib.suppress(OSError):
+                tcp = await trio.open_tcp_stream(address, origin.port)
+                break
+        else:
+            tcp = await trio.open_tcp_stream(last, origin.port)
         if origin.scheme == "http":
             return tcp
         if self._tls is None:

@@ -87,7 +87,8 @@ class Deliverer:
                   ) -> None:
         """Deliver until cancelled; an outage is waited out."""
         http = Client(max_idle=self.settings.max_in_flight_per_endpoint,
-                      user_agent=f"outbound-campaign-gateway/{__version__}")
+                      user_agent=f"outbound-campaign-gateway/{__version__}",
+                      deny=tuple(self.settings.deny_networks))
         try:
             async with trio.open_nursery() as senders:
                 task_status.started()

@@ -9,8 +9,9 @@ import attrs
 from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_request
 
+from gateway.engine.webhook_http import denied, literal_address, split_url
 from gateway.http.context import no_content, page_fields, principal, respond, services
-from gateway.http.errors import not_found
+from gateway.http.errors import not_found, validation_error
 from gateway.http.openapi import API, errors, raw_response
 from gateway.http.schemas import PageQuery
 from gateway.http.schemas_webhooks import (
@@ -48,7 +49,12 @@ async def _owned(endpoint_id: uuid.UUID) -> Endpoint:
 @errors(400, 413, *API)
 async def create_webhook(data: WebhookCreate) -> Response:
     """Events are signed with the secret returned here (once): verify them with any
-    Standard Webhooks library."""
+    Standard Webhooks library. A URL whose host is an address in the networks webhooks
+    are not sent to (the gateway's `webhooks.deny_networks`) is refused."""
+    host = literal_address(split_url(data.url)[0].host)
+    if host is not None and denied(host, services().settings.webhooks.deny_networks):
+        raise validation_error("url", f"{host} is in a network webhooks are not sent to "
+                                      "(the gateway's webhooks.deny_networks)")
     endpoint, secret = await webhooks.create(services().db, principal().account.id,
                                              url=data.url, description=data.description,
                                              events=data.events)
