@@ -176,6 +176,10 @@ async def test_every_event_is_delivered_signed_once_in_order_matching_the_api(
     assert sorted((f["contact"] for f in finished), key=lambda c: c["id"]) == sorted(
         (c for c in contacts if c["status"] in ("completed", "failed")), key=lambda c: c["id"])
     assert len(finished) == 12
+    # Keys in the order the API writes them (the payload is built as text, not sorted).
+    assert all(list(r.event) == ["type", "timestamp", "data"] for r in receiver.acked)
+    assert all(list(e["call"]) == list(calls[0]) for e in ended)
+    assert all(list(f["contact"]) == list(contacts[0]) for f in finished)
     # A contact's calls come before its contact.finished, its retry's after its first call.
     position = {}
     for index, r in enumerate(receiver.acked):
