@@ -251,6 +251,9 @@ class MetricsSettings(_Section):
     # of its own at host:port (0: any free port), and the API's port answers 404 for it.
     host: str = ""
     port: int = Field(default=9464, ge=0, le=65535)
+    # How often the event loop's lag is measured (a task sleeps this long and notes how
+    # late it wakes); 0: not measured.
+    loop_lag_interval_seconds: float = Field(default=0.25, ge=0, le=60)
 
 
 class LogSettings(_Section):

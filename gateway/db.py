@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+import attrs
 import trio_asyncio  # type: ignore[import-untyped]  # trio-asyncio ships no type hints
 
 from gateway.sql import query
@@ -311,6 +312,15 @@ class SessionConnection:
         await trio_asyncio.aio_as_trio(close_conn)()
 
 
+@attrs.frozen
+class PoolFigures:
+    """A pool's connections at one instant (for /metrics): open, lent out, at most."""
+
+    size: int
+    in_use: int
+    max_size: int
+
+
 class Database:
     """A pool of connections, used from trio. Construct with :meth:`open`."""
 
@@ -318,22 +328,33 @@ class Database:
         self._pool = pool
         self._dsn = dsn
 
+    def pool_figures(self) -> PoolFigures:
+        """Read from the pool's own counters: no round trip, nothing awaited."""
+        pool = self._pool
+        size = pool.get_size()
+        return PoolFigures(size, size - pool.get_idle_size(), pool.get_max_size())
+
     @classmethod
-    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> Database:
+    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10,
+                   name: str = "gateway") -> Database:
+        """``name``: the connections' ``application_name``, which tells an operator in
+        ``pg_stat_activity`` whose they are (the API's, the engine's, the webhook worker's)."""
+
         @_translated
         async def create() -> asyncpg.Pool:
             return await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, init=_init_connection,
                 timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=COMMAND_TIMEOUT_SECONDS,
                 # Idle connections are dropped so a restarted server is reconnected cleanly.
-                max_inactive_connection_lifetime=60.0)
+                max_inactive_connection_lifetime=60.0,
+                server_settings={"application_name": name})
 
         return cls(await trio_asyncio.aio_as_trio(create)(), dsn)
 
-    async def open_sibling(self, *, min_size: int = 1, max_size: int) -> Database:
+    async def open_sibling(self, *, min_size: int = 1, max_size: int, name: str) -> Database:
         """Another pool on the same database (the engine's, so API requests cannot take
         every connection the dial loop and the recorder need). Close it on its own."""
-        return await Database.open(self._dsn, min_size=min_size, max_size=max_size)
+        return await Database.open(self._dsn, min_size=min_size, max_size=max_size, name=name)
 
     async def connect_session(self) -> SessionConnection:
         """A dedicated connection outside the pool (see :class:`SessionConnection`)."""

@@ -2,9 +2,10 @@
 
 trio.run → the telephony adapter (telephony.open) → the asyncio loop (asyncio_loop) →
 database (embedded or configured) → migrations → bootstrap → root nursery: the budget
-actor, the supervisor (and its campaign actors), the HTTP server. SIGINT/SIGTERM set the
-shutdown event: hypercorn stops taking requests, and in-flight calls and requests get
-``http.shutdown_grace_seconds`` to finish.
+actor, the supervisor (and its campaign actors), the HTTP server (and, with ``[metrics]
+host`` set, the metrics listener; the figures are :mod:`gateway.metrics`'). SIGINT/SIGTERM
+set the shutdown event: hypercorn stops taking requests, and in-flight calls and requests
+get ``http.shutdown_grace_seconds`` to finish.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from gateway.engine.snapshots import Snapshots
 from gateway.engine.supervisor import Supervisor
 from gateway.http.app import create_app
 from gateway.http.context import Services
-from gateway.logs import get_logger, redact_url
+from gateway.http.routes.ops import metrics_app
+from gateway.logs import flush_logs, get_logger, log_flusher, redact_url
+from gateway.metrics import Metrics, watch_loop_lag
 from gateway.migrations import migrate
 from gateway.startup_errors import database_refused, database_unreachable
 from gateway.telephony.open import open_adapter
@@ -89,6 +92,14 @@ def hypercorn_config(settings: Settings) -> hypercorn.Config:
     return config
 
 
+def metrics_hypercorn_config(settings: Settings) -> hypercorn.Config:
+    """The metrics listener's (``[metrics] host`` set): its own address; it stops once the
+    calls have drained, so a scrape sees the shutdown's last calls end."""
+    config = hypercorn_config(settings)
+    config.bind = [f"{settings.metrics.host}:{settings.metrics.port}"]
+    return config
+
+
 async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 handle_signals: bool = True, bootstrap_key: str | None = None,
                 tune_gc: bool = False,
@@ -114,13 +125,20 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
             await bootstrap(db, settings, bootstrap_key)
             async with engine_database(db, settings) as engine_db, \
                     trio.open_nursery() as root:
+                await root.start(log_flusher)  # info lines: written a few times a second
                 watcher = await root.start(_watch_signals, shutdown) if handle_signals else None
                 await root.start(sweep_timers)
+                metrics = Metrics.create()
+                if settings.metrics.loop_lag_interval_seconds:
+                    await root.start(watch_loop_lag, metrics,
+                                     settings.metrics.loop_lag_interval_seconds)
+                await root.start(metrics.reads.run)
                 budget = await root.start(Budget().run)
-                recorder = await root.start(Recorder(engine_db).run)
+                recorder = await root.start(Recorder(engine_db, metrics).run)
                 supervisor = await root.start(Supervisor(
                     EngineDeps(engine_db, budget, recorder, adapter, settings.engine,
-                               agent_sip_uri_required=settings.telephony.adapter == "sip")).run)
+                               agent_sip_uri_required=settings.telephony.adapter == "sip",
+                               metrics=metrics)).run)
                 if settings.webhooks.worker == "process":
                     await root.start(webhook_worker.supervise, url, settings)
                 else:
@@ -128,12 +146,23 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds,
                                                           settings.sse.heartbeat_seconds,
                                                           handles=supervisor.handle).run)
-                app = create_app(Services(db=db, settings=settings, engine=supervisor,
-                                          snapshots=snapshots))
+                metrics.attach(budget=budget.accounts, live_calls=supervisor.live_calls,
+                               campaigns=supervisor.running_campaigns,
+                               subscribers=lambda: snapshots.subscribers,
+                               pools={"api": db, "engine": engine_db})
+                svc = Services(db=db, settings=settings, engine=supervisor,
+                               snapshots=snapshots, metrics=metrics, adapter=adapter)
+                app = create_app(svc)
                 http_done = trio.Event()
                 binds = await root.start(_serve_http, app, hypercorn_config(settings),
                                          shutdown, http_done)
                 log.info("http.listening", addresses=binds)
+                drained = trio.Event()  # the metrics listener serves through the drain
+                if settings.metrics.host:
+                    metrics_binds = await root.start(
+                        _serve_http, metrics_app(svc), metrics_hypercorn_config(settings),
+                        drained, trio.Event())
+                    log.info("metrics.listening", addresses=metrics_binds)
                 if tune_gc:
                     _tune_gc()
                 task_status.started(binds)
@@ -146,12 +175,14 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                 # SSE streams end now; in-flight calls get the grace period to finish.
                 snapshots.close()
                 await supervisor.drain(settings.http.shutdown_grace_seconds)
+                drained.set()
                 await http_done.wait()
                 root.cancel_scope.cancel()
             log.info("gateway.stopped")
         finally:
             with trio.CancelScope(shield=True):
                 await db.close()
+            flush_logs()  # every line out, however serve ends
 
 
 # The cyclic collector's young-generation threshold (CPython's default: 700 allocations).
@@ -183,7 +214,8 @@ async def engine_database(db: Database, settings: Settings) -> AsyncIterator[Dat
     """The engine's own pool (claims, results, the supervisor), so uploads and API reads
     cannot take the connections the dial loop and the recorder need. Entered before the
     root nursery and closed after it, once every call has been recorded."""
-    engine_db = await db.open_sibling(max_size=settings.engine.pool_max_size)
+    engine_db = await db.open_sibling(max_size=settings.engine.pool_max_size,
+                                      name="gateway-engine")
     try:
         yield engine_db
     finally:

@@ -31,7 +31,7 @@ import trio_asyncio  # type: ignore[import-untyped]  # trio-asyncio ships no typ
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.engine.webhooks import Deliverer
-from gateway.logs import configure_logging, get_logger
+from gateway.logs import configure_logging, get_logger, log_flusher
 
 log = get_logger(__name__)
 # How much lower the child's CPU priority is (nice(2): 19 is the lowest).
@@ -46,7 +46,7 @@ async def deliver_inline(db: Database, settings: Settings, *,
                          ) -> None:
     """The actor in this process, on connections of its own (a slow receiver never holds
     the ones dialing or the API needs)."""
-    webhooks_db = await db.open_sibling(max_size=POOL_SIZE)
+    webhooks_db = await db.open_sibling(max_size=POOL_SIZE, name="gateway-webhooks")
     try:
         await Deliverer(webhooks_db, settings.webhooks).run(task_status=task_status)
     finally:
@@ -116,10 +116,12 @@ async def _child_main() -> None:
     settings = Settings.model_validate(json.loads(line))
     configure_logging(settings.log.level)
     async with trio_asyncio.open_loop():
-        db = await Database.open(settings.database.url, min_size=1, max_size=POOL_SIZE)
+        db = await Database.open(settings.database.url, min_size=1, max_size=POOL_SIZE,
+                                 name="gateway-webhooks")
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_stop_at_eof, stdin, nursery.cancel_scope)
+                await nursery.start(log_flusher)
                 await nursery.start(Deliverer(db, settings.webhooks).run)
                 log.info("webhooks.worker_started", pid=os.getpid())
         finally:

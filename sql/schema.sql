@@ -217,9 +217,9 @@ CREATE TABLE public.attempts (
     CONSTRAINT attempts_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'busy'::text, 'no_answer'::text, 'failed'::text, 'invalid_number'::text, 'interrupted'::text, 'agent_unavailable'::text])))
 );
 
-CREATE FUNCTION public.webhook_call(a public.attempts) RETURNS jsonb
+CREATE FUNCTION public.webhook_call(a public.attempts) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN jsonb_build_object('campaign_id', (a).campaign_id, 'call', jsonb_build_object('id', (a).id, 'contact_id', (a).contact_id, 'phone_number', (a).phone_number, 'attempt', (a).attempt, 'outcome', (a).outcome, 'dialed_at', public.webhook_time((a).dialed_at), 'answered_at', public.webhook_time((a).answered_at), 'connected_at', public.webhook_time((a).connected_at), 'ended_at', public.webhook_time((a).ended_at), 'duration_seconds', (a).duration_seconds, 'hangup_by', (a).hangup_by, 'sip_call_id', (a).sip_call_id, 'sip_status', (a).sip_status, 'agent_sip_status', (a).agent_sip_status, 'agent_sip_call_id', (a).agent_sip_call_id, 'disposition', (a).disposition, 'callback_at', public.webhook_time((a).callback_at), 'disposition_notes', (a).disposition_notes));
+    RETURN json_build_object('campaign_id', (a).campaign_id, 'call', json_build_object('id', (a).id, 'contact_id', (a).contact_id, 'phone_number', (a).phone_number, 'attempt', (a).attempt, 'outcome', (a).outcome, 'dialed_at', public.webhook_time((a).dialed_at), 'answered_at', public.webhook_time((a).answered_at), 'connected_at', public.webhook_time((a).connected_at), 'ended_at', public.webhook_time((a).ended_at), 'duration_seconds', (a).duration_seconds, 'hangup_by', (a).hangup_by, 'sip_call_id', (a).sip_call_id, 'sip_status', (a).sip_status, 'agent_sip_status', (a).agent_sip_status, 'agent_sip_call_id', (a).agent_sip_call_id, 'disposition', (a).disposition, 'callback_at', public.webhook_time((a).callback_at), 'disposition_notes', (a).disposition_notes));
 
 CREATE TABLE public.campaigns (
     id uuid NOT NULL,
@@ -261,9 +261,9 @@ CREATE TABLE public.contact_counts (
     zone smallint DEFAULT 0 NOT NULL
 );
 
-CREATE FUNCTION public.webhook_campaign(campaign uuid) RETURNS jsonb
+CREATE FUNCTION public.webhook_campaign(campaign uuid) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN (SELECT jsonb_build_object('campaign', jsonb_build_object('id', cp.id, 'name', cp.name, 'status', cp.status, 'started_at', public.webhook_time(cp.started_at), 'completed_at', public.webhook_time(cp.completed_at), 'failure_reason', cp.failure_reason, 'contact_counts', (SELECT jsonb_build_object('total', cp.contacts_total, 'pending', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'pending'::text)), (0)::numeric), 'in_progress', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'in_progress'::text)), (0)::numeric), 'retry_pending', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'retry_pending'::text)), (0)::numeric), 'completed', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'completed'::text)), (0)::numeric), 'failed', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'failed'::text)), (0)::numeric), 'skipped', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'skipped'::text)), (0)::numeric)) AS jsonb_build_object FROM public.contact_counts WHERE (contact_counts.campaign_id = cp.id)))) AS jsonb_build_object FROM public.campaigns cp WHERE (cp.id = webhook_campaign.campaign));
+    RETURN (SELECT json_build_object('campaign', json_build_object('id', cp.id, 'name', cp.name, 'status', cp.status, 'started_at', public.webhook_time(cp.started_at), 'completed_at', public.webhook_time(cp.completed_at), 'failure_reason', cp.failure_reason, 'contact_counts', (SELECT json_build_object('total', cp.contacts_total, 'pending', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'pending'::text)), (0)::numeric), 'in_progress', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'in_progress'::text)), (0)::numeric), 'retry_pending', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'retry_pending'::text)), (0)::numeric), 'completed', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'completed'::text)), (0)::numeric), 'failed', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'failed'::text)), (0)::numeric), 'skipped', COALESCE(sum(contact_counts.n) FILTER (WHERE (contact_counts.status = 'skipped'::text)), (0)::numeric)) AS json_build_object FROM public.contact_counts WHERE (contact_counts.campaign_id = cp.id)))) AS json_build_object FROM public.campaigns cp WHERE (cp.id = webhook_campaign.campaign));
 
 CREATE TABLE public.contacts (
     id uuid,
@@ -285,13 +285,29 @@ CREATE TABLE public.contacts (
     CONSTRAINT contacts_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'retry_pending'::text, 'completed'::text, 'failed'::text, 'skipped'::text])))
 );
 
-CREATE FUNCTION public.webhook_contact(c public.contacts, prefix uuid, names text[]) RETURNS jsonb
+CREATE FUNCTION public.webhook_contact(c public.contacts, prefix uuid, names text[]) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN jsonb_build_object('campaign_id', (c).campaign_id, 'contact', jsonb_build_object('id', COALESCE((c).id, public.contact_id(prefix, (c).seq)), 'row_number', (c).row_number, 'phone_number', (c).phone_number, 'status', (c).status, 'attempts', (c).attempts, 'last_outcome', (c).last_outcome, 'last_attempt_at', public.webhook_time((c).last_attempt_at), 'next_attempt_at', public.webhook_time((c).next_attempt_at), 'disposition', (c).disposition, 'custom_fields', public.contact_fields(names, (c).custom_fields)));
+    RETURN json_build_object('campaign_id', (c).campaign_id, 'contact', json_build_object('id', COALESCE((c).id, public.contact_id(prefix, (c).seq)), 'row_number', (c).row_number, 'phone_number', (c).phone_number, 'custom_fields', public.contact_fields(names, (c).custom_fields), 'status', (c).status, 'attempts', (c).attempts, 'last_outcome', (c).last_outcome, 'last_attempt_at', public.webhook_time((c).last_attempt_at), 'next_attempt_at', public.webhook_time((c).next_attempt_at), 'disposition', (c).disposition));
 
-CREATE FUNCTION public.webhook_payload(type text, data jsonb) RETURNS jsonb
+CREATE FUNCTION public.webhook_payload(type text, data json) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN jsonb_build_object('type', type, 'timestamp', public.webhook_time(now()), 'data', data);
+    RETURN json_build_object('type', type, 'timestamp', public.webhook_time(now()), 'data', data);
+
+CREATE FUNCTION public.webhook_queue_keys() RETURNS TABLE(endpoint_id uuid, campaign_id uuid)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH RECURSIVE queue AS (
+        (SELECT d.endpoint_id, d.campaign_id FROM webhook_deliveries d
+         ORDER BY d.endpoint_id, d.campaign_id LIMIT 1)
+        UNION ALL
+        SELECT n.endpoint_id, n.campaign_id FROM queue q
+        CROSS JOIN LATERAL (
+            SELECT d.endpoint_id, d.campaign_id FROM webhook_deliveries d
+            WHERE (d.endpoint_id, d.campaign_id) > (q.endpoint_id, q.campaign_id)
+            ORDER BY d.endpoint_id, d.campaign_id LIMIT 1) AS n
+    )
+    SELECT queue.endpoint_id, queue.campaign_id FROM queue
+$$;
 
 CREATE TABLE public.webhook_deliveries (
     id bigint NOT NULL,
@@ -300,7 +316,7 @@ CREATE TABLE public.webhook_deliveries (
     campaign_id uuid NOT NULL,
     type text NOT NULL,
     txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
-    payload jsonb NOT NULL,
+    payload json NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     status text DEFAULT 'pending'::text NOT NULL,
     attempts integer DEFAULT 0 NOT NULL,

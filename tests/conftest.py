@@ -140,12 +140,24 @@ async def db(aio_loop, database_url):
         await database.close()
 
 
+def _mock_clock() -> bool:
+    try:
+        return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+    except RuntimeError:  # not in a trio run
+        return False
+
+
 def make_settings(database_url: str, data_dir: Path, **sections) -> Settings:
     base = {"http": {"host": "127.0.0.1", "port": 0, "shutdown_grace_seconds": 5},
             "database": {"url": database_url, "data_dir": str(data_dir), "pool_max_size": 4},
             # In the test's process (a child process per gateway would cost every test a
             # Python start); tests/test_webhook_worker.py runs the child.
             "webhooks": {"worker": "inline"}}
+    if _mock_clock():
+        # A task waking 4 times a second would make an autojumping clock stop at each
+        # wake-up (its threshold of real idle time every time): minutes of a test's time
+        # would take as many seconds.
+        base["metrics"] = {"loop_lag_interval_seconds": 0}
     for section, values in sections.items():
         base[section] = {**base.get(section, {}), **values}
     return Settings.model_validate(base)

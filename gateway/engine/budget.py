@@ -52,6 +52,20 @@ class BudgetStatistics:
     campaign_waiting: int
 
 
+@attrs.frozen
+class AccountStatistics:
+    """One account's caps and what it uses of them, for /metrics: live slots, grants in
+    the rate window, dials left today (None: no daily cap), campaigns waiting for a slot."""
+
+    account_id: uuid.UUID
+    live: int
+    concurrent_max: int
+    in_window: int
+    calls_per_minute: int
+    dials_left_today: int | None
+    waiting_campaigns: int
+
+
 @attrs.define(eq=False)
 class _Waiter:
     task: trio.lowlevel.Task
@@ -109,6 +123,11 @@ class _Account:
         while self.dials and self.dials[0] + RATE_WINDOW_SECONDS <= now:
             self.dials.popleft()
         return len(self.dials) >= self.calls_per_minute
+
+    def in_window(self, now: float) -> int:
+        """The grants of the last 60 s (older ones leave the window, as they do here)."""
+        self.rate_limited(now)
+        return len(self.dials)
 
     def can_grant(self, now: float) -> bool:
         return (self.live < self.concurrent_max and not self.rate_limited(now)
@@ -283,6 +302,15 @@ class Budget:
         if campaign is None:
             return BudgetStatistics(0, 0, 0)
         return BudgetStatistics(campaign.account.live, campaign.live, len(campaign.waiters))
+
+    def accounts(self) -> list[AccountStatistics]:
+        """Every account the budget knows, as it stands now (a scrape's view: no grant)."""
+        now = trio.current_time()
+        return [AccountStatistics(
+                    account.id, account.live, account.concurrent_max, account.in_window(now),
+                    account.calls_per_minute, account.dials_left_today,
+                    sum(1 for campaign in account.rotation if campaign.waiters))
+                for account in self._accounts.values()]
 
     def account_live(self, account_id: uuid.UUID) -> int:
         account = self._accounts.get(account_id)

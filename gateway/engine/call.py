@@ -20,6 +20,7 @@ from gateway.engine.budget import Slot
 from gateway.engine.deps import EngineDeps
 from gateway.engine.handle import CampaignHandle
 from gateway.logs import get_logger
+from gateway.metrics import AccountFigures
 from gateway.store.dialing import Claim
 from gateway.telephony.base import CallResult, DialRequest
 from gateway.vocabulary import HangupBy, Outcome
@@ -88,11 +89,15 @@ class LivePhase:
 
 
 async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialRequest,
-                   slot: Slot, claim: Claim, on_result: Callable[[CallResult], None]) -> None:
+                   slot: Slot, claim: Claim, on_result: Callable[[CallResult], None],
+                   figures: AccountFigures | None = None) -> None:
     """Run one call to its end. ``handle.in_flight`` was counted by the caller; this
     releases it and the slot whatever happens, and counts the call in and out of
     ``handle.ringing`` and ``handle.connected`` as it goes (out of both once the dial
-    has returned or raised)."""
+    has returned or raised). ``figures``: the account's counters (the campaign actor's),
+    where the recorded outcome is counted."""
+    if figures is None:
+        figures = deps.metrics.account(handle.account_id)
     ids = {"campaign_id": str(request.campaign_id), "contact_id": str(request.contact_id),
            "call_id": str(request.call_id), "attempt": request.attempt}
     phase = LivePhase(handle)
@@ -118,7 +123,8 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
                 hangup_by=HangupBy.GATEWAY if phase.answered_at is not None else None)
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(RECORD_ON_CANCEL_SECONDS) as recording:
-                    await deps.recorder.record(claim.attempt_id, interrupted)
+                    if await deps.recorder.record(claim.attempt_id, interrupted) is not None:
+                        figures.ended(Outcome.INTERRUPTED)
                 # recorded false: the database did not take the result in time (it is cut
                 # off): whoever takes the account over finishes the attempt.
                 log.info("call.ended", outcome=Outcome.INTERRUPTED,
@@ -140,6 +146,8 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
             log.error("call.record_failed", error=repr(exc), outcome=result.outcome, **ids)
             deps.live.want_sweep()
             return
+        if status is not None:  # None: finished already (the orphan sweep's, not this one)
+            figures.ended(result.outcome)
         log.info("call.ended", outcome=result.outcome, duration_seconds=result.duration_seconds,
                  contact_status=status, sip_status=result.sip_status,
                  hangup_by=result.hangup_by, connected=result.connected_at is not None,

@@ -30,6 +30,7 @@ from gateway.engine.call import run_call
 from gateway.engine.deps import EngineDeps
 from gateway.engine.handle import CampaignHandle
 from gateway.logs import get_logger
+from gateway.metrics import AccountFigures
 from gateway.store import dialing, lifecycle
 from gateway.store.campaigns import WrongStatus
 from gateway.telephony.base import CallResult, DialRequest
@@ -130,9 +131,11 @@ class CampaignActor:
     rescanned: float = -math.inf  # trio time the cursor last went back to the start
     cursor: dialing.ClaimCursor = attrs.field(init=False)
     streak: _FailureStreak = attrs.field(init=False)
+    figures: AccountFigures = attrs.field(init=False)  # its account's counters, bound once
 
     def __attrs_post_init__(self) -> None:
         self.cursor = dialing.ClaimCursor(self.row)
+        self.figures = self.deps.metrics.account(self.row.account_id)
         settings = self.deps.settings
         self.streak = _FailureStreak(settings.adapter_failure_seconds,
                                      settings.adapter_failure_min_calls)
@@ -218,8 +221,10 @@ class CampaignActor:
         now = utcnow()
         try:
             with deps.live.claiming(now):
+                began = trio.current_time()
                 claimed = await dialing.claim(deps.db, now, len(slots), self.cursor,
                                               deps.fence.lease(row.account_id))
+                deps.metrics.claim_seconds.observe(trio.current_time() - began)
                 claims = claimed.claims
                 deps.live.ids.update(claim.attempt_id for claim in claims)
         except BaseException:
@@ -229,6 +234,8 @@ class CampaignActor:
             for unused in slots:
                 budget.release(unused)
             raise
+        if claims:
+            self.figures.dials.inc(len(claims))
         for claim in claims:
             request = DialRequest(
                 call_id=claim.attempt_id, campaign_id=row.id, contact_id=claim.contact_id,
@@ -238,7 +245,8 @@ class CampaignActor:
             handle.in_flight += 1
             slot = slots.pop()
             budget.confirm(slot)
-            self.calls.start_soon(run_call, deps, handle, request, slot, claim, self._on_result)
+            self.calls.start_soon(run_call, deps, handle, request, slot, claim, self._on_result,
+                                  self.figures)
         for unused in slots:  # the claim came back short (or skipped do-not-call numbers)
             budget.release(unused, dialed=False)
         if claimed.skipped:

@@ -10,6 +10,7 @@ from gateway.engine.budget import Budget
 from gateway.engine.leases import Fence, default_peer_name
 from gateway.engine.live import LiveAttempts
 from gateway.engine.recorder import Recorder
+from gateway.metrics import Metrics
 from gateway.telephony.base import TelephonyAdapter
 
 
@@ -28,3 +29,5 @@ class EngineDeps:
     # process's name among the processes on the database (`gateway status`).
     fence: Fence = attrs.field(factory=Fence)
     peer_name: str = attrs.field(factory=default_peer_name)
+    # The process's figures for /metrics (dials, outcomes, claim latency).
+    metrics: Metrics = attrs.field(factory=Metrics.create)

@@ -21,6 +21,7 @@ import trio
 
 from gateway.db import Database, DatabaseUnavailable
 from gateway.logs import get_logger
+from gateway.metrics import Metrics
 from gateway.store import dialing
 from gateway.telephony.base import CallResult
 
@@ -38,8 +39,9 @@ class _Entry:
 
 
 class Recorder:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, metrics: Metrics | None = None) -> None:
         self._db = db
+        self._metrics = Metrics.create() if metrics is None else metrics
         self._pending: list[_Entry] = []
         self._wakeup = trio.Event()
 
@@ -68,8 +70,11 @@ class Recorder:
         delay = 0.5
         while True:
             try:
+                began = trio.current_time()
                 statuses = await dialing.record_many(
                     self._db, [(entry.attempt_id, entry.result) for entry in batch])
+                self._metrics.record_seconds.observe(trio.current_time() - began)
+                self._metrics.record_batch.observe(len(batch))
                 break
             except DatabaseUnavailable:
                 log.warning("recorder.waiting_for_database", results=len(batch),

@@ -156,6 +156,11 @@ class Snapshots:
         self._cells: dict[uuid.UUID, _Cell] = {}
         self.closing = trio.Event()
 
+    @property
+    def subscribers(self) -> int:
+        """The streams watching a campaign now (for /metrics)."""
+        return sum(sum(cell.seated) for cell in self._cells.values())
+
     async def load(self, campaign_id: uuid.UUID) -> dict | None:
         """A fresh snapshot from the database (None if the campaign does not exist)."""
         row = await self._db.fetchrow("snapshots.snapshot", campaign_id, utcnow())

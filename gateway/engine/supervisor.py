@@ -90,6 +90,20 @@ class Supervisor:
     def handle(self, campaign_id: uuid.UUID) -> CampaignHandle | None:
         return self._handles.get(campaign_id)
 
+    def live_calls(self) -> dict[uuid.UUID, int]:
+        """Calls in flight here, by account (for /metrics): one pass over the actors."""
+        live: dict[uuid.UUID, int] = {}
+        for handle in self._handles.values():
+            live[handle.account_id] = live.get(handle.account_id, 0) + handle.in_flight
+        return live
+
+    def running_campaigns(self) -> dict[uuid.UUID, int]:
+        """Campaign actors here, by account (for /metrics)."""
+        running: dict[uuid.UUID, int] = {}
+        for handle in self._handles.values():
+            running[handle.account_id] = running.get(handle.account_id, 0) + 1
+        return running
+
     async def drain(self, grace_seconds: float) -> None:
         """Shutdown: dial nothing new, give in-flight calls ``grace_seconds`` to end, then
         cancel the rest (recorded as interrupted). Returns once every actor has ended and

@@ -14,13 +14,16 @@ from gateway.http.openapi import errors as errors_documented
 from gateway.http.routes import (
     agents,
     campaigns,
+    dashboard,
     dnc,
     events,
     exports,
     lifecycle,
     limits,
+    ops,
     phone_numbers,
     rerun,
+    swagger,
     webhooks,
 )
 from gateway.http.routes.auth import KeyCache, authenticate
@@ -49,7 +52,7 @@ def create_app(svc: Services) -> QuartTrio:
         app,
         openapi_path="/openapi.json",
         openapi_provider_class=GatewayOpenAPI,
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # /docs is served offline by routes/swagger.py
         redoc_ui_path=None,
         scalar_ui_path=None,
         info={"title": "Outbound campaign gateway", "version": __version__,
@@ -63,6 +66,11 @@ def create_app(svc: Services) -> QuartTrio:
                    rerun, webhooks):
         api.register_blueprint(module.bp)
     app.register_blueprint(api)
+    app.register_blueprint(swagger.bp)  # /docs and its files: public
+    app.register_blueprint(dashboard.bp)  # / and /ui/...: the web dashboard, public
+    app.register_blueprint(ops.bp)  # /readyz: public
+    if not svc.settings.metrics.host:  # else on its own listener (gateway/serve.py)
+        app.register_blueprint(ops.metrics_bp)  # /metrics: public
     idempotency.install(app)  # every POST of the API: after authenticate, before the view
     errors.register(app)
 

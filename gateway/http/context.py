@@ -12,8 +12,10 @@ from quart import Response, current_app, g
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.engine.snapshots import Snapshots
+from gateway.metrics import Metrics
 from gateway.store.accounts import Principal
 from gateway.store.pages import PAGE_SIZE, Page
+from gateway.telephony.base import TelephonyAdapter
 
 
 class Engine(Protocol):
@@ -26,6 +28,8 @@ class Services:
     settings: Settings
     engine: Engine
     snapshots: Snapshots
+    metrics: Metrics
+    adapter: TelephonyAdapter  # /readyz asks whether it can place calls
 
 
 def services() -> Services:

@@ -113,7 +113,9 @@ class GatewayOpenAPI(OpenAPIProvider):
                              for status, response in operation["responses"].items()}
                 responses.update({str(status): dict(response) for status, response in raw.items()})
                 for status, description in ERROR_DESCRIPTIONS.items():
-                    if str(status) in responses:
+                    # An error's ErrorOut has no description of its own; a model that has
+                    # one (/readyz's 503) keeps it.
+                    if str(status) in responses and not responses[str(status)]["description"]:
                         responses[str(status)]["description"] = description
                 if "503" in responses:
                     responses["503"]["headers"] = {"Retry-After": {

@@ -68,6 +68,12 @@ async def _ignore(at: datetime) -> None:
 
 
 class TelephonyAdapter(Protocol):
+    @property
+    def ready(self) -> bool:
+        """Can it place calls now (``/readyz``): the SIP adapter once its socket is bound
+        and read, the simulated carrier always."""
+        ...
+
     async def dial(self, request: DialRequest, on_answer: AnswerCallback,
                    on_connect: AnswerCallback = _ignore) -> CallResult:
         """Place the call, connect it to the agent, and return when it is over."""

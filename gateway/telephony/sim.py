@@ -48,6 +48,10 @@ class SimAdapter:
         self._outcomes = [Outcome(name) for name, _ in outcomes]
         self._weights = [weight for _, weight in outcomes]
 
+    @property
+    def ready(self) -> bool:
+        return True  # nothing to start: it dials from the moment it is made
+
     def plan(self, number: str, attempt: int) -> SimPlan:
         """The plan of this number's attempt: the first rule matching the number, else
         the seeded mix (outcome, ring and talk time, then whether the agent is

@@ -80,20 +80,11 @@ RETURNING id, event_id, campaign_id, type, status, attempts, created_at, next_at
 -- the queue index (one probe per queue, however long the queues), each with its first
 -- pending delivery after its delivered part, due, unclaimed and written by a transaction
 -- that has ended. At most $1 queues.
-WITH RECURSIVE visible AS (
+WITH visible AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
-), queue AS (
-    (SELECT d.endpoint_id, d.campaign_id FROM webhook_deliveries d
-     ORDER BY d.endpoint_id, d.campaign_id LIMIT 1)
-    UNION ALL
-    SELECT n.endpoint_id, n.campaign_id FROM queue q
-    CROSS JOIN LATERAL (
-        SELECT d.endpoint_id, d.campaign_id FROM webhook_deliveries d
-        WHERE (d.endpoint_id, d.campaign_id) > (q.endpoint_id, q.campaign_id)
-        ORDER BY d.endpoint_id, d.campaign_id LIMIT 1) AS n
 )
 SELECT q.endpoint_id, q.campaign_id
-FROM queue q
+FROM webhook_queue_keys() q
 JOIN webhook_endpoints e ON e.id = q.endpoint_id AND e.disabled_at IS NULL
 CROSS JOIN visible v
 LEFT JOIN webhook_queues c ON c.endpoint_id = q.endpoint_id AND c.campaign_id = q.campaign_id

@@ -9,11 +9,19 @@ same database after the gateway has stopped). Also reported: gateway and Postgre
 from /proc, which are less noisy than rates on a shared machine; and the rate of the same
 kind of campaign while another campaign of the account sits at its own cap (one endless
 call, ``max_concurrent_calls`` 1), a common production shape.
+
+And the cost of the logs: the same dial at the default log level (``info``: a
+``call.connected`` and a ``call.ended`` line for every answered call) against ``warning``
+(none), ``LEVEL_ROUNDS`` campaigns at each level, alternating (info, warning, warning,
+info...), each on its own fresh database and its own gateway process started at that
+level. The medians of their attempts per second are compared (target: info within 10% of
+warning, ≥ 0.9×), and their gateway CPU per attempt, which moves less with the machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -38,6 +46,8 @@ from tests.bench.harness import (
 
 NAME = "dispatch"
 TARGET = 1000.0
+LEVEL_ROUNDS = 3  # campaigns at each log level
+LEVELS = ("info", "warning")
 
 
 async def wait_done(api: Api, pg: Pg, campaign_id: str, total: int, limit: float,
@@ -110,6 +120,98 @@ async def beside_capped(ctx, api: Api, pg: Pg, contacts: int, window: float) -> 
     return {"recorded": recorded, "seconds": seconds, "rate": recorded / seconds}
 
 
+async def at_level(ctx, level: str, contacts: int) -> dict:
+    """One campaign of ``contacts`` dialed by a gateway started at log level ``level``, on
+    a fresh database: attempts per second, gateway CPU per attempt, and what it logged."""
+    async with fresh_database(f"{NAME}_{level}") as url, Pg.connect(url) as pg:
+        async with gateway_process(url, env={"GATEWAY_LOG_LEVEL": level},
+                                   log_suffix=f"-{level}") as gateway, \
+                gateway.client() as client:
+            api = Api(client)
+            campaign = await api.create_campaign(contacts_csv(contacts), name=level)
+            await trio.sleep(1)
+            cpu_before = gateway.cpu()
+            log_before = _size(gateway.log_path)
+            await api.start(campaign["id"])
+            finished = await wait_done(api, pg, campaign["id"], contacts,
+                                       ctx.size(full=120, quick=60), ctx.log)
+            cpu = gateway.cpu() - cpu_before
+            stats = await attempt_stats(pg, campaign["id"])
+        # The gateway has stopped: everything it logged is in its file.
+        lines, calls = _log_lines(gateway.log_path)
+        log_bytes = _size(gateway.log_path) - log_before
+    recorded = max(stats["recorded"], 1)
+    return {"level": level, "rate": stats["rate"], "cpu_ms": 1000 * cpu / recorded,
+            "finished": finished and stats["recorded"] == contacts,
+            "lines": lines, "call_lines_per_attempt": calls / recorded,
+            "log_bytes_per_attempt": log_bytes / recorded, "load": os.getloadavg()[0]}
+
+
+def _size(path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_lines(path) -> tuple[int, int]:
+    """(lines, lines of a call's events) in a gateway's log file."""
+    lines = calls = 0
+    try:
+        with open(path, "rb") as log:
+            for line in log:
+                lines += 1
+                calls += b'"event":"call.' in line or b'"event": "call.' in line
+    except OSError:
+        pass
+    return lines, calls
+
+
+async def log_levels(ctx) -> list[Row]:
+    """Dispatch at ``info`` against ``warning``, alternating (see the module's docstring)."""
+    contacts = ctx.size(full=30_000, quick=10_000)
+    rounds: dict[str, list[dict]] = {level: [] for level in LEVELS}
+    for index in range(LEVEL_ROUNDS):
+        # info, warning, warning, info...: a drift of the machine over the run cancels.
+        for level in LEVELS if index % 2 == 0 else reversed(LEVELS):
+            measured = await at_level(ctx, level, contacts)
+            rounds[level].append(measured)
+            ctx.log(f"dispatch at {level}: {measured['rate']:.0f} attempts/s, "
+                    f"{measured['cpu_ms']:.3f} ms gateway CPU per attempt, "
+                    f"load {measured['load']:.2f}")
+    info, warning = rounds["info"], rounds["warning"]
+    rate_info, rate_warning = (median([r["rate"] for r in info]),
+                               median([r["rate"] for r in warning]))
+    cpu_info, cpu_warning = (median([r["cpu_ms"] for r in info]),
+                             median([r["cpu_ms"] for r in warning]))
+    ratio = rate_info / rate_warning
+    unfinished = [f"{r['level']} {r['rate']:.0f}/s" for level in LEVELS
+                  for r in rounds[level] if not r["finished"]]
+
+    def each(level: str, key: str, fmt: str) -> str:
+        return ", ".join(format(r[key], fmt) for r in rounds[level])
+
+    return [
+        Row(NAME, f"attempts/s at log level info, {contacts // 1000}k contacts",
+            rate_info, "/s", rate_warning, "the same at warning (same run, alternating)",
+            "≥ 0.9× warning", ratio >= 0.9, ratio=ratio,
+            note=f"medians of {LEVEL_ROUNDS} campaigns at each level, a fresh database and "
+                 f"gateway each; info {each('info', 'rate', '.0f')}; warning "
+                 f"{each('warning', 'rate', '.0f')}; 1-min load "
+                 f"{', '.join(format(r['load'], '.1f') for r in info + warning)}"
+                 + (f"; NOT FINISHED: {', '.join(unfinished)}" if unfinished else "")),
+        Row(NAME, "gateway CPU per attempt at info", cpu_info, "ms", cpu_warning,
+            "at warning", ratio=cpu_info / cpu_warning,
+            note=f"info {each('info', 'cpu_ms', '.3f')}; warning "
+                 f"{each('warning', 'cpu_ms', '.3f')} ms"),
+        Row(NAME, "log lines per attempt at info (call events)",
+            median([r["call_lines_per_attempt"] for r in info]), "", None, "",
+            note=f"{median([r['log_bytes_per_attempt'] for r in info]):.0f} bytes of log "
+                 f"per attempt at info, "
+                 f"{median([r['log_bytes_per_attempt'] for r in warning]):.1f} at warning"),
+    ]
+
+
 async def run(ctx) -> list[Row]:
     total = ctx.size(full=100_000, quick=10_000)
     floor_total = total  # the claim's cost grows with the campaign: same size, fair floor
@@ -154,6 +256,7 @@ async def run(ctx) -> list[Row]:
     recorded_ok = (stats["recorded"] == stats["attempts"] == stats["completed_contacts"]
                    and stats["open"] == 0 and (not finished or stats["recorded"] == total))
     per_attempt = max(stats["recorded"], 1)
+    levels = await log_levels(ctx)
     return [
         Row(NAME, f"attempts/s, {total // 1000}k contacts, ring=talk=0, 100 concurrent",
             rate, "/s", floor_rate, "SQL floor (same statements, bare asyncpg)",
@@ -177,4 +280,5 @@ async def run(ctx) -> list[Row]:
                  f"{beside_contacts} contacts (smaller than the row above's: the claim costs "
                  "more the more contacts are pending); the other campaign: "
                  "max_concurrent_calls 1, one endless call, a contact waiting"),
+        *levels,
     ]

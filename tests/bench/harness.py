@@ -250,7 +250,8 @@ async def gateway_process(database_url_: str, *, sim_rules: list[dict] | None = 
                           calls_per_minute: int = UNBOUNDED_RATE, env: dict | None = None,
                           start_timeout: float = 60, log_suffix: str = ""):
     """Start a gateway on ``database_url_`` and a free port; stop it (SIGTERM, then
-    SIGKILL) on the way out. Logs at ``warning`` go to a file in a temporary directory.
+    SIGKILL) on the way out. It logs at the default level (``info``, as deployments run it;
+    ``env={"GATEWAY_LOG_LEVEL": ...}`` for another) into ``tests/bench/logs/``.
     ``log_suffix`` tells apart the logs of several gateways on one database."""
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     port = free_tcp_port()
@@ -271,7 +272,7 @@ async def gateway_process(database_url_: str, *, sim_rules: list[dict] | None = 
         "GATEWAY_TELEPHONY_SIM_RULES": sim_rules_toml(sim_rules or [rule("*")]),
     })
     full_env.update(env or {})
-    # Each gateway's log (warnings and errors) is kept after the run, for post-mortems.
+    # Each gateway's log is kept after the run, for post-mortems.
     LOGS.mkdir(exist_ok=True)
     log_path = LOGS / f"{database_url_.rsplit('/', 1)[1]}{log_suffix}.log"
     log_file = open(log_path, "wb")

@@ -59,6 +59,12 @@ class SipAdapter:
             raise RuntimeError("the SIP adapter is not running")
         return self._transport.local_host, self._transport.local_port
 
+    @property
+    def ready(self) -> bool:
+        """The socket is bound and its reader runs (between ``run``'s start and end)."""
+        transport = self._transport
+        return transport is not None and not transport.closed
+
     def statistics(self) -> TransportStatistics:
         """What the transport did with the datagrams it read (the last run's, once it
         ended): how many were delivered to calls, answered, and dropped, by reason."""
