@@ -125,7 +125,7 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
             await bootstrap(db, settings, bootstrap_key)
             async with engine_database(db, settings) as engine_db, \
                     trio.open_nursery() as root:
-                await root.start(log_flusher)  # info lines: written a few times a second
+                await root.start(log_flusher)  # buffered lines: written 0.2 s after the first
                 watcher = await root.start(_watch_signals, shutdown) if handle_signals else None
                 await root.start(sweep_timers)
                 metrics = Metrics.create()
