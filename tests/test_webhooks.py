@@ -5,12 +5,14 @@ while a real receiver fails or hangs, an endpoint disabled after failing too lon
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import test_engine_faults as faults
 import trio
 from engine_helpers import engine_settings, rule, wait_status
 from multipart_body import multipart
+from pydantic import TypeAdapter
 from test_engine_faults import serving
 from webhook_receiver import HANG, receiving
 
@@ -140,6 +142,19 @@ class TestDeniedNetworks:
         assert "localhost is at 127.0.0.1" in head["last_error"]
         assert "webhooks.deny_networks" in head["last_error"]
         assert waiting["attempts"] == 0  # behind it, in order
+
+
+@pytest.mark.parametrize("when", [
+    datetime(2026, 12, 3, 9, 47, 30, 442889, tzinfo=UTC),
+    datetime(2026, 12, 3, 9, 47, 30, tzinfo=UTC),
+    datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=UTC),
+    datetime(2026, 6, 1, 23, 59, 59, 1, tzinfo=timezone(timedelta(hours=-5)))])
+async def test_payload_and_export_times_are_written_as_the_api_writes_them(raw, when):
+    """One definition (api_time): the fraction only when it is not zero, as pydantic."""
+    expected = TypeAdapter(datetime).dump_json(when.astimezone(UTC)).decode().strip('"')
+    assert await raw.fetchval("SELECT api_time($1)", when) == expected
+    assert await raw.fetchval("SELECT webhook_time($1)", when) == expected
+    assert await raw.fetchval("SELECT api_time(NULL)") is None
 
 
 def test_denied_checks_the_address_an_ipv4_mapped_one_stands_for():

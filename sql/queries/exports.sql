@@ -5,8 +5,8 @@
 --
 -- The fields are the pages' (campaigns.sql: contacts_range, calls.sql: page), in the same
 -- order, then the keyset cursor. Ids and times come as text, written as the API's JSON
--- writes them (pydantic: ISO 8601 in UTC with "Z", the fraction only when it is not zero),
--- so a CSV cell or a JSON line holds the pages' very text and Python converts nothing.
+-- writes them (api_time, 0013: ISO 8601 in UTC with "Z", the fraction only when it is not
+-- zero), so a CSV cell or a JSON line holds the pages' very text and Python converts nothing.
 -- A contact's custom_fields come as the JSON text of its array of values, in the order of
 -- the campaign's custom_field_names (0005): the chunk's arrays are decoded in one call.
 
@@ -25,10 +25,8 @@ SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1);
 SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq))::text AS id,
        c.row_number, c.phone_number, c.custom_fields::text AS custom_fields, c.status,
        c.attempts, c.last_outcome,
-       replace(to_char(c.last_attempt_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS last_attempt_at,
-       replace(to_char(c.next_attempt_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS next_attempt_at,
+       api_time(c.last_attempt_at) AS last_attempt_at,
+       api_time(c.next_attempt_at) AS next_attempt_at,
        c.disposition, c.seq
 FROM (SELECT * FROM contacts
       WHERE campaign_id = $1 AND seq >= $2 AND seq < $3) AS c,
@@ -41,10 +39,8 @@ ORDER BY c.seq;
 SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq))::text AS id,
        c.row_number, c.phone_number, c.custom_fields::text AS custom_fields, c.status,
        c.attempts, c.last_outcome,
-       replace(to_char(c.last_attempt_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS last_attempt_at,
-       replace(to_char(c.next_attempt_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS next_attempt_at,
+       api_time(c.last_attempt_at) AS last_attempt_at,
+       api_time(c.next_attempt_at) AS next_attempt_at,
        c.disposition, c.seq
 FROM (SELECT * FROM contacts
       WHERE campaign_id = $1 AND status = $2 AND status <> 'pending' AND seq > $3
@@ -62,10 +58,8 @@ ORDER BY c.seq;
 SELECT coalesce(c.id, contact_id(cp.contact_id_prefix, c.seq))::text AS id,
        c.row_number, c.phone_number, c.custom_fields::text AS custom_fields, c.status,
        c.attempts, c.last_outcome,
-       replace(to_char(c.last_attempt_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS last_attempt_at,
-       replace(to_char(c.next_attempt_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS next_attempt_at,
+       api_time(c.last_attempt_at) AS last_attempt_at,
+       api_time(c.next_attempt_at) AS next_attempt_at,
        c.disposition, c.seq
 FROM (SELECT * FROM contacts
       WHERE campaign_id = $1 AND status = 'pending' AND seq >= $2 AND seq < $3) AS c,
@@ -79,18 +73,13 @@ ORDER BY c.seq;
 -- outcome is a filter on it, so a filtered export reads the campaign's attempts once.
 SELECT a.id::text AS id, a.contact_id::text AS contact_id, a.phone_number, a.attempt,
        a.outcome,
-       replace(to_char(a.dialed_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS dialed_at,
-       replace(to_char(a.answered_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS answered_at,
-       replace(to_char(a.connected_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS connected_at,
-       replace(to_char(a.ended_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS ended_at,
+       api_time(a.dialed_at) AS dialed_at,
+       api_time(a.answered_at) AS answered_at,
+       api_time(a.connected_at) AS connected_at,
+       api_time(a.ended_at) AS ended_at,
        a.duration_seconds, a.hangup_by, a.sip_call_id, a.sip_status, a.agent_sip_status,
        a.agent_sip_call_id, a.disposition,
-       replace(to_char(a.callback_at AT TIME ZONE 'UTC',
-                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z') AS callback_at,
+       api_time(a.callback_at) AS callback_at,
        a.disposition_notes, a.dialed_at AS after_dialed_at, a.id AS after_id
 FROM attempts a
 WHERE a.campaign_id = $1
