@@ -180,9 +180,15 @@ async def test_a_rolling_restart_loses_no_call(tmp_path, database_url, db):
         tenants = [await make_tenant(db, gateways[i % 2], f"r{i}", contacts=80, retries=0)
                    for i in range(4)]
         for round_ in range(2):
-            with trio.fail_after(20):
-                await until(lambda: _all_held(db, tenants))
             leaving = gateways[round_]
+
+            async def placed(leaving=leaving):  # every account held, some by the leaving one
+                held = await _all_held(db, tenants)
+                pids = {pid_of(name) for name in (held or {}).values()}
+                return held if leaving.proc.pid in pids else None
+
+            with trio.fail_after(20):
+                await until(placed)
             assert await leaving.stop(signal.SIGTERM) == 0
             assert leaving.named("lease.released")
             fresh = gateway(tmp_path, database_url, f"gw-next{round_}", rules)

@@ -149,10 +149,13 @@ class Leases:
     async def retire(self) -> None:
         """A clean stop, once every call has ended: release everything, leave the list of
         processes. Bounded: what the database does not take in time expires."""
+        held = sorted(str(a) for a in self._held)
         self._held.clear()
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             try:
                 await leases.release(self._db, self.peer_id, None)
+                if held:  # the ones not released already as their calls ended
+                    log.info("lease.released", accounts=held)
                 await leases.retire(self._db, self.peer_id)
             except DatabaseUnavailable:
                 log.warning("lease.retire_failed", message="the database did not answer: "
