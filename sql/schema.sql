@@ -3,7 +3,7 @@
 -- Read it to see the tables; change them with a new migration, then regenerate this file.
 
 CREATE FUNCTION public.api_time(t timestamp with time zone) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     RETURN replace(to_char((t AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'::text), '.000000Z'::text, 'Z'::text);
 
 CREATE FUNCTION public.attempt_counts_apply() RETURNS trigger
@@ -187,7 +187,7 @@ CREATE FUNCTION public.retry_max_attempts(policy jsonb, kind text, retries integ
 $$;
 
 CREATE FUNCTION public.webhook_time(t timestamp with time zone) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     RETURN public.api_time(t);
 
 CREATE TABLE public.attempts (
