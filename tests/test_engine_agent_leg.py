@@ -41,18 +41,15 @@ def clock() -> trio.testing.MockClock:
 
 
 class _Recorder:
-    """Keeps each result, and the handle's (ringing, connected) and the slots given back
-    when it was recorded."""
+    """Keeps each result, and the handle's (ringing, connected) when it was recorded."""
 
-    def __init__(self, handle: CampaignHandle, budget: _Budget) -> None:
-        self.handle, self.budget = handle, budget
+    def __init__(self, handle: CampaignHandle) -> None:
+        self.handle = handle
         self.results: list[CallResult] = []
         self.phases_at_record: list[tuple[int, int]] = []
-        self.released_at_record: list[list[object]] = []
 
     async def record(self, attempt_id: uuid.UUID, result: CallResult) -> str:
         self.phases_at_record.append((self.handle.ringing, self.handle.connected))
-        self.released_at_record.append(list(self.budget.released))
         await trio.sleep(0.5)  # a write takes time: the call is over meanwhile
         self.results.append(result)
         return "completed"
@@ -77,8 +74,7 @@ class _Call:
 
     def __init__(self, adapter) -> None:
         self.handle = CampaignHandle(uuid.uuid4(), uuid.uuid4())
-        self.budget = _Budget()
-        self.recorder = _Recorder(self.handle, self.budget)
+        self.recorder, self.budget = _Recorder(self.handle), _Budget()
         self.deps = EngineDeps(db=None, budget=self.budget, recorder=self.recorder,
                                adapter=adapter, settings=EngineSettings())
         self.on_result: list[CallResult] = []
@@ -99,11 +95,10 @@ class _Call:
         await run_call(self.deps, self.handle, request, "slot", claim, self.on_result.append)
 
     def ended_cleanly(self) -> CallResult:
-        """Every count back to zero (the phases and the slot before the result was
-        written: the call was off the line), the one result recorded."""
+        """Every count back to zero (the phases before the result was written), the slot
+        given back: the one result recorded."""
         assert self.phases == (0, 0, 0)
         assert self.recorder.phases_at_record == [(0, 0)]
-        assert self.recorder.released_at_record == [["slot"]]
         assert self.budget.released == ["slot"] and self.deps.live.ids == set()
         [result] = self.recorder.results
         return result

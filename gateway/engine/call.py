@@ -1,11 +1,8 @@
-"""One call: dial through the adapter, give the slot back, record the result.
+"""One call: dial through the adapter, record the result, give the slot back.
 
 The attempt row was written when the contact was claimed; here the result is written
 (through the batching :class:`~gateway.engine.recorder.Recorder`, which waits out a
-database outage: no result is lost). The slot is a live call's (a line at the carrier, the
-agent's seat): it goes back as soon as the call has ended, not once its result is written,
-so the recording's round trip is not part of every call's time under the concurrency caps
-(an outbox write on the recording transaction slowed dialing by as much as it took).
+database outage: no result is lost).
 Cancellation (shutdown past the grace period) records the call as ``interrupted`` before
 it propagates, shielded and bounded, so a restart has as little as possible to recover.
 """
@@ -95,8 +92,7 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
                    slot: Slot, claim: Claim, on_result: Callable[[CallResult], None],
                    figures: AccountFigures | None = None) -> None:
     """Run one call to its end. ``handle.in_flight`` was counted by the caller; this
-    releases it (once the result is recorded) and the slot (once the call has ended)
-    whatever happens, and counts the call in and out of
+    releases it and the slot whatever happens, and counts the call in and out of
     ``handle.ringing`` and ``handle.connected`` as it goes (out of both once the dial
     has returned or raised). ``figures``: the account's counters (the campaign actor's),
     where the recorded outcome is counted."""
@@ -105,16 +101,6 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
     ids = {"campaign_id": str(request.campaign_id), "contact_id": str(request.contact_id),
            "call_id": str(request.call_id), "attempt": request.attempt}
     phase = LivePhase(handle)
-    held = True
-
-    def call_over() -> None:
-        """The call is off the line: its slot (and the agent's seat) can serve another."""
-        nonlocal held
-        phase.ended()
-        if held:
-            held = False
-            deps.budget.release(slot)
-
     try:
         log.debug("call.dialed", to=request.to_number, **ids)
 
@@ -130,7 +116,7 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
             phase.dialed()
             result = await deps.adapter.dial(request, on_answer, on_connect)
         except trio.Cancelled:
-            call_over()
+            phase.ended()
             interrupted = CallResult(
                 Outcome.INTERRUPTED, answered_at=phase.answered_at, ended_at=utcnow(),
                 connected_at=phase.connected_at,
@@ -150,7 +136,7 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
             log.error("call.adapter_error", error=repr(exc), **ids)
             result = CallResult(Outcome.FAILED, ended_at=utcnow())
         finally:
-            call_over()
+            phase.ended()
         result = phase.complete(result)
         try:
             status = await deps.recorder.record(claim.attempt_id, result)
@@ -169,7 +155,8 @@ async def run_call(deps: EngineDeps, handle: CampaignHandle, request: DialReques
                  agent_sip_call_id=result.agent_sip_call_id, **ids)
         on_result(result)
     finally:
-        call_over()
+        phase.ended()
         deps.live.ids.discard(claim.attempt_id)
+        deps.budget.release(slot)
         handle.in_flight -= 1
         handle.poke()
