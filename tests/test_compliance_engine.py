@@ -41,7 +41,7 @@ def clock() -> trio.testing.MockClock:
 # The gateway's periodic loops at a pace that lets the mock clock cover hours in seconds
 # (each jump of the clock goes to the next timer of any loop). The account lease an hour
 # long: a database round trip of more than the autojump threshold (a loaded machine) lets
-# the clock jump past a lease renewal's deadline, and three such jumps would fence the
+# the clock jump past a lease renewal's deadline, and a few such jumps fence the
 # process (lease.lost: the calls hung up, the contacts redialed minutes later), which is
 # not what these tests are about.
 SLOW_LOOPS = {"scheduler_poll_seconds": 5.0, "caps_refresh_seconds": 5.0,
