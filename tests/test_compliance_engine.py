@@ -20,7 +20,7 @@ import pytest
 import trio
 import trio.testing
 from conftest import multipart, us_number
-from engine_helpers import FAST, engine_settings, rule
+from engine_helpers import FAST, MOCK_CLOCK_LEASE, engine_settings, rule
 from test_engine_faults import serving, start
 
 from gateway.clock import utcnow
@@ -39,13 +39,9 @@ def clock() -> trio.testing.MockClock:
 
 
 # The gateway's periodic loops at a pace that lets the mock clock cover hours in seconds
-# (each jump of the clock goes to the next timer of any loop). The account lease an hour
-# long: a database round trip of more than the autojump threshold (a loaded machine) lets
-# the clock jump past a lease renewal's deadline, and a few such jumps fence the
-# process (lease.lost: the calls hung up, the contacts redialed minutes later), which is
-# not what these tests are about.
-SLOW_LOOPS = {"scheduler_poll_seconds": 5.0, "caps_refresh_seconds": 5.0,
-              "lease_seconds": 3600.0}
+# (each jump of the clock goes to the next timer of any loop), the lease as every mock-clock
+# test has it.
+SLOW_LOOPS = {"scheduler_poll_seconds": 5.0, "caps_refresh_seconds": 5.0, **MOCK_CLOCK_LEASE}
 
 
 async def travel_to(hour: int, minute: int = 0, zone: str = "UTC") -> datetime:

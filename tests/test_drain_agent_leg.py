@@ -14,7 +14,7 @@ import uuid
 import pytest
 import trio
 import trio.testing
-from engine_helpers import FAST, engine_settings, rule
+from engine_helpers import FAST, MOCK_CLOCK_LEASE, engine_settings, rule
 from test_drain_deadline import JUMP_SECONDS, _live
 from test_engine_faults import create_campaign, serving, start
 
@@ -45,7 +45,7 @@ async def test_calls_cut_on_the_agent_leg_are_interrupted_by_the_gateway(
         clock, aio_loop, database_url, tmp_path, agent_answer, talk, connected):
     overrides = engine_settings([rule(number, Outcome.ANSWERED, ring=FAST, talk=talk)
                                  for number in NUMBERS],
-                                sim={"agent_answer_seconds": agent_answer})
+                                sim={"agent_answer_seconds": agent_answer}, **MOCK_CLOCK_LEASE)
     overrides["http"] = {"shutdown_grace_seconds": GRACE}
     csv = ("phone_number\n" + "".join(f"{number}\n" for number in NUMBERS)).encode()
     async with trio.open_nursery() as nursery:

@@ -19,7 +19,7 @@ from datetime import datetime
 import pytest
 import trio
 import trio.testing
-from engine_helpers import FAST, engine_settings, rule
+from engine_helpers import FAST, MOCK_CLOCK_LEASE, engine_settings, rule
 from test_engine_faults import create_campaign, serving, start
 
 from gateway.db import Database
@@ -48,7 +48,7 @@ async def _shut_down_mid_call(database_url: str, tmp_path, talk: dict[str, float
     shut the gateway down once every call is live; (trio seconds the shutdown took, the
     attempts by number)."""
     overrides = engine_settings([rule(number, Outcome.ANSWERED, ring=FAST, talk=seconds)
-                                 for number, seconds in talk.items()])
+                                 for number, seconds in talk.items()], **MOCK_CLOCK_LEASE)
     overrides["http"] = {"shutdown_grace_seconds": GRACE}
     csv = ("phone_number\n" + "".join(f"{number}\n" for number in talk)).encode()
     async with trio.open_nursery() as nursery:

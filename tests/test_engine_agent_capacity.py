@@ -26,7 +26,7 @@ import pytest
 import trio
 import trio.testing
 from conftest import contacts_csv, multipart
-from engine_helpers import FAST, engine_settings, max_overlap, rule
+from engine_helpers import FAST, MOCK_CLOCK_LEASE, engine_settings, max_overlap, rule
 from test_engine_faults import serving, start
 
 from gateway.clock import utcnow
@@ -111,7 +111,8 @@ def _live_at(attempts: list[dict], instant: datetime) -> int:
 async def test_two_campaigns_share_their_agents_seats_and_follow_its_cap(
         clock, aio_loop, database_url, tmp_path, budgets):
     overrides = engine_settings([rule("*", Outcome.ANSWERED, ring=FAST, talk=TALK)],
-                                scheduler_poll_seconds=0.5, caps_refresh_seconds=0.5)
+                                scheduler_poll_seconds=0.5, caps_refresh_seconds=0.5,
+                                **MOCK_CLOCK_LEASE)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_short_jumps)
         async with serving(database_url, tmp_path, overrides) as gw, gw.client() as api:
