@@ -39,8 +39,8 @@ def clock() -> trio.testing.MockClock:
 
 
 # The gateway's periodic loops at a pace that lets the mock clock cover hours in seconds
-# (each jump of the clock goes to the next timer of any loop), the lease as every mock-clock
-# test has it.
+# (each jump of the clock goes to the next timer of any loop), the lease as every whole
+# gateway on the mock clock has it.
 SLOW_LOOPS = {"scheduler_poll_seconds": 5.0, "caps_refresh_seconds": 5.0, **MOCK_CLOCK_LEASE}
 
 
