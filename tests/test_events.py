@@ -77,11 +77,14 @@ async def test_ticks_heartbeats_and_end_on_completion(api, create_campaign):
     assert last["total"] == 20 and last["max_concurrent_calls"] == 4
     ids = [e[2] for e in events if e[2] is not None]
     assert ids == sorted(set(ids))  # every event has an increasing id
+    # Real time, in a process that also runs the client: the cadence is the median's; the
+    # longest gap and the heartbeats' only say that the stream never stalled (a loaded
+    # machine has delayed one tick by 0.35 s: fresh-clone CI on 2 vCPUs).
     gaps = sorted(b[0] - a[0] for a, b in pairwise(snapshots[1:]))
     assert gaps and TICK * 0.7 < gaps[len(gaps) // 2] < TICK * 1.5  # the median tick
-    assert gaps[-1] < TICK * 4
+    assert gaps[-1] < TICK * 10
     assert len(beats) >= 2
-    assert all(HEARTBEAT * 0.7 < b[0] - a[0] < HEARTBEAT * 2 for a, b in pairwise(beats))
+    assert all(HEARTBEAT * 0.7 < b[0] - a[0] < HEARTBEAT * 3 for a, b in pairwise(beats))
     assert max(s[3]["in_progress"] for s in snapshots) <= 4
 
 
