@@ -126,19 +126,27 @@ class DialCost:
                    samples["gateway_record_duration_seconds_count"],
                    samples["gateway_record_duration_seconds_sum"], int(wal))
 
-    def since(self, before: DialCost, attempts: int) -> tuple[float, float, float]:
-        """(mean claim ms, mean record ms, WAL bytes per attempt) from ``before`` to this."""
-        return (1000 * (self.claim_seconds - before.claim_seconds)
-                / max(self.claims - before.claims, 1),
-                1000 * (self.record_seconds - before.record_seconds)
-                / max(self.records - before.records, 1),
-                (self.wal - before.wal) / max(attempts, 1))
+    def since(self, before: DialCost, attempts: int) -> RoundCost:
+        return RoundCost(1000 * (self.claim_seconds - before.claim_seconds)
+                         / max(self.claims - before.claims, 1),
+                         1000 * (self.record_seconds - before.record_seconds)
+                         / max(self.records - before.records, 1),
+                         (self.wal - before.wal) / max(attempts, 1))
+
+
+@attrs.frozen
+class RoundCost:
+    """One round's mean claim and result-batch statement times, and WAL per attempt."""
+
+    claim_ms: float
+    record_ms: float
+    wal_per_attempt: float
 
 
 async def run(ctx) -> list[Row]:
     total = ctx.size(full=20_000, quick=5_000)
     rates: dict[str, list[float]] = {"plain": [], "hooked": []}
-    costs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "hooked": []}
+    costs: dict[str, list[RoundCost]] = {"plain": [], "hooked": []}
     during: list[float] = []
     overall: list[float] = []
     backlog: list[int] = []
@@ -217,14 +225,15 @@ async def run(ctx) -> list[Row]:
             f"acknowledgement: {', '.join(f'{r:.0f}' for r in overall)} events/s"
             + problems),
         Row(NAME, "result-batch statement (50 results) while dialing, with webhooks",
-            median([c[1] for c in costs["hooked"]]), "ms",
-            median([c[1] for c in costs["plain"]]), "without (same run)",
+            median([c.record_ms for c in costs["hooked"]]), "ms",
+            median([c.record_ms for c in costs["plain"]]), "without (same run)",
             note="the outbox rows are written by the statement that records the results; "
                  "claim statement with "
-                 f"{', '.join(f'{c[0]:.1f}' for c in costs['hooked'])} ms, without "
-                 f"{', '.join(f'{c[0]:.1f}' for c in costs['plain'])} ms"),
+                 f"{', '.join(f'{c.claim_ms:.1f}' for c in costs['hooked'])} ms, without "
+                 f"{', '.join(f'{c.claim_ms:.1f}' for c in costs['plain'])} ms"),
         Row(NAME, "WAL written per attempt while dialing, with webhooks",
-            median([c[2] for c in costs["hooked"]]), "B", median([c[2] for c in costs["plain"]]),
+            median([c.wal_per_attempt for c in costs["hooked"]]), "B",
+            median([c.wal_per_attempt for c in costs["plain"]]),
             "without (same run)", note="two outbox rows per attempt (call.ended, "
             "contact.finished), payloads built in SQL"),
     ]
