@@ -209,6 +209,10 @@ class WebhooksSettings(_Section):
     # after half of it; another process may take the rest after all of it).
     claim_batch_size: int = Field(default=100, ge=1, le=10000)
     claim_seconds: float = Field(default=60.0, gt=0)
+    # While dialing runs flat out (its result writes back to back), a queue's next batch
+    # waits until the queue is this many seconds behind, or dialing slows: deliveries
+    # running beside a saturated dialer cost it far more than their own CPU. 0: no waiting.
+    yield_to_dialing_seconds: float = Field(default=10.0, ge=0, le=3600)
     # Delivered and abandoned deliveries are listed this long.
     keep_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
     # Networks a webhook is never sent into: a receiver's name is resolved at every new

@@ -28,6 +28,8 @@ from gateway.config import Settings
 from gateway.db import Database, DatabaseUnavailable
 from gateway.engine.budget import Budget
 from gateway.engine.deps import EngineDeps
+from gateway.engine.load import DialingLoad
+from gateway.engine.load import watch as watch_load
 from gateway.engine.recorder import Recorder
 from gateway.engine.snapshots import Snapshots
 from gateway.engine.supervisor import Supervisor
@@ -139,10 +141,12 @@ async def serve(settings: Settings, *, shutdown: trio.Event | None = None,
                     EngineDeps(engine_db, budget, recorder, adapter, settings.engine,
                                agent_sip_uri_required=settings.telephony.adapter == "sip",
                                metrics=metrics)).run)
+                load = DialingLoad()
+                await root.start(watch_load, load, recorder)
                 if settings.webhooks.worker == "process":
-                    await root.start(webhook_worker.supervise, url, settings)
+                    await root.start(webhook_worker.supervise, url, settings, load)
                 else:
-                    await root.start(webhook_worker.deliver_inline, db, settings)
+                    await root.start(webhook_worker.deliver_inline, db, settings, load)
                 snapshots = await root.start(Snapshots(db, settings.sse.tick_seconds,
                                                           settings.sse.heartbeat_seconds,
                                                           handles=supervisor.handle).run)

@@ -44,6 +44,14 @@ class Recorder:
         self._metrics = Metrics.create() if metrics is None else metrics
         self._pending: list[_Entry] = []
         self._wakeup = trio.Event()
+        self._busy = 0.0  # seconds spent in statements, the current one not included
+        self._began: float | None = None  # when the current statement began
+
+    def busy_seconds(self) -> float:
+        """The time spent writing results so far (trio's clock), the statement running
+        now included: how busy dialing is (:mod:`gateway.engine.load`)."""
+        now = trio.current_time()
+        return self._busy + (now - self._began if self._began is not None else 0.0)
 
     async def record(self, attempt_id: uuid.UUID, result: CallResult) -> str | None:
         """Write the result (batched); return the contact's new status, None if the attempt
@@ -70,9 +78,13 @@ class Recorder:
         delay = 0.5
         while True:
             try:
-                began = trio.current_time()
-                statuses = await dialing.record_many(
-                    self._db, [(entry.attempt_id, entry.result) for entry in batch])
+                self._began = began = trio.current_time()
+                try:
+                    statuses = await dialing.record_many(
+                        self._db, [(entry.attempt_id, entry.result) for entry in batch])
+                finally:
+                    self._began = None
+                    self._busy += trio.current_time() - began
                 self._metrics.record_seconds.observe(trio.current_time() - began)
                 self._metrics.record_batch.observe(len(batch))
                 break

@@ -30,6 +30,7 @@ from gateway import __version__
 from gateway.clock import utcnow
 from gateway.config import WebhooksSettings
 from gateway.db import Database, DatabaseUnavailable
+from gateway.engine.load import DialingLoad
 from gateway.engine.webhook_http import Client, HttpError
 from gateway.ids import uuid7
 from gateway.logs import get_logger
@@ -78,6 +79,7 @@ async def send(http: Client, target: Target, delivery: Claimed, within: float) -
 class Deliverer:
     db: Database
     settings: WebhooksSettings
+    load: DialingLoad = attrs.field(factory=DialingLoad)
     owner: uuid.UUID = attrs.field(factory=uuid7)
     rng: random.Random = attrs.field(factory=random.Random)
     _busy: set[Queue] = attrs.field(factory=set)
@@ -110,7 +112,7 @@ class Deliverer:
                 log.warning("webhooks.waiting_for_database")
             except Exception as exc:  # logged, tried again next poll: never fatal
                 log.error("webhooks.poll_failed", exc_info=exc)
-            await trio.sleep(self.settings.poll_seconds)
+            await self._pause()
 
     def _start_due(self, queues: Sequence[Queue], http: Client,
                    senders: trio.Nursery) -> None:
@@ -143,7 +145,9 @@ class Deliverer:
         if target is None or target.disabled:
             return
         settings = self.settings
+        behind: float | None = None  # how old the last event sent was, when it was sent
         while True:
+            await self._yield_to_dialing(behind)
             # The claim runs out claim_seconds after the database's now(), which is never
             # before this moment: stopping at half of it by this clock is stopping early.
             asked = trio.current_time()
@@ -156,6 +160,31 @@ class Deliverer:
                                    asked + settings.claim_seconds / 2).send(http)
             if not outcome:
                 return
+            behind = (utcnow() - batch[-1].created_at).total_seconds()
+
+    async def _yield_to_dialing(self, behind: float | None) -> None:
+        """Before a queue's next batch: while dialing is saturated, wait until the queue
+        is ``yield_to_dialing_seconds`` behind (``behind``: how old its last event sent
+        was; None: nothing sent yet, the first batch goes at once) or dialing calms down.
+        A saturated dialer loses far more to deliveries running beside it than their own
+        CPU; this way it runs alone for a burst, and a long one holds the events back no
+        longer than that."""
+        hold = self.settings.yield_to_dialing_seconds
+        if behind is None or not self.load.saturated or behind >= hold:
+            return
+        with trio.move_on_after(hold - behind):
+            while self.load.saturated:
+                await self.load.changed()
+
+    async def _pause(self) -> None:
+        """Between polls: ``poll_seconds``; while dialing is saturated, until it calms
+        down or ``yield_to_dialing_seconds`` have passed (the queues being sent go on as
+        :meth:`_yield_to_dialing` lets them; new ones wait for this)."""
+        if self.load.saturated and self.settings.yield_to_dialing_seconds:
+            with trio.move_on_after(self.settings.yield_to_dialing_seconds):
+                await self.load.changed()
+        else:
+            await trio.sleep(self.settings.poll_seconds)
 
     async def record_failure(self, target: Target, delivery: Claimed, sent: Sent) -> None:
         at = utcnow()
