@@ -291,11 +291,11 @@ async def test_the_webhook_backlog_is_the_undelivered_deliveries(gateway, api, d
             account_id: pending[account_id], other_id: 0}
         # The first 5 of the campaign's queue delivered, as the delivery actor writes it
         # (the queue's cursor moves past them): the backlog is what is left.
-        first = await raw.fetch("SELECT id, now() AS at FROM webhook_deliveries "
+        first = await raw.fetch("SELECT endpoint_id, id, now() AS at FROM webhook_deliveries "
                                 "ORDER BY txid, id LIMIT 5")
         await db.execute("webhooks.delivered", [r["id"] for r in first],
                          [r["at"] for r in first], [200] * 5, None,
-                         uuid.uuid4(), first[0]["at"])
+                         uuid.uuid4(), first[0]["at"], first[0]["endpoint_id"])
         assert await raw.fetchval("SELECT count(*) FROM webhook_queues") == 1
         after = await scrape(api)
         assert after.value("gateway_webhook_backlog_deliveries", account_id=account_id) == \

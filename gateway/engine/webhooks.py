@@ -239,7 +239,7 @@ class _Batch:
             with trio.CancelScope(shield=True) as shield:
                 shield.deadline = trio.current_time() + 5
                 await self._flush()
-                await webhooks.release(self.deliverer.db,
+                await webhooks.release(self.deliverer.db, self.target.id,
                                        [d.id for d in self.claimed[self._next:]],
                                        self.deliverer.owner)
                 self._next = len(self.claimed)
@@ -249,7 +249,7 @@ class _Batch:
         if self._done:
             done, self._done = self._done, []
             following = self.claimed[self._next].id if self._next < len(self.claimed) else None
-            await webhooks.delivered(self.deliverer.db, [d[0] for d in done],
+            await webhooks.delivered(self.deliverer.db, self.target.id, [d[0] for d in done],
                                      [d[1] for d in done], [d[2] for d in done],
                                      next_head=following, owner=self.deliverer.owner,
                                      until=self.until)

@@ -157,13 +157,13 @@ async def target(db: Database, endpoint_id: uuid.UUID) -> Target | None:
     return Target(row["id"], row["url"], row["secret"], row["disabled_at"] is not None)
 
 
-async def delivered(db: Database, ids: Sequence[int], at: Sequence[datetime],
-                    codes: Sequence[int], *, next_head: int | None, owner: uuid.UUID,
-                    until: datetime) -> None:
-    """Deliveries done; the queue's claim (``owner``'s, until ``until``) moves on to
-    ``next_head``, the next one it will send."""
+async def delivered(db: Database, endpoint_id: uuid.UUID, ids: Sequence[int],
+                    at: Sequence[datetime], codes: Sequence[int], *, next_head: int | None,
+                    owner: uuid.UUID, until: datetime) -> None:
+    """Deliveries of the endpoint done; the queue's claim (``owner``'s, until ``until``)
+    moves on to ``next_head``, the next one it will send."""
     await db.execute("webhooks.delivered", list(ids), list(at), list(codes), next_head, owner,
-                     until)
+                     until, endpoint_id)
 
 
 async def failed(db: Database, endpoint_id: uuid.UUID, delivery_id: int, *, at: datetime,
@@ -176,7 +176,8 @@ async def failed(db: Database, endpoint_id: uuid.UUID, delivery_id: int, *, at: 
 
     async def run(tx: Tx) -> bool:
         disabled = bool(await tx.fetchval("webhooks.failed", delivery_id, at, status_code,
-                                          error, retry_at, give_up_after_seconds, reason))
+                                          error, retry_at, give_up_after_seconds, reason,
+                                          endpoint_id))
         if disabled:
             await tx.execute("webhooks.abandon", endpoint_id)
         return disabled
@@ -184,10 +185,11 @@ async def failed(db: Database, endpoint_id: uuid.UUID, delivery_id: int, *, at: 
     return await db.transaction(run)
 
 
-async def release(db: Database, ids: Sequence[int], owner: uuid.UUID) -> None:
-    """``owner``'s claim, on whichever of ``ids`` carries it, let go."""
+async def release(db: Database, endpoint_id: uuid.UUID, ids: Sequence[int],
+                  owner: uuid.UUID) -> None:
+    """``owner``'s claim, on whichever of the endpoint's ``ids`` carries it, let go."""
     if ids:
-        await db.execute("webhooks.release", list(ids), owner)
+        await db.execute("webhooks.release", list(ids), owner, endpoint_id)
 
 
 async def forget_delivered(db: Database, older_than_seconds: float) -> None:

@@ -67,7 +67,7 @@ WHERE endpoint_id = $1 AND ($2::text IS NULL OR status = $2);
 -- name: resend
 -- Event $2 of endpoint $1 once more, as a new delivery of the same event (same
 -- webhook-id: a receiver that has it already can tell), at the end of its campaign's
--- queue. (Rare: found through the endpoint's listing index.)
+-- queue. (Rare: found through the endpoint's key, newest first.)
 INSERT INTO webhook_deliveries (endpoint_id, event_id, campaign_id, type, payload)
 SELECT endpoint_id, event_id, campaign_id, type, payload
 FROM webhook_deliveries WHERE endpoint_id = $1 AND event_id = $2
@@ -111,7 +111,7 @@ WITH head AS (SELECT id FROM webhook_queue_next($1, $2, 1))
 UPDATE webhook_deliveries d
 SET claimed_by = $3, claimed_until = now() + make_interval(secs => $4)
 FROM head
-WHERE d.id = head.id AND d.next_attempt_at <= now()
+WHERE d.endpoint_id = $1 AND d.id = head.id AND d.next_attempt_at <= now()
   AND (d.claimed_until IS NULL OR d.claimed_until < now() OR d.claimed_by = $3)
 RETURNING d.claimed_until;
 
@@ -124,8 +124,8 @@ FROM webhook_queue_next($1, $2, $3);
 SELECT id, url, secret, failing_since, disabled_at FROM webhook_endpoints WHERE id = $1;
 
 -- name: delivered
--- Deliveries $1 sent at $2 (parallel arrays) with status codes $3, the next ones of their
--- queue in order: done (HOT updates: no indexed column changes), and the queue's
+-- Deliveries $1 of endpoint $7 sent at $2 (parallel arrays) with status codes $3, the
+-- next ones of their queue in order: done (HOT updates: no indexed column changes), and the queue's
 -- delivered part now ends at the last of them; the endpoint is failing no more. The
 -- queue's claim (process $5, until $6) moves to its next head $4 (NULL: none left in the
 -- batch).
@@ -135,7 +135,7 @@ WITH done AS (
         last_status_code = i.code, last_error = NULL, attempts = d.attempts + 1,
         claimed_by = NULL, claimed_until = NULL
     FROM unnest($1::bigint[], $2::timestamptz[], $3::int[]) AS i(id, at, code)
-    WHERE d.id = i.id AND d.status = 'pending'
+    WHERE d.endpoint_id = $7 AND d.id = i.id AND d.status = 'pending'
     RETURNING d.endpoint_id, d.campaign_id, d.txid, d.id
 ), cursor AS (
     INSERT INTO webhook_queues AS c (endpoint_id, campaign_id, delivered_txid, delivered_id)
@@ -145,20 +145,20 @@ WITH done AS (
     WHERE (c.delivered_txid, c.delivered_id) < (excluded.delivered_txid, excluded.delivered_id)
 ), moved AS (
     UPDATE webhook_deliveries SET claimed_by = $5, claimed_until = $6
-    WHERE id = $4 AND status = 'pending'
+    WHERE endpoint_id = $7 AND id = $4 AND status = 'pending'
 )
 UPDATE webhook_endpoints e SET failing_since = NULL
 WHERE e.id IN (SELECT endpoint_id FROM done) AND e.failing_since IS NOT NULL;
 
 -- name: failed
--- Delivery $1 (its queue's head) failed at $2 (status code $3, or error $4): tried again
+-- Delivery $1 of endpoint $8 (its queue's head) failed at $2 (status code $3, or error $4): tried again
 -- at $5, the queue's claim let go with it. The endpoint failing since more than $6
 -- seconds is disabled (reason $7). Returns whether it was disabled now.
 WITH attempt AS (
     UPDATE webhook_deliveries
     SET attempts = attempts + 1, last_attempt_at = $2, last_status_code = $3,
         last_error = $4, next_attempt_at = $5, claimed_by = NULL, claimed_until = NULL
-    WHERE id = $1 AND status = 'pending'
+    WHERE endpoint_id = $8 AND id = $1 AND status = 'pending'
     RETURNING endpoint_id
 ), endpoint AS (
     UPDATE webhook_endpoints e
@@ -179,14 +179,16 @@ SET status = 'abandoned', claimed_by = NULL, claimed_until = NULL
 WHERE endpoint_id = $1 AND status = 'pending';
 
 -- name: release
--- The claim of process $2 on deliveries $1 (the head it had moved to) let go: the sender
--- stops; anyone may take the queue.
+-- The claim of process $2 on deliveries $1 of endpoint $3 (the head it had moved to) let
+-- go: the sender stops; anyone may take the queue.
 UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL
-WHERE id = ANY($1::bigint[]) AND status = 'pending' AND claimed_by = $2;
+WHERE endpoint_id = $3 AND id = ANY($1::bigint[]) AND status = 'pending'
+  AND claimed_by = $2;
 
 -- name: forget_delivered
 -- Retention: delivered and abandoned deliveries older than $1 seconds.
 DELETE FROM webhook_deliveries
-WHERE id IN (SELECT id FROM webhook_deliveries
-             WHERE status <> 'pending' AND created_at < now() - make_interval(secs => $1)
-             LIMIT 10000);
+WHERE (endpoint_id, id) IN (
+    SELECT endpoint_id, id FROM webhook_deliveries
+    WHERE status <> 'pending' AND created_at < now() - make_interval(secs => $1)
+    LIMIT 10000);
