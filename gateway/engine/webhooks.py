@@ -160,7 +160,8 @@ class Deliverer:
                                    asked + settings.claim_seconds / 2).send(http)
             if not outcome:
                 return
-            behind = (utcnow() - batch[-1].created_at).total_seconds()
+            # (A database clock ahead of this one counts as no lag: the wait stays bounded.)
+            behind = max((utcnow() - batch[-1].created_at).total_seconds(), 0.0)
 
     async def _yield_to_dialing(self, behind: float | None) -> None:
         """Before a queue's next batch: while dialing is saturated, wait until the queue
