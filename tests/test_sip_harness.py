@@ -51,11 +51,20 @@ class Sipp:
             return await self.process.wait()
 
     async def stop(self, seconds: float = 5) -> int:
-        """End sipp now, whatever its scenario is waiting for (SIGTERM: it writes its
-        logs and statistics, then exits); its exit status. For a peer that must have
-        seen nothing: see :meth:`calls_received`."""
+        """End sipp now, whatever its scenario is waiting for; its exit status. SIGTERM
+        is sipp's soft exit (no new calls, the ongoing ones finish, then it writes its
+        logs and statistics and exits). A sipp still running a second later holds a call
+        (once in fresh-clone CI, the stopped agent was still up 5 s after the signal):
+        a second SIGTERM aborts its calls, and the logs and statistics are written all
+        the same. For a peer
+        that must have seen nothing: see :meth:`calls_received`."""
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
+            with trio.move_on_after(1):
+                return await self.process.wait()
+            if self.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.send_signal(signal.SIGTERM)
         return await self.wait(seconds)
 
     def calls_received(self) -> int:
