@@ -78,11 +78,12 @@ async def test_the_child_follows_the_parents_news_of_the_load_and_stops_at_its_e
     load, followed = DialingLoad(), DialingLoad()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(webhook_worker._tell_load, parent_end, load)
-        stopped = trio.CancelScope()
+        stopped, ended = trio.CancelScope(), trio.Event()
 
         async def child() -> None:
             with stopped:
                 await webhook_worker._follow_parent(child_end, followed, stopped)
+            ended.set()
 
         nursery.start_soon(child)
         for state in (True, False, True):
@@ -92,8 +93,8 @@ async def test_the_child_follows_the_parents_news_of_the_load_and_stops_at_its_e
                     await followed.changed()
         await parent_end.aclose()  # the parent goes: the child stops
         with trio.fail_after(5):
-            while not stopped.cancel_called:
-                await trio.sleep(0.01)
+            await ended.wait()
+        assert stopped.cancel_called
         nursery.cancel_scope.cancel()
 
 
@@ -135,8 +136,10 @@ async def test_a_saturated_dialer_holds_back_every_batch_after_the_first_until_i
         await nursery.start(Deliverer(db, settings, load).run)
         with trio.fail_after(10):
             await receiver.until(lambda r: len(r.acked) == 2)
-        # Unheld, the other four would be sent in a few milliseconds.
-        await trio.sleep(0.5)
+        # Every task parked (the sender waiting on the load, the poll too, the receiver
+        # idle), and still two: unheld, the other four would be on their way.
+        with trio.fail_after(10):
+            await trio.testing.wait_all_tasks_blocked(cushion=0.1)
         assert len(receiver.acked) == 2
         load.set(False)
         with trio.fail_after(10):

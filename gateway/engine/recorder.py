@@ -83,9 +83,9 @@ class Recorder:
                     statuses = await dialing.record_many(
                         self._db, [(entry.attempt_id, entry.result) for entry in batch])
                 finally:
-                    self._began = None
-                    self._busy += trio.current_time() - began
-                self._metrics.record_seconds.observe(trio.current_time() - began)
+                    self._began, took = None, trio.current_time() - began
+                    self._busy += took
+                self._metrics.record_seconds.observe(took)
                 self._metrics.record_batch.observe(len(batch))
                 break
             except DatabaseUnavailable:

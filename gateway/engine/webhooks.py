@@ -170,22 +170,24 @@ class Deliverer:
         A saturated dialer loses far more to deliveries running beside it than their own
         CPU; this way it runs alone for a burst, and a long one holds the events back no
         longer than that."""
-        hold = self.settings.yield_to_dialing_seconds
-        if behind is None or not self.load.saturated or behind >= hold:
-            return
-        with trio.move_on_after(hold - behind):
-            while self.load.saturated:
-                await self.load.changed()
+        if behind is not None:
+            await self._while_saturated(self.settings.yield_to_dialing_seconds - behind)
 
     async def _pause(self) -> None:
         """Between polls: ``poll_seconds``; while dialing is saturated, until it calms
         down or ``yield_to_dialing_seconds`` have passed (the queues being sent go on as
         :meth:`_yield_to_dialing` lets them; new ones wait for this)."""
         if self.load.saturated and self.settings.yield_to_dialing_seconds:
-            with trio.move_on_after(self.settings.yield_to_dialing_seconds):
-                await self.load.changed()
+            await self._while_saturated(self.settings.yield_to_dialing_seconds)
         else:
             await trio.sleep(self.settings.poll_seconds)
+
+    async def _while_saturated(self, seconds: float) -> None:
+        """Wait while dialing is saturated, ``seconds`` at most."""
+        if seconds > 0:
+            with trio.move_on_after(seconds):
+                while self.load.saturated:
+                    await self.load.changed()
 
     async def record_failure(self, target: Target, delivery: Claimed, sent: Sent) -> None:
         at = utcnow()

@@ -125,10 +125,10 @@ SELECT id, url, secret, failing_since, disabled_at FROM webhook_endpoints WHERE 
 
 -- name: delivered
 -- Deliveries $1 of endpoint $7 sent at $2 (parallel arrays) with status codes $3, the
--- next ones of their queue in order: done (HOT updates: no indexed column changes), and the queue's
--- delivered part now ends at the last of them; the endpoint is failing no more. The
--- queue's claim (process $5, until $6) moves to its next head $4 (NULL: none left in the
--- batch).
+-- next ones of their queue in order: done (HOT updates: no indexed column changes), and
+-- the queue's delivered part now ends at the last of them; the endpoint is failing no
+-- more. The queue's claim (process $5, until $6) moves to its next head $4 (NULL: none
+-- left in the batch).
 WITH done AS (
     UPDATE webhook_deliveries d
     SET status = 'delivered', delivered_at = i.at, last_attempt_at = i.at,
@@ -151,9 +151,9 @@ UPDATE webhook_endpoints e SET failing_since = NULL
 WHERE e.id IN (SELECT endpoint_id FROM done) AND e.failing_since IS NOT NULL;
 
 -- name: failed
--- Delivery $1 of endpoint $8 (its queue's head) failed at $2 (status code $3, or error $4): tried again
--- at $5, the queue's claim let go with it. The endpoint failing since more than $6
--- seconds is disabled (reason $7). Returns whether it was disabled now.
+-- Delivery $1 of endpoint $8 (its queue's head) failed at $2 (status code $3, or error
+-- $4): tried again at $5, the queue's claim let go with it. The endpoint failing since
+-- more than $6 seconds is disabled (reason $7). Returns whether it was disabled now.
 WITH attempt AS (
     UPDATE webhook_deliveries
     SET attempts = attempts + 1, last_attempt_at = $2, last_status_code = $3,
