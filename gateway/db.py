@@ -24,6 +24,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 import attrs
 import trio_asyncio  # type: ignore[import-untyped]  # trio-asyncio ships no type hints
 
+from gateway.copy_feed import Feed
 from gateway.sql import query
 
 T = TypeVar("T")
@@ -213,27 +214,15 @@ class Tx:
         """COPY chunks of binary COPY data (``FORMAT binary``) into ``table``; return the
         rows copied.
 
-        ``produce`` is blocking (a parser): it runs in a worker thread, one call per chunk
-        until it returns None, and the next chunk is produced while the previous one is
-        sent, so the parse and the server's COPY overlap. An exception from ``produce``
-        aborts the COPY (and so the transaction) and propagates as it is.
+        ``produce`` is blocking (a parser): it runs in a thread of its own, called until it
+        returns None, a few chunks ahead of the COPY (:mod:`gateway.copy_feed`), so the
+        parse and the server's COPY overlap. An exception from ``produce`` aborts the COPY
+        (and so the transaction) and propagates as it is. When this returns or raises,
+        ``produce`` is no longer running.
         """
-        loop = asyncio.get_running_loop()
-
-        async def chunks() -> AsyncIterator[bytes]:
-            pending = loop.run_in_executor(None, produce)
-            try:
-                while (chunk := await pending) is not None:
-                    pending = loop.run_in_executor(None, produce)
-                    yield chunk
-            finally:
-                if not pending.done():  # the COPY failed: let the parser's call finish
-                    await asyncio.wait([pending])
-                if not pending.cancelled():
-                    pending.exception()  # retrieved: it is the COPY's failure that counts
-
-        status = await self._conn.copy_to_table(table, source=chunks(), columns=list(columns),
-                                                format="binary")
+        async with Feed(produce) as feed:
+            status = await self._conn.copy_to_table(table, source=feed.chunks(),
+                                                    columns=list(columns), format="binary")
         return int(status.split()[-1])
 
 
