@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import array
 import csv
+import functools
 import io
 import json.encoder
 import struct
@@ -77,12 +78,17 @@ MAX_COLUMNS = 1_000
 # row as its field count and each field as its length and its bytes (big-endian); then -1.
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 COPY_TRAILER = b"\xff\xff"
-_INT4 = struct.Struct(">i")
 # A row starts with its field count, the campaign id and its zone (a smallint): the same
-# for every row of a zone. Then seq, row_number and the phone number's length, each field
-# with its own length first.
+# for every row of a zone. Then seq, row_number, the phone number and the length of the
+# custom fields (`_row_middle`), each field with its own length first; then the fields.
 _ROW_START = struct.Struct(">hi16sih")
-_ROW_NUMBERS = struct.Struct(">iiiii")
+
+
+@functools.cache
+def _row_middle(phone_length: int) -> typing.Callable[..., bytes]:
+    """The packer of a row's middle for numbers of this length (one call instead of
+    three, and two fewer pieces added to the chunk: a tenth of the parse)."""
+    return struct.Struct(f">iiiii{phone_length}si").pack
 
 # Past this the COPY payload moves from memory to disk, so a 100k-row import doesn't
 # hold the upload and its translation in memory at the same time.
@@ -283,8 +289,7 @@ class ContactsImport:
         text: io.TextIOWrapper | None = None
         rows: typing.Iterator[list[str]]
         if simple:
-            lines = contacts_lines.split_lines(self.source)
-            rows = contacts_lines.split_rows(lines, delimiter)
+            rows = contacts_lines.simple_rows(self.source, delimiter)
         else:
             # Streamed decoding: the upload is never held as one str. "utf-8-sig" drops a BOM.
             text = io.TextIOWrapper(self.source, encoding="utf-8-sig", errors="strict",
@@ -331,7 +336,7 @@ class ContactsImport:
                 # cheaper than %-formatting a template with them).
                 opening, closing = ('["', '"]') if names else ("[", "]")
                 join_values = '","'.join
-            numbers, length = _ROW_NUMBERS.pack, _INT4.pack
+            middle_for, middle = -1, _row_middle(0)  # the packer for numbers of that length
             out = bytearray(COPY_SIGNATURE)  # the payload since the last chunk
             # Duplicates: a set of int(E.164 digits) (half the memory of the strings, and
             # no value objects: a 10 MB file of 800k distinct numbers stays ~8x its size);
@@ -462,13 +467,13 @@ class ContactsImport:
                 add_key(key)
                 add_row(row_number)
                 if simple:
-                    fields = (opening + join_values(row) + closing).encode()
+                    fields = f"{opening}{join_values(row)}{closing}".encode()
                 else:
-                    fields = ("[" + ",".join([encode(value) for value in row]) + "]").encode()
+                    fields = f"[{','.join([encode(value) for value in row])}]".encode()
+                if (n := len(e164)) != middle_for:  # ASCII ("+" and digits): n bytes
+                    middle_for, middle = n, _row_middle(n)
                 out += row_start
-                out += numbers(4, seq, 4, row_number, len(e164))
-                out += e164.encode()  # ASCII: "+" and digits
-                out += length(len(fields))
+                out += middle(4, seq, 4, row_number, n, e164.encode(), len(fields))
                 out += fields
                 seq += 1
                 if seq == chunk_at or len(out) > CHUNK_BYTES:

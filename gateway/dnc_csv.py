@@ -125,7 +125,7 @@ def read_numbers(source: typing.BinaryIO, *, default_region: str,
     text: io.TextIOWrapper | None = None
     rows: Iterator[list[str]]
     if simple:  # no quoting anywhere: split at C speed
-        rows = contacts_lines.split_rows(contacts_lines.split_lines(source), delimiter)
+        rows = contacts_lines.simple_rows(source, delimiter)
     else:
         text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="strict", newline="")
         # strict: an unclosed quote would otherwise swallow the rest of the file.
