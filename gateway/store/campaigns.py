@@ -120,23 +120,15 @@ async def check_references(tx: Tx, account_id: uuid.UUID, settings: CampaignSett
     return agent["greeting"]
 
 
-async def agent_greeting(db: Database, account_id: uuid.UUID, settings: CampaignSettings, *,
-                         agent_sip_uri_required: bool = False) -> str:
-    """Check the references before the (costly) CSV parse; ``create`` checks them again."""
-
-    async def check(tx: Tx) -> str:
-        return await check_references(tx, account_id, settings,
-                                      agent_sip_uri_required=agent_sip_uri_required)
-
-    return await db.transaction(check)
-
-
 async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
                  api_key_id: uuid.UUID, settings: CampaignSettings,
-                 contacts: ContactsImport, agent_sip_uri_required: bool = False) -> Campaign:
-    """Insert the campaign and COPY its contacts in one transaction: all or nothing.
+                 contacts: ContactsImport,
+                 agent_sip_uri_required: bool = False) -> tuple[Campaign, str]:
+    """Insert the campaign and COPY its contacts in one transaction: all or nothing; return
+    it and its agent's greeting.
 
-    The CSV is parsed (in a worker thread) while it is copied; a ``ContactsFileError``
+    The agent and number are checked first (:class:`InvalidReference`), before the file
+    is read. The CSV is parsed (in a thread) while it is copied; a ``ContactsFileError``
     from the parse rolls everything back and propagates. After it returns, ``contacts``
     holds the import report."""
     status = (CampaignStatus.SCHEDULED if settings.scheduled_at is not None
@@ -144,9 +136,9 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
 
     zone_names = await timezones.known_zones(db)  # read once per process
 
-    async def insert(tx: Tx) -> Row:
-        await check_references(tx, account_id, settings,
-                               agent_sip_uri_required=agent_sip_uri_required)
+    async def insert(tx: Tx) -> tuple[Row, str]:
+        greeting = await check_references(tx, account_id, settings,
+                                          agent_sip_uri_required=agent_sip_uri_required)
         await tx.execute(
             "campaigns.insert", campaign_id, account_id, settings.name, settings.agent_id,
             settings.phone_number_id, status, settings.max_concurrent_calls,
@@ -162,11 +154,11 @@ async def create(db: Database, *, campaign_id: uuid.UUID, account_id: uuid.UUID,
                                       functools.partial(next, chunks, None))
         if copied != contacts.accepted:  # a broken payload must not leave a short campaign
             raise RuntimeError(f"copied {copied} contacts, expected {contacts.accepted}")
-        return await _store_zones(tx, campaign_id, contacts)
+        return await _store_zones(tx, campaign_id, contacts), greeting
 
     # Not re-run on a deadlock: the upload is parsed once, as it is copied.
-    row = await db.transaction(insert, rerun=False)
-    return _campaign(row, {ContactStatus.PENDING: contacts.accepted})
+    row, greeting = await db.transaction(insert, rerun=False)
+    return _campaign(row, {ContactStatus.PENDING: contacts.accepted}), greeting
 
 
 async def _store_zones(tx: Tx, campaign_id: uuid.UUID, contacts: ContactsImport) -> Row:

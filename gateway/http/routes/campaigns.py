@@ -121,28 +121,23 @@ def _settings_from(form: Form) -> CampaignSettings:
 async def _create_from_form(form: Form) -> Response:
     svc, who = services(), principal()
     settings = _settings_from(form)
-    try:
-        greeting = await campaigns.agent_greeting(
-            svc.db, who.account.id, settings, agent_sip_uri_required=agent_sip_uri_required())
-    except InvalidReference as exc:
-        raise validation_error(exc.field, exc.message) from None
     campaign_id = uuid7()  # time-ordered: see gateway.ids
     upload = form.files["contacts"]
     upload.seek(0)
     region = svc.settings.contacts.default_region
-    # Parsed in a worker thread (number validation is CPU work) while PostgreSQL copies
-    # the rows already parsed; a file-level problem rolls the whole campaign back.
+    # Parsed in a thread (number validation is CPU work) while PostgreSQL copies the rows
+    # already parsed, once the agent and number are checked; a file-level problem rolls
+    # the whole campaign back.
     parsed = ContactsImport(upload, campaign_id=campaign_id, default_region=region)
     try:
-        campaign = await campaigns.create(svc.db, campaign_id=campaign_id,
-                                          account_id=who.account.id,
-                                          api_key_id=who.api_key_id, settings=settings,
-                                          contacts=parsed,
-                                          agent_sip_uri_required=agent_sip_uri_required())
+        campaign, greeting = await campaigns.create(
+            svc.db, campaign_id=campaign_id, account_id=who.account.id,
+            api_key_id=who.api_key_id, settings=settings, contacts=parsed,
+            agent_sip_uri_required=agent_sip_uri_required())
+    except InvalidReference as exc:
+        raise validation_error(exc.field, exc.message) from None
     except ContactsFileError as exc:
         raise validation_error("contacts", exc.message) from None
-    except InvalidReference as exc:  # changed between the first check and the insert
-        raise validation_error(exc.field, exc.message) from None
     # Shown as every read of the campaign shows it (its new contacts may be outside their
     # window already): counted once the import is committed.
     campaign = attrs.evolve(campaign, waiting_for_window=await campaigns.waiting_for_window(
