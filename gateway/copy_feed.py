@@ -73,7 +73,6 @@ class Feed:
             yield item
 
     def _run(self) -> None:
-        post = self._loop.call_soon_threadsafe
         try:
             while True:
                 self._room.acquire()
@@ -82,13 +81,16 @@ class Feed:
                 try:
                     chunk = self._produce()
                 except BaseException as exc:  # handed to the COPY, raised there
-                    post(self._ready.put_nowait, _Failed(exc))
+                    self._post(self._ready.put_nowait, _Failed(exc))
                     return
-                post(self._ready.put_nowait, chunk)
+                self._post(self._ready.put_nowait, chunk)
                 if chunk is None:
                     return
         finally:
-            try:
-                post(self._finished.set)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
+            self._post(self._finished.set)
+
+    def _post(self, callback: Callable[..., object], *args: object) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed (the process is stopping): nobody waits
+            self._stopped = True
