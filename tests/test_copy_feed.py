@@ -1,6 +1,7 @@
 """A COPY's feed (gateway.copy_feed): the producer runs ahead in its own thread, never more
 than AHEAD chunks past what was taken; its error reaches the COPY; closing waits for it.
-And through PostgreSQL: a producer's error mid-COPY aborts it and nothing is stored."""
+And through PostgreSQL: a producer's error or a cancel mid-COPY aborts it, nothing is
+stored, and a cancelled COPY ends only once the producer has returned."""
 
 from __future__ import annotations
 
@@ -152,16 +153,6 @@ async def test_a_producer_failing_mid_copy_aborts_it_and_stores_nothing(db, raw)
     chunks ended by the trailer instead are stored (the payload itself was right)."""
     campaign = uuid.uuid4()
 
-    def row(seq: int) -> bytes:
-        phone, fields = b"+1212555%04d" % seq, b"[]"
-        return (len(COPY_COLUMNS).to_bytes(2, "big")
-                + (16).to_bytes(4, "big") + campaign.bytes
-                + (2).to_bytes(4, "big") + (0).to_bytes(2, "big")
-                + (4).to_bytes(4, "big") + seq.to_bytes(4, "big")
-                + (4).to_bytes(4, "big") + (seq + 1).to_bytes(4, "big")
-                + len(phone).to_bytes(4, "big") + phone
-                + len(fields).to_bytes(4, "big") + fields)
-
     def producer(fail: bool):
         produced: list[int] = []
 
@@ -169,7 +160,7 @@ async def test_a_producer_failing_mid_copy_aborts_it_and_stores_nothing(db, raw)
             n = len(produced)
             produced.append(n)
             if n < 5:
-                return (COPY_SIGNATURE if n == 0 else b"") + row(n)
+                return (COPY_SIGNATURE if n == 0 else b"") + _row(campaign, n)
             if n == 5:
                 if fail:
                     raise ValueError("the file broke at row 6")
@@ -191,3 +182,67 @@ async def test_a_producer_failing_mid_copy_aborts_it_and_stores_nothing(db, raw)
         lambda tx: tx.copy_chunks("contacts", COPY_COLUMNS, produce), rerun=False)
     assert copied == 5 and produced == [0, 1, 2, 3, 4, 5, 6]
     assert await raw.fetchval(stored, campaign) == 5
+
+
+async def test_a_cancelled_copy_waits_for_the_producer_and_stores_nothing(db, raw):
+    """A request cancelled mid-COPY (its client went away): the COPY and its transaction
+    end, but only once the producer has returned, so the caller's file is never read after
+    the upload is closed; it is not called again, and the pool still works."""
+    campaign = uuid.uuid4()
+    inside, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+    returned: list[int] = []
+
+    def produce() -> bytes | None:
+        n = len(calls)
+        calls.append(n)
+        if n == 3:
+            inside.set()
+            assert release.wait(WAIT)
+        chunk = _row(campaign, n)
+        returned.append(n)
+        return (COPY_SIGNATURE if n == 0 else b"") + chunk
+
+    async def copy(tx):
+        return await tx.copy_chunks("contacts", COPY_COLUMNS, produce)
+
+    ended_while_producing = []
+    ended = trio.Event()
+    with trio.fail_after(WAIT * 2):
+        async with trio.open_nursery() as nursery:
+            cancel = trio.CancelScope()
+
+            async def upload():
+                with cancel:
+                    await db.transaction(copy, rerun=False)
+                ended_while_producing.append(3 not in returned)
+                ended.set()
+
+            nursery.start_soon(upload)
+            await trio.to_thread.run_sync(inside.wait, WAIT)
+            cancel.cancel()
+            # A bounded look for a wrong early end (the COPY's abort is one round trip).
+            with trio.move_on_after(0.5):
+                await ended.wait()
+            release.set()
+    assert ended_while_producing == [False]
+    assert calls == [0, 1, 2, 3]  # and never called after the cancel
+    assert await raw.fetchval("SELECT count(*) FROM contacts WHERE campaign_id = $1",
+                              campaign) == 0
+    # The pool's connections are still good.
+    produce_calls = iter([COPY_SIGNATURE + _row(campaign, 0), COPY_TRAILER, None])
+    assert await db.transaction(
+        lambda tx: tx.copy_chunks("contacts", COPY_COLUMNS, lambda: next(produce_calls)),
+        rerun=False) == 1
+
+
+def _row(campaign: uuid.UUID, seq: int) -> bytes:
+    """One contacts row of binary COPY (the columns of COPY_COLUMNS)."""
+    phone, fields = b"+1212555%04d" % seq, b"[]"
+    return (len(COPY_COLUMNS).to_bytes(2, "big")
+            + (16).to_bytes(4, "big") + campaign.bytes
+            + (2).to_bytes(4, "big") + (0).to_bytes(2, "big")
+            + (4).to_bytes(4, "big") + seq.to_bytes(4, "big")
+            + (4).to_bytes(4, "big") + (seq + 1).to_bytes(4, "big")
+            + len(phone).to_bytes(4, "big") + phone
+            + len(fields).to_bytes(4, "big") + fields)
