@@ -14,6 +14,7 @@ import math
 import os
 import resource
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -108,7 +109,37 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+# Signals that end a run early (``timeout``, a CI job's end, a closed terminal): the run is
+# cancelled, so every gateway, helper process and database it made is stopped and removed
+# on the way out, as at a normal end. (SIGINT is trio's KeyboardInterrupt: the same.)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(Exception):
+    """The run was ended by one of STOP_SIGNALS (its number), after cleaning up."""
+
+
 async def _run_all(names: list[str], ctx: Context) -> tuple[list[Row], list[dict]]:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+            received: list[int] = []
+
+            async def stop_on_signal() -> None:
+                async for number in signals:
+                    received.append(number)
+                    ctx.log(f"{signal.Signals(number).name}: stopping, cleaning up")
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(stop_on_signal)
+            result = await _benchmarks(names, ctx)
+            nursery.cancel_scope.cancel()
+    if received:
+        raise Stopped(received[0])
+    return result
+
+
+async def _benchmarks(names: list[str], ctx: Context) -> tuple[list[Row], list[dict]]:
     rows: list[Row] = []
     runs: list[dict] = []
     async with trio_asyncio.open_loop():
@@ -167,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     ctx.log(f"machine: {info['nproc']} CPUs, {info['cpu']}, {info['memory_gib']} GiB; "
             f"load {os.getloadavg()[0]:.2f}; mode {'quick' if args.quick else 'full'}")
-    rows, runs = trio.run(_run_all, names, ctx)
+    try:
+        rows, runs = trio.run(_run_all, names, ctx)
+    except Stopped as stopped:
+        # No partial table or results file: a cut run's figures would read as a full one's.
+        ctx.log("stopped early; no results written")
+        return 128 + stopped.args[0]
     table = render(rows)
     total = time.perf_counter() - ctx.started
     print()
