@@ -369,10 +369,15 @@ def _both_readers(monkeypatch, data: bytes):
     return results
 
 
+@pytest.mark.parametrize("scan_bytes", [None, 5, 64])
 @pytest.mark.parametrize("seed", range(30))
-def test_simple_files_read_the_same_by_both_readers(monkeypatch, seed):
+def test_simple_files_read_the_same_by_both_readers(monkeypatch, seed, scan_bytes):
     """A file with nothing to quote is split on commas; the bytes and the report must be
-    exactly what the csv reader gives, whatever the rows look like."""
+    exactly what the csv reader gives, whatever the rows look like. Also read in tiny
+    blocks (``scan_bytes``), so that blocks end inside lines, between a CR and its LF and
+    inside multi-byte characters, as they do at 64 KiB in a large file."""
+    if scan_bytes is not None:
+        monkeypatch.setattr(contacts_lines, "SCAN_BYTES", scan_bytes)
     rng = random.Random(seed)
     columns = rng.randint(0, 3)
     header = ["phone_number"] + [f"col {i} ü%s" for i in range(columns)]
