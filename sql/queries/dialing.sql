@@ -41,7 +41,7 @@ WITH campaign AS (
     -- campaign_id = $1 (not a join) lets the planner walk the indexes in order and stop
     -- at the limit, instead of sorting every pending contact. A callback the agent asked
     -- for may go past the policy's attempts, never past 6.
-    SELECT c.seq, c.phone_number FROM contacts c
+    SELECT c.campaign_id, c.seq, c.phone_number FROM contacts c
     WHERE c.campaign_id = $1 AND c.status = 'retry_pending' AND c.next_attempt_at <= $2
       AND c.attempts < CASE WHEN c.disposition = 'callback' THEN 6
                             ELSE (SELECT attempts_max FROM campaign) END
@@ -53,20 +53,21 @@ WITH campaign AS (
     -- From seq $4 (the actor's cursor past the contacts it already claimed) to at most
     -- $5 seqs further, on the primary key: pending contacts are not in the status index
     -- (0004), and the window bounds the plan whatever it is, also one that would sort.
-    SELECT c.seq, c.phone_number FROM contacts c
+    SELECT c.campaign_id, c.seq, c.phone_number FROM contacts c
     WHERE c.campaign_id = $1 AND c.seq >= $4 AND c.seq < $4 + $5 AND c.status = 'pending'
       AND ((SELECT open_all FROM gate) OR c.zone = ANY((SELECT zones FROM gate)::smallint[]))
     ORDER BY c.seq
     -- A plain LIMIT; the retries taken are subtracted in `due`.
     LIMIT $3
     FOR UPDATE OF c SKIP LOCKED
-), due AS (
-    SELECT d.seq, EXISTS (SELECT 1 FROM dnc_numbers n
+), due AS MATERIALIZED (  -- see claimed
+    SELECT d.campaign_id, d.seq, EXISTS (SELECT 1 FROM dnc_numbers n
                           WHERE n.account_id = (SELECT account_id FROM campaign)
                             AND n.number = d.phone_number) AS blocked
-    FROM (SELECT seq, phone_number FROM retries
+    FROM (SELECT campaign_id, seq, phone_number FROM retries
           UNION ALL
-          (SELECT seq, phone_number FROM fresh LIMIT $3 - (SELECT count(*) FROM retries)))
+          (SELECT campaign_id, seq, phone_number FROM fresh
+           LIMIT $3 - (SELECT count(*) FROM retries)))
          AS d
 ), claimed AS (
     UPDATE contacts c
@@ -76,7 +77,12 @@ WITH campaign AS (
         last_outcome = CASE WHEN due.blocked THEN 'do_not_call' ELSE c.last_outcome END,
         next_attempt_at = NULL, updated_at = now()
     FROM due
-    WHERE c.campaign_id = $1 AND c.seq = due.seq
+    -- Joined on both key columns of `due` (materialized: opaque to the planner), so each
+    -- claimed contact is one primary-key lookup whatever the statistics say. With
+    -- campaign_id = $1 here, a campaign imported since contacts was last analyzed was
+    -- estimated at one row and read whole for each claim, for a nested loop over `due`:
+    -- 1.7 s a claim at 100k contacts, 83 calls/s instead of ~6,000.
+    WHERE c.campaign_id = due.campaign_id AND c.seq = due.seq
     RETURNING c.id, c.seq, c.phone_number, c.custom_fields, c.attempts, due.blocked
 ), named AS (
     -- The contact's id as the API shows it (0005). Its custom_fields stay the array of

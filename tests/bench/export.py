@@ -7,6 +7,11 @@ same fields (the custom fields as one object); each SELECT written the fastest w
 (see `floor_sql`). An informational row compares the CSV export with psql's CSV of the
 rows as stored (the custom fields left as their one JSON column).
 
+The same for ``calls.csv`` and ``calls.jsonl``: a second campaign of 100k contacts is dialed
+to its end on the simulated adapter (every call answered), and its 100k attempts exported
+against ``psql \\copy`` of the same SELECT (the export's columns, times as the API writes
+them, in the pages' order).
+
 The campaign is the ingest benchmark's file: 100k rows, three ~29-character custom columns,
 imported once. Rounds alternate floor and export (CSV floor, CSV export, JSON floor, JSONL
 export, ...), ``ROUNDS`` of each, and the medians are compared: the target is ≤ 3x. Peak
@@ -39,6 +44,7 @@ from tests.bench.harness import (
     Pg,
     Row,
     aio,
+    campaign_status,
     contacts_csv,
     fresh_database,
     gateway_process,
@@ -73,6 +79,22 @@ def floor_sql(campaign_id: str, names: list[str], media: str) -> str:
     pairs = ", ".join(f"'{name}', j ->> {i}" for i, name in enumerate(names))
     json_fields = [*fields, f"json_build_object({pairs}) AS custom_fields", *rest]
     return f"SELECT row_to_json(r) FROM (SELECT {', '.join(json_fields)} {source}) AS r"
+
+
+# The calls export's columns as the export's query writes them (exports.calls).
+CALL_COLUMNS = ("a.id, a.contact_id, a.phone_number, a.attempt, a.outcome, "
+                "api_time(a.dialed_at) AS dialed_at, api_time(a.answered_at) AS answered_at, "
+                "api_time(a.connected_at) AS connected_at, api_time(a.ended_at) AS ended_at, "
+                "a.duration_seconds, a.hangup_by, a.sip_call_id, a.sip_status, "
+                "a.agent_sip_status, a.agent_sip_call_id, a.disposition, "
+                "api_time(a.callback_at) AS callback_at, a.disposition_notes")
+
+
+def calls_floor_sql(campaign_id: str, media: str) -> str:
+    """The calls floor: the export's rows and columns in its order (dialed_at, id)."""
+    select = (f"SELECT {CALL_COLUMNS} FROM attempts a WHERE a.campaign_id = '{campaign_id}' "
+              "ORDER BY a.dialed_at, a.id")
+    return select if media == "csv" else f"SELECT row_to_json(r) FROM ({select}) AS r"
 
 
 async def psql_copy(url: str, select: str, options: str) -> float:
@@ -129,6 +151,73 @@ async def chunk_costs(url: str, campaign_id: str, names: tuple[str, ...]) -> dic
     return costs
 
 
+async def _alternate(ctx, url: str, gateway, client, path: str, floors: dict[str, str],
+                     rounds: int, tag: str) -> tuple[dict, dict[str, int]]:
+    """``rounds`` rounds of (floor, export) for CSV then JSON lines of ``path`` (``.{media}``
+    appended): the times, the peak RSS rises and the body sizes."""
+    options = {"csv": "WITH CSV HEADER", "jsonl": ""}
+    timings: dict[str, dict[str, list[float]]] = {
+        media: {"floor": [], "export": [], "rise": []} for media in ("csv", "jsonl")}
+    sizes: dict[str, int] = {}
+    for repetition in range(rounds):
+        for media in ("csv", "jsonl"):
+            timings[media]["floor"].append(await psql_copy(url, floors[media],
+                                                           options[media]))
+            await trio.sleep(0.3)
+            before = gateway.rss()
+            gateway.reset_peak()
+            async with maybe_profile(gateway, f"{NAME}-{tag}-{media}-{repetition}",
+                                     ctx.profile_dir, rate=1000):
+                seconds, sizes[media] = await http_export(client, f"{path}.{media}")
+            timings[media]["export"].append(seconds)
+            timings[media]["rise"].append(gateway.peak_rss() - before)
+            ctx.log(f"export {tag} {media} {repetition + 1}/{rounds}: psql "
+                    f"{timings[media]['floor'][-1]:.3f} s, HTTP {seconds:.3f} s "
+                    f"({sizes[media] / 1e6:.1f} MB), peak "
+                    f"+{timings[media]['rise'][-1] / 1e6:.1f} MB")
+    return timings, sizes
+
+
+def _rows(ctx, what: str, count: int, rounds: int, timings: dict, sizes: dict[str, int],
+          labels: dict[str, tuple[str, str]]) -> list[Row]:
+    rows: list[Row] = []
+    for media, (path, floor_label) in labels.items():
+        export, floor = median(timings[media]["export"]), median(timings[media]["floor"])
+        detail = (f"{count} {what}, {sizes[media] / 1e6:.1f} MB body, median of {rounds}; "
+                  f"exports {', '.join(f'{t:.3f}' for t in timings[media]['export'])} s; "
+                  f"floors {', '.join(f'{t:.3f}' for t in timings[media]['floor'])} s")
+        rise = max(timings[media]["rise"])
+        rows += [
+            Row(NAME, f"{path}, {count // 1000}k {what} over HTTP, whole body", export, "s",
+                floor, floor_label, "≤ 3× floor", export <= 3 * floor, note=detail),
+            Row(NAME, f"{path} throughput", count / export, "rows/s", count / floor,
+                "psql rows/s"),
+            Row(NAME, f"{path}: peak server RSS rise", rise / 1e6, "MB",
+                sizes[media] / 1e6, "body size", "bounded (≪ body)",
+                None if ctx.quick else rise < sizes[media] / 2,
+                note="VmHWM reset before each export; the largest rise of the rounds"),
+        ]
+    return rows
+
+
+async def _dialed_campaign(ctx, api: Api, pg: Pg, count: int) -> str:
+    """A campaign of ``count`` contacts dialed to its end (every call answered): its id."""
+    created = await api.create_campaign(contacts_csv(count, area=213), name="calls export",
+                                        max_concurrent_calls=100)
+    await api.start(created["id"])
+    began = time.perf_counter()
+    with trio.fail_after(600):
+        while await campaign_status(pg, created["id"]) != "completed":
+            await trio.sleep(0.5)
+    attempts = await pg.fetchval("SELECT count(*) FROM attempts WHERE campaign_id = $1",
+                                 uuid.UUID(created["id"]))
+    if attempts != count:
+        raise RuntimeError(f"the dialed campaign has {attempts} attempts, not {count}")
+    ctx.log(f"export: {count} calls dialed in {time.perf_counter() - began:.0f} s")
+    await pg.execute("ANALYZE attempts")
+    return created["id"]
+
+
 async def run(ctx) -> list[Row]:
     count = ctx.size(full=100_000, quick=10_000)
     rounds = ctx.size(full=ROUNDS, quick=2)
@@ -145,52 +234,26 @@ async def run(ctx) -> list[Row]:
         await pg.execute("ANALYZE contacts")
         floors = {media: floor_sql(campaign_id, names, media)
                   for media in ("csv", "jsonl", "raw")}
-        options = {"csv": "WITH CSV HEADER", "jsonl": "", "raw": "WITH CSV HEADER"}
-        raw_floors = []
-        timings: dict[str, dict[str, list[float]]] = {
-            media: {"floor": [], "export": [], "rise": []} for media in ("csv", "jsonl")}
-        sizes: dict[str, int] = {}
-        for repetition in range(rounds):
-            raw_floors.append(await psql_copy(url, floors["raw"], options["raw"]))
-            for media in ("csv", "jsonl"):
-                timings[media]["floor"].append(await psql_copy(url, floors[media],
-                                                               options[media]))
-                await trio.sleep(0.3)
-                before = gateway.rss()
-                gateway.reset_peak()
-                async with maybe_profile(gateway, f"{NAME}-{media}-{repetition}",
-                                         ctx.profile_dir, rate=1000):
-                    seconds, sizes[media] = await http_export(
-                        client, f"/api/v1/campaigns/{campaign_id}/contacts.{media}")
-                timings[media]["export"].append(seconds)
-                timings[media]["rise"].append(gateway.peak_rss() - before)
-                ctx.log(f"export {media} {repetition + 1}/{rounds}: psql "
-                        f"{timings[media]['floor'][-1]:.3f} s, HTTP {seconds:.3f} s "
-                        f"({sizes[media] / 1e6:.1f} MB), peak "
-                        f"+{timings[media]['rise'][-1] / 1e6:.1f} MB")
+        raw_floors = [await psql_copy(url, floors["raw"], "WITH CSV HEADER")
+                      for _ in range(rounds)]
+        timings, sizes = await _alternate(ctx, url, gateway, client,
+                                          f"/api/v1/campaigns/{campaign_id}/contacts",
+                                          floors, rounds, "contacts")
+        calls_id = await _dialed_campaign(ctx, api, pg, count)
+        call_timings, call_sizes = await _alternate(
+            ctx, url, gateway, client, f"/api/v1/campaigns/{calls_id}/calls",
+            {media: calls_floor_sql(calls_id, media) for media in ("csv", "jsonl")},
+            rounds, "calls")
         costs = await chunk_costs(url, campaign_id, tuple(names))
     ctx.log(f"export chunk of {costs['rows']} rows: read {costs['read_ms']:.1f} ms, encode "
             f"CSV {costs['csv_ms']:.1f} ms, JSONL {costs['jsonl_ms']:.1f} ms")
 
-    rows: list[Row] = []
-    labels = {"csv": ("contacts.csv", "psql \\copy same rows and columns, CSV HEADER"),
-              "jsonl": ("contacts.jsonl", "psql \\copy same rows, row_to_json")}
-    for media, (path, floor_label) in labels.items():
-        export, floor = median(timings[media]["export"]), median(timings[media]["floor"])
-        detail = (f"{count} contacts, 3 custom fields, {sizes[media] / 1e6:.1f} MB body, median "
-                  f"of {rounds}; exports {', '.join(f'{t:.3f}' for t in timings[media]['export'])}"
-                  f" s; floors {', '.join(f'{t:.3f}' for t in timings[media]['floor'])} s")
-        rise = max(timings[media]["rise"])
-        rows += [
-            Row(NAME, f"{path}, {count // 1000}k contacts over HTTP, whole body", export, "s",
-                floor, floor_label, "≤ 3× floor", export <= 3 * floor, note=detail),
-            Row(NAME, f"{path} throughput", count / export, "rows/s", count / floor,
-                "psql rows/s"),
-            Row(NAME, f"{path}: peak server RSS rise", rise / 1e6, "MB",
-                sizes[media] / 1e6, "body size", "bounded (≪ body)",
-                None if ctx.quick else rise < sizes[media] / 2,
-                note="VmHWM reset before each export; the largest rise of the rounds"),
-        ]
+    rows = _rows(ctx, "contacts, 3 custom fields", count, rounds, timings, sizes, {
+        "csv": ("contacts.csv", "psql \\copy same rows and columns, CSV HEADER"),
+        "jsonl": ("contacts.jsonl", "psql \\copy same rows, row_to_json")})
+    rows += _rows(ctx, "calls", count, rounds, call_timings, call_sizes, {
+        "csv": ("calls.csv", "psql \\copy same rows and columns, CSV HEADER"),
+        "jsonl": ("calls.jsonl", "psql \\copy same rows, row_to_json")})
     raw = median(raw_floors)
     export_csv = median(timings["csv"]["export"])
     rows.append(Row(NAME, "contacts.csv against the rows as stored (info)", export_csv, "s",
