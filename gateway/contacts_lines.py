@@ -113,14 +113,13 @@ def _row_blocks(source: typing.BinaryIO, delimiter: str) -> typing.Iterator[list
         if not block and rest:
             lines.append(rest)
             rest = ""
-        if len(rest) > MAX_LINE_CHARS:
-            yield _split(lines, delimiter)
-            raise LineTooLong(number + len(lines) + 1)
         if lines and max(map(len, lines)) > MAX_CELL_CHARS:  # MAX_LINE_CHARS is larger
             yield from _split_bounded(lines, delimiter, number)
         else:
             yield _split(lines, delimiter)
         number += len(lines)
+        if len(rest) > MAX_LINE_CHARS:  # the next line, not yet whole
+            raise LineTooLong(number + 1)
         if not block:
             return
 

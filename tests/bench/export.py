@@ -118,7 +118,8 @@ async def http_export(client, path: str) -> tuple[float, int]:
     return time.perf_counter() - started, size
 
 
-async def chunk_costs(url: str, campaign_id: str, names: tuple[str, ...]) -> dict:
+async def chunk_costs(url: str, campaign_id: str, names: tuple[str, ...],
+                      count: int) -> dict:
     """A chunk from the middle of the campaign, read and encoded here as the gateway does:
     milliseconds (best of ENCODE_REPEATS) to read it, to encode it as CSV and as JSON
     lines; and its row count."""
@@ -128,7 +129,7 @@ async def chunk_costs(url: str, campaign_id: str, names: tuple[str, ...]) -> dic
         for type_name in ("json", "jsonb"):
             await aio(conn.set_type_codec)(type_name, encoder=json.dumps, decoder=json.loads,
                                            schema="pg_catalog")
-        sql, start = query("exports.contacts"), 50_000
+        sql, start = query("exports.contacts"), count // 2
         reads, rows = [], []
         for _ in range(5):
             began = time.perf_counter()
@@ -178,10 +179,14 @@ async def _alternate(ctx, url: str, gateway, client, path: str, floors: dict[str
     return timings, sizes
 
 
-def _rows(ctx, what: str, count: int, rounds: int, timings: dict, sizes: dict[str, int],
-          labels: dict[str, tuple[str, str]]) -> list[Row]:
+def _rows(ctx, resource: str, what: str, count: int, rounds: int, timings: dict,
+          sizes: dict[str, int]) -> list[Row]:
+    """The table's rows for ``resource`` (contacts, calls): CSV, then JSON lines."""
+    labels = {"csv": "psql \\copy same rows and columns, CSV HEADER",
+              "jsonl": "psql \\copy same rows, row_to_json"}
     rows: list[Row] = []
-    for media, (path, floor_label) in labels.items():
+    for media, floor_label in labels.items():
+        path = f"{resource}.{media}"
         export, floor = median(timings[media]["export"]), median(timings[media]["floor"])
         detail = (f"{count} {what}, {sizes[media] / 1e6:.1f} MB body, median of {rounds}; "
                   f"exports {', '.join(f'{t:.3f}' for t in timings[media]['export'])} s; "
@@ -244,16 +249,12 @@ async def run(ctx) -> list[Row]:
             ctx, url, gateway, client, f"/api/v1/campaigns/{calls_id}/calls",
             {media: calls_floor_sql(calls_id, media) for media in ("csv", "jsonl")},
             rounds, "calls")
-        costs = await chunk_costs(url, campaign_id, tuple(names))
+        costs = await chunk_costs(url, campaign_id, tuple(names), count)
     ctx.log(f"export chunk of {costs['rows']} rows: read {costs['read_ms']:.1f} ms, encode "
             f"CSV {costs['csv_ms']:.1f} ms, JSONL {costs['jsonl_ms']:.1f} ms")
 
-    rows = _rows(ctx, "contacts, 3 custom fields", count, rounds, timings, sizes, {
-        "csv": ("contacts.csv", "psql \\copy same rows and columns, CSV HEADER"),
-        "jsonl": ("contacts.jsonl", "psql \\copy same rows, row_to_json")})
-    rows += _rows(ctx, "calls", count, rounds, call_timings, call_sizes, {
-        "csv": ("calls.csv", "psql \\copy same rows and columns, CSV HEADER"),
-        "jsonl": ("calls.jsonl", "psql \\copy same rows, row_to_json")})
+    rows = _rows(ctx, "contacts", "contacts, 3 custom fields", count, rounds, timings, sizes)
+    rows += _rows(ctx, "calls", "calls", count, rounds, call_timings, call_sizes)
     raw = median(raw_floors)
     export_csv = median(timings["csv"]["export"])
     rows.append(Row(NAME, "contacts.csv against the rows as stored (info)", export_csv, "s",
